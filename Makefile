@@ -1,0 +1,45 @@
+# Two commands do everything on a fresh machine with python3, pip, node and npm:
+#   make demo   - the treasury story on a local anvil chain
+#   make test   - the test suite on anvil
+# Set-up steps are file targets, so a second run is quick.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+
+# The project's pinned tools come first: anvil (from npm) and the solc bridge for py-solc-x.
+export PATH := $(CURDIR)/.tools/bin:$(BIN):$(PATH)
+export SOLCX_BINARY_PATH := $(CURDIR)/.tools/solcx
+
+.PHONY: setup compile demo test bench clean
+
+setup: .tools/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+.tools/.installed: $(VENV)/.installed node_modules/.installed treasury/toolchain.py
+	$(BIN)/python -m treasury.toolchain
+	touch $@
+
+compile: setup
+	$(BIN)/ape compile
+
+demo: setup
+	$(BIN)/ape run demo
+
+test: setup
+	$(BIN)/ape test
+
+bench: setup
+	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) node_modules .tools .build

@@ -1,0 +1,72 @@
+"""The `treasury` command line (also `ape treasury`): a thin layer over the library.
+
+Library modules are imported inside each command so that `treasury --help` stays fast.
+"""
+
+from pathlib import Path
+
+import click
+from ape.cli import ConnectedProviderCommand, network_option
+
+from treasury.artifacts import DEFAULT_VERSION, SUPPORTED_VERSIONS
+
+
+@click.group(name="treasury")
+def cli():
+    """Run a multisig treasury on a Safe: deploy, create, propose, sign, execute."""
+    from treasury.toolchain import activate
+
+    activate()  # the project's pinned anvil and solc, when run from a plain shell
+
+
+@cli.command(cls=ConnectedProviderCommand, short_help="Deploy the Safe contracts at their canonical addresses")
+@network_option()
+@click.option("--version", "versions", multiple=True, type=click.Choice(SUPPORTED_VERSIONS), help="Safe version (repeatable; default: all)")
+@click.option("--account", "alias", default=None, help="ape account alias that pays (default on a local chain: test account 0)")
+@click.option("--allow-noncanonical", is_flag=True, help="On a live chain, deploy contracts whose published build cannot land at the canonical address")
+@click.option("--manifest-dir", type=click.Path(path_type=Path), default=Path("deployments"), show_default=True)
+def deploy(provider, versions, alias, allow_noncanonical, manifest_dir):
+    from treasury.accounts import resolve_account
+    from treasury.errors import TreasuryError
+    from treasury.infrastructure import deploy_infrastructure
+    from treasury.manifest import record_infrastructure
+    from treasury.report import print_infrastructure
+
+    try:
+        statuses = deploy_infrastructure(
+            resolve_account(alias), versions or SUPPORTED_VERSIONS, allow_noncanonical, provider=provider
+        )
+    except TreasuryError as error:
+        raise click.ClickException(str(error)) from None
+    print_infrastructure(statuses)
+    click.echo(f"manifest: {record_infrastructure(manifest_dir, provider, statuses)}")
+
+
+@cli.command("create-safe", cls=ConnectedProviderCommand, short_help="Create an M-of-N Safe at a predicted address")
+@network_option()
+@click.option("--owner", "owners", multiple=True, required=True, help="owner address (repeat for each owner)")
+@click.option("--threshold", type=int, required=True, help="signatures required to execute")
+@click.option("--salt-nonce", type=int, default=0, show_default=True)
+@click.option("--version", default=DEFAULT_VERSION, show_default=True, help="Safe version: 1.3.0, 1.4.1 or 1.5.0")
+@click.option("--fallback-handler", default=None, help="default: the version's CompatibilityFallbackHandler")
+@click.option("--l2/--l1", default=None, help="singleton flavour (default: L2 except on Ethereum mainnet)")
+@click.option("--account", "alias", default=None, help="ape account alias that pays (default on a local chain: test account 0)")
+@click.option("--manifest-dir", type=click.Path(path_type=Path), default=Path("deployments"), show_default=True)
+def create_safe(provider, owners, threshold, salt_nonce, version, fallback_handler, l2, alias, manifest_dir):
+    from treasury.accounts import resolve_account
+    from treasury.errors import TreasuryError
+    from treasury.manifest import record_safe
+    from treasury.report import print_safe
+    from treasury.safe import create_safe as create, predict_safe_address, safe_spec
+
+    try:
+        spec = safe_spec(
+            owners=owners, threshold=threshold, salt_nonce=salt_nonce, version=version,
+            fallback_handler=fallback_handler, l2=l2,
+        )
+        click.echo(f"predicted address: {predict_safe_address(spec, provider.chain_id)}")
+        created = create(spec, resolve_account(alias), provider=provider)
+    except TreasuryError as error:
+        raise click.ClickException(str(error)) from None
+    print_safe(created)
+    click.echo(f"manifest: {record_safe(manifest_dir, provider, created)}")

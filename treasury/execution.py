@@ -1,0 +1,42 @@
+"""Send a signed Safe transaction with execTransaction and report what the Safe said."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+from safe_eth.safe.safe_signature import SafeSignature
+from safe_eth.safe.safe_tx import SafeTx
+
+from treasury.errors import TreasuryError
+from treasury.safe import safe_instance
+from treasury.signing import encode_signatures
+
+if TYPE_CHECKING:
+    from ape.api import AccountAPI, ReceiptAPI
+
+
+class ExecutionFailed(TreasuryError):
+    """The Safe ran the transaction but reported ExecutionFailure (the inner call failed)."""
+
+
+def execute_safe_tx(
+    safe_tx: SafeTx, signatures: Sequence[SafeSignature], sender: "AccountAPI", version: str
+) -> "ReceiptAPI":
+    """Call execTransaction from `sender` (an owner or any relayer) and require ExecutionSuccess."""
+    safe = safe_instance(safe_tx.safe_address, version)
+    receipt = safe.execTransaction(
+        safe_tx.to,
+        safe_tx.value,
+        safe_tx.data,
+        safe_tx.operation,
+        safe_tx.safe_tx_gas,
+        safe_tx.base_gas,
+        safe_tx.gas_price,
+        safe_tx.gas_token,
+        safe_tx.refund_receiver,
+        encode_signatures(signatures),
+        sender=sender,
+    )
+    if list(receipt.decode_logs(safe.ExecutionFailure)):
+        raise ExecutionFailed(f"Safe transaction {safe_tx.safe_tx_hash.hex()} executed but its call failed")
+    return receipt
