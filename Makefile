@@ -22,7 +22,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	# `npm install --no-save` rather than `npm ci`: the lock records only this platform's anvil binary
+	# package, which `npm ci` rejects; --no-save installs the locked versions and leaves the lock alone.
+	npm install --no-save --no-audit --no-fund --loglevel=error
 	touch $@
 
 .tools/.installed: $(VENV)/.installed node_modules/.installed treasury/toolchain.py
