@@ -21,9 +21,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	touch $@
 
+# `npm install --no-save` rather than `npm ci`: the lock records only this platform's anvil binary
+# package, which `npm ci` rejects; --no-save installs the locked versions and leaves the lock alone.
 node_modules/.installed: package.json package-lock.json
-	# `npm install --no-save` rather than `npm ci`: the lock records only this platform's anvil binary
-	# package, which `npm ci` rejects; --no-save installs the locked versions and leaves the lock alone.
 	npm install --no-save --no-audit --no-fund --loglevel=error
 	touch $@
 

@@ -40,3 +40,32 @@ def execute_safe_tx(
     if list(receipt.decode_logs(safe.ExecutionFailure)):
         raise ExecutionFailed(f"Safe transaction {safe_tx.safe_tx_hash.hex()} executed but its call failed")
     return receipt
+
+
+def execute_with_owners(
+    safe_address: str,
+    version: str,
+    to: str,
+    value: int = 0,
+    data: bytes = b"",
+    operation: int = 0,
+    *,
+    signers: Sequence["AccountAPI"],
+    sender: "AccountAPI",
+    **gas_fields,
+) -> "ReceiptAPI":
+    """Build the Safe transaction at the Safe's current nonce, have `signers` sign it, execute it.
+
+    For scripts, tests and benchmarks where the owners are at hand; a treasury team's flow goes
+    through proposals and stored signatures instead.
+    """
+    from ape import chain
+
+    from treasury.safe import safe_nonce
+    from treasury.signing import build_safe_tx, sign_safe_tx
+
+    safe_tx = build_safe_tx(
+        safe_address, to, value, data, operation,
+        nonce=safe_nonce(safe_address, version), chain_id=chain.chain_id, version=version, **gas_fields,
+    )
+    return execute_safe_tx(safe_tx, [sign_safe_tx(s, safe_tx) for s in signers], sender=sender, version=version)

@@ -13,9 +13,9 @@ from eth_utils import function_signature_to_4byte_selector
 from treasury.addresses import ZERO_ADDRESS, parse_address
 
 NATIVE = ZERO_ADDRESS  # the "token" address that stands for the chain's native currency
-UINT120_MAX = 2**120 - 1  # what the guard's packed spending ring can hold per sub-period
-MIN_PERIOD = 60
-MAX_DELAY = 365 * 24 * 3600
+MAX_AMOUNT = 2**104 - 1  # TreasuryGuard.MAX_AMOUNT: what its packed cap words can hold
+MIN_PERIOD, MAX_PERIOD = 60, 365 * 24 * 3600  # TreasuryGuard.MIN_PERIOD / MAX_PERIOD
+MIN_DELAY, MAX_DELAY = 3600, 30 * 24 * 3600  # TreasuryGuard.MIN_DELAY / MAX_DELAY (also the window bounds)
 
 
 def selector_of(value: str) -> bytes:
@@ -68,14 +68,14 @@ class TokenCap(_Frozen):
 
     @model_validator(mode="after")
     def _bounds(self) -> "TokenCap":
-        if not 0 < self.amount <= UINT120_MAX:
-            raise ValueError(f"cap amount {self.amount} must be positive and at most 2**120 - 1")
-        if not MIN_PERIOD <= self.period <= MAX_DELAY:
+        if not 0 < self.amount <= MAX_AMOUNT:
+            raise ValueError(f"cap amount {self.amount} must be positive and at most 2**104 - 1")
+        if not MIN_PERIOD <= self.period <= MAX_PERIOD:
             raise ValueError(f"cap period {self.period}s must be between {MIN_PERIOD}s and one year")
         for name in ("max_per_tx", "delay_threshold"):
             value = getattr(self, name)
-            if value is not None and not 0 <= value <= UINT120_MAX:
-                raise ValueError(f"{name} {value} must be between 0 and 2**120 - 1")
+            if value is not None and not 0 <= value <= MAX_AMOUNT:
+                raise ValueError(f"{name} {value} must be between 0 and 2**104 - 1")
         return self
 
     @property
@@ -84,7 +84,7 @@ class TokenCap(_Frozen):
 
     @property
     def delay_above(self) -> int:
-        return UINT120_MAX if self.delay_threshold is None else self.delay_threshold
+        return MAX_AMOUNT if self.delay_threshold is None else self.delay_threshold
 
 
 class Policy(_Frozen):
@@ -110,8 +110,9 @@ class Policy(_Frozen):
         tokens = [cap.token for cap in self.caps]
         if len(set(tokens)) != len(tokens):
             raise ValueError("a token has more than one cap")
-        if not 0 < self.delay <= MAX_DELAY or not 0 < self.window <= MAX_DELAY:
-            raise ValueError("delay and window must be positive and at most one year")
+        for name in ("delay", "window"):
+            if not MIN_DELAY <= getattr(self, name) <= MAX_DELAY:
+                raise ValueError(f"{name} {getattr(self, name)}s must be between one hour and 30 days")
         return self
 
     def cap_for(self, token: str) -> TokenCap | None:

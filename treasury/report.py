@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable
 
+import sys
+
 from rich.console import Console
 from rich.table import Table
 
@@ -11,7 +13,8 @@ if TYPE_CHECKING:
     from treasury.infrastructure import ContractStatus
     from treasury.safe import CreatedSafe
 
-console = Console()
+# Addresses and hashes must never be cut short: give pipes and CI logs a wide page.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def print_infrastructure(statuses: Iterable["ContractStatus"]) -> None:

@@ -1,0 +1,642 @@
+"""The proposal store on real SQLite files: round trips, refusals, tamper evidence, concurrency, crashes.
+
+No chain and no database mocks: every test opens a SQLite file under tmp_path, and the concurrency
+and crash tests run the store in separate OS processes (tests/store_worker.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from treasury import store as store_module
+from treasury.errors import InvalidInput, TreasuryError
+from treasury.store import (
+    UINT256_MAX,
+    DuplicateProposal,
+    DuplicateSignature,
+    InvalidTransition,
+    SchemaTooNew,
+    Store,
+    StoreBusy,
+    TamperedRecord,
+    UnknownProposal,
+)
+
+WORKER = Path(__file__).with_name("store_worker.py")
+SAFE = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"  # EIP-55 example address
+OTHER_SAFE = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359"
+TO = "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB"
+ZERO = "0x0000000000000000000000000000000000000000"
+OWNERS = [f"0x{i:040x}" for i in range(0x1001, 0x1011)]
+SIG = b"\x01" * 65
+
+
+def h32(n: int) -> str:
+    return "0x" + f"{n:064x}"
+
+
+def dump(path: Path) -> str:
+    """Every row of every table, as SQL: the ground truth for "the store is unchanged"."""
+    con = sqlite3.connect(path)
+    try:
+        return "\n".join(con.iterdump())
+    finally:
+        con.close()
+
+
+def raw_sql(path: Path, *statements: str) -> None:
+    """Edit the database behind the store's back, as an attacker or a careless admin would."""
+    con = sqlite3.connect(path)
+    try:
+        for statement in statements:
+            con.execute(statement)
+        con.commit()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "treasury.db"
+
+
+@pytest.fixture
+def store(db: Path):
+    with Store.open(db) as opened:
+        yield opened
+
+
+def propose(store: Store, n: int = 1, **overrides):
+    fields = dict(chain_id=1, safe=SAFE, nonce=n, to=TO, safe_tx_hash=h32(n), proposer="alice", actor="alice")
+    fields.update(overrides)
+    return store.add_proposal(**fields)
+
+
+# ---- opening ---------------------------------------------------------------------------------
+
+
+def test_open_configures_sqlite_for_concurrency_and_durability(store: Store, db: Path):
+    with store._engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10_000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persisted in the file
+        assert con.execute("SELECT value FROM store_meta WHERE key = 'schema_version'").fetchone()[0] == "1"
+        indexes = {row[1] for row in con.execute("PRAGMA index_list(proposals)")}
+        assert "ix_proposals_listing" in indexes
+        columns = [row[2] for row in con.execute("PRAGMA index_info(ix_proposals_listing)")]
+        assert columns == ["chain_id", "safe", "status", "nonce"]
+    finally:
+        con.close()
+
+
+def test_reopen_keeps_data_and_accepts_url_or_path(db: Path):
+    with Store.open(str(db)) as first:
+        record = propose(first)
+    with Store.open(f"sqlite:///{db}") as second:
+        assert second.get_proposal(record.id) == record
+        assert second.verify_audit_log()
+
+
+def test_newer_schema_refused_and_file_untouched(db: Path):
+    Store.open(db).close()
+    raw_sql(db, "UPDATE store_meta SET value = '99' WHERE key = 'schema_version'")
+    before = dump(db)
+    with pytest.raises(SchemaTooNew, match="schema version 99"):
+        Store.open(db)
+    assert dump(db) == before
+
+
+def test_missing_directory_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(InvalidInput, match="does not exist"):
+        Store.open(tmp_path / "nowhere" / "treasury.db")
+
+
+def test_not_a_database_is_a_clear_error(tmp_path: Path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database " * 100)
+    with pytest.raises(TreasuryError, match="cannot open the store .*not a database") as raised:
+        Store.open(junk)
+    assert "\n" not in str(raised.value)
+
+
+def test_in_memory_store_for_quick_use():
+    with Store.open(":memory:") as store:
+        proposal = propose(store)
+        assert store.get_proposal(proposal.id) == proposal
+        assert store.verify_audit_log()
+
+
+# ---- proposals ---------------------------------------------------------------------------------
+
+
+def test_round_trip_uint256_max_and_large_data(db: Path):
+    data = os.urandom(1024 * 1024 + 3)
+    with Store.open(db) as store:
+        added = store.add_proposal(
+            chain_id=2**63 - 1,
+            safe=SAFE.lower(),
+            nonce=UINT256_MAX,
+            to=TO,
+            value=UINT256_MAX,
+            data=data,
+            operation=1,
+            safe_tx_gas=UINT256_MAX,
+            base_gas=UINT256_MAX - 1,
+            gas_price=2**255,
+            gas_token=OTHER_SAFE,
+            refund_receiver=TO,
+            safe_tx_hash=h32(0xABC).upper().replace("0X", "0x"),
+            title="Pay the auditors",
+            description="Invoice #42 — ünïcode survives",
+            proposer="alice",
+            actor="alice",
+        )
+    with Store.open(db) as store:  # a fresh engine: nothing comes from a cache
+        record = store.get_proposal(added.id)
+        assert record == added
+        assert record.value == UINT256_MAX and record.nonce == UINT256_MAX
+        assert record.safe_tx_gas == UINT256_MAX and record.base_gas == UINT256_MAX - 1 and record.gas_price == 2**255
+        assert record.data == data
+        assert record.safe == SAFE  # stored checksummed
+        assert record.safe_tx_hash == h32(0xABC)  # stored lowercase
+        assert record.status == "pending" and record.operation == 1 and record.chain_id == 2**63 - 1
+        assert store.find_by_safe_tx_hash(2**63 - 1, SAFE, h32(0xABC)) == record
+        assert store.find_by_safe_tx_hash(2**63 - 1, SAFE, h32(0xABD)) is None
+        assert store.list_proposals(safe=SAFE, chain_id=2**63 - 1, status="pending") == [record]
+        assert store.list_proposals(status="executed") == []
+        assert "data=" not in repr(record)  # megabytes of calldata stay out of logs
+
+
+def test_records_are_frozen_values(store: Store):
+    record = propose(store)
+    with pytest.raises(AttributeError):
+        record.status = "executed"  # type: ignore[misc]
+
+
+def test_list_filters_limit_and_numeric_nonce_order(store: Store):
+    for nonce in (10, 2, 1000, 0, 2**200):
+        propose(store, nonce)
+    propose(store, 3, safe=OTHER_SAFE)
+    propose(store, 4, chain_id=5)
+    listed = store.list_proposals(safe=SAFE, chain_id=1)
+    assert [p.nonce for p in listed] == [0, 2, 10, 1000, 2**200]
+    assert [p.nonce for p in store.list_proposals(safe=SAFE, chain_id=1, limit=2)] == [0, 2]
+    assert [p.nonce for p in store.list_proposals(safe=OTHER_SAFE)] == [3]
+    assert [p.nonce for p in store.list_proposals(chain_id=5)] == [4]
+    assert len(store.list_proposals()) == 7
+    with pytest.raises(InvalidInput):
+        store.list_proposals(status="done")
+    with pytest.raises(InvalidInput):
+        store.list_proposals(limit=0)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    nonce=st.integers(0, UINT256_MAX),
+    value=st.integers(0, UINT256_MAX),
+    gas=st.tuples(*[st.integers(0, UINT256_MAX)] * 3),
+    data=st.binary(max_size=300),
+)
+def test_uint256_fields_round_trip_exactly(nonce, value, gas, data):
+    with tempfile.TemporaryDirectory() as tmp, Store.open(Path(tmp) / "t.db") as store:
+        added = propose(store, 1, nonce=nonce, value=value, data=data, safe_tx_gas=gas[0], base_gas=gas[1], gas_price=gas[2])
+        again = store.get_proposal(added.id)
+        assert (again.nonce, again.value, (again.safe_tx_gas, again.base_gas, again.gas_price), again.data) == (
+            nonce,
+            value,
+            gas,
+            data,
+        )
+
+
+def test_duplicate_proposal_refused_store_unchanged(store: Store, db: Path):
+    propose(store, 1)
+    before = dump(db)
+    with pytest.raises(DuplicateProposal, match="already proposal"):
+        propose(store, 1, title="same hash again")
+    assert dump(db) == before
+    # The same hash on another Safe or chain is a different proposal.
+    propose(store, 1, safe=OTHER_SAFE)
+    propose(store, 1, chain_id=10)
+
+
+def test_unknown_proposal(store: Store):
+    with pytest.raises(UnknownProposal, match="no proposal"):
+        store.get_proposal("0123456789abcdef")
+    with pytest.raises(UnknownProposal):
+        store.add_signature("0123456789abcdef", OWNERS[0], "eip712", SIG, actor="bob")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda s, p: propose(s, 2, nonce=-1), id="negative-nonce"),
+        pytest.param(lambda s, p: propose(s, 2, value=-5), id="negative-value"),
+        pytest.param(lambda s, p: propose(s, 2, value=UINT256_MAX + 1), id="value-over-uint256"),
+        pytest.param(lambda s, p: propose(s, 2, value=True), id="bool-value"),
+        pytest.param(lambda s, p: propose(s, 2, value="5"), id="string-value"),
+        pytest.param(lambda s, p: propose(s, 2, safe_tx_hash="0x" + "zz" * 32), id="non-hex-hash"),
+        pytest.param(lambda s, p: propose(s, 2, safe_tx_hash="0x" + "ab" * 31), id="short-hash"),
+        pytest.param(lambda s, p: propose(s, 2, safe_tx_hash=b"\x01" * 31), id="short-hash-bytes"),
+        pytest.param(lambda s, p: propose(s, 2, operation=2), id="bad-operation"),
+        pytest.param(lambda s, p: propose(s, 2, chain_id=0), id="chain-zero"),
+        pytest.param(lambda s, p: propose(s, 2, safe="0x1234"), id="short-address"),
+        pytest.param(lambda s, p: propose(s, 2, data="0xabc"), id="odd-hex-data"),
+        pytest.param(lambda s, p: propose(s, 2, proposer="  "), id="empty-proposer"),
+        pytest.param(lambda s, p: propose(s, 2, actor=""), id="empty-actor"),
+        pytest.param(lambda s, p: s.add_signature(p.id, OWNERS[0], "eip712", b"\x01" * 64, actor="b"), id="sig-64-bytes"),
+        pytest.param(lambda s, p: s.add_signature(p.id, OWNERS[0], "bls", SIG, actor="b"), id="sig-kind"),
+        pytest.param(lambda s, p: s.add_signature(p.id, "0xnothex", "eip712", SIG, actor="b"), id="sig-owner"),
+        pytest.param(lambda s, p: s.set_status(p.id, "done", actor="b"), id="unknown-status"),
+        pytest.param(
+            lambda s, p: s.add_schedule_entry(p.id, guard=TO, entry_id=-1, eta=1, expiry=2, actor="b"), id="negative-entry"
+        ),
+        pytest.param(
+            lambda s, p: s.add_schedule_entry(p.id, guard=TO, entry_id=1, eta=5, expiry=5, actor="b"), id="expiry-not-after-eta"
+        ),
+        pytest.param(
+            lambda s, p: s.record_execution(
+                p.id, tx_hash="0x12", block_number=1, gas_used=1, success=True, executor=TO, actor="b"
+            ),
+            id="short-tx-hash",
+        ),
+        pytest.param(
+            lambda s, p: s.record_execution(
+                p.id, tx_hash=h32(9), block_number=-1, gas_used=1, success=True, executor=TO, actor="b"
+            ),
+            id="negative-block",
+        ),
+    ],
+)
+def test_malformed_input_refused_with_one_line_message(store: Store, db: Path, call):
+    proposal = propose(store, 1)
+    before = dump(db)
+    with pytest.raises(InvalidInput) as raised:
+        call(store, proposal)
+    message = str(raised.value)
+    assert message and "\n" not in message
+    assert dump(db) == before
+
+
+# ---- signatures ----------------------------------------------------------------------------------
+
+
+def test_signatures_sorted_by_owner_for_exec_transaction(store: Store):
+    proposal = propose(store)
+    for owner in (OWNERS[3], OWNERS[0], OWNERS[2]):
+        store.add_signature(proposal.id, owner, "eip712", SIG, actor=owner)
+    store.add_signature(proposal.id, OWNERS[1], "approved_hash", b"", actor="bob")
+    sigs = store.signatures(proposal.id)
+    assert [s.owner for s in sigs] == sorted((s.owner for s in sigs), key=lambda a: int(a, 16))
+    assert {s.kind for s in sigs} == {"eip712", "approved_hash"}
+    assert sigs[0].signature == SIG
+
+
+def test_duplicate_signature_refused_store_unchanged(store: Store, db: Path):
+    proposal = propose(store)
+    store.add_signature(proposal.id, OWNERS[0], "eip712", SIG, actor="bob")
+    before = dump(db)
+    with pytest.raises(DuplicateSignature, match="already signed"):
+        # Same owner, different case and a different signature: still the same owner.
+        store.add_signature(proposal.id, OWNERS[0].upper().replace("0X", "0x"), "eth_sign", b"\x02" * 65, actor="bob")
+    assert issubclass(DuplicateSignature, InvalidInput)
+    assert dump(db) == before
+    assert len(store.signatures(proposal.id)) == 1
+
+
+def test_closed_proposal_takes_no_signatures(store: Store, db: Path):
+    proposal = propose(store)
+    store.set_status(proposal.id, "cancelled", actor="alice", note="wrong recipient")
+    before = dump(db)
+    with pytest.raises(InvalidTransition, match="cancelled"):
+        store.add_signature(proposal.id, OWNERS[0], "eip712", SIG, actor="bob")
+    assert dump(db) == before
+
+
+# ---- status, schedule, execution -------------------------------------------------------------------
+
+
+def test_invalid_status_transitions_refused_store_unchanged(store: Store, db: Path):
+    proposal = propose(store)
+    with pytest.raises(InvalidTransition):
+        store.set_status(proposal.id, "pending", actor="alice")
+    assert store.set_status(proposal.id, "scheduled", actor="alice").status == "scheduled"
+    assert store.set_status(proposal.id, "executed", actor="alice", note="seen on chain").status == "executed"
+    before = dump(db)
+    for target in ("pending", "scheduled", "failed", "cancelled", "superseded", "rejected", "executed"):
+        with pytest.raises(InvalidTransition, match="final"):
+            store.set_status(proposal.id, target, actor="mallory")
+    assert dump(db) == before
+    assert store.get_proposal(proposal.id).status == "executed"
+
+
+def test_schedule_and_execute_flow(store: Store):
+    proposal = propose(store)
+    entry = store.add_schedule_entry(
+        proposal.id, guard=OTHER_SAFE, entry_id=UINT256_MAX, eta=1_700_000_000, expiry=1_700_086_400, tx_hash=h32(1), actor="alice"
+    )
+    assert entry.entry_id == UINT256_MAX and entry.status == "queued"
+    assert store.get_proposal(proposal.id).status == "scheduled"
+    with pytest.raises(InvalidInput, match="already recorded"):
+        store.add_schedule_entry(proposal.id, guard=OTHER_SAFE, entry_id=UINT256_MAX, eta=1, expiry=2, actor="alice")
+    # A reverted execTransaction leaves the nonce unspent and the proposal open.
+    failed = store.record_execution(
+        proposal.id, tx_hash=h32(2), block_number=10, gas_used=50_000, success=False, executor=TO, actor="bob", nonce_consumed=False
+    )
+    assert not failed.success and store.get_proposal(proposal.id).status == "scheduled"
+    store.record_execution(proposal.id, tx_hash=h32(3), block_number=11, gas_used=90_000, success=True, executor=TO, actor="bob")
+    assert store.get_proposal(proposal.id).status == "executed"
+    store.set_schedule_status(entry.id, "executed", actor="bob")
+    with pytest.raises(InvalidTransition):
+        store.set_schedule_status(entry.id, "cancelled", actor="bob")
+    with pytest.raises(InvalidTransition):
+        store.record_execution(proposal.id, tx_hash=h32(4), block_number=12, gas_used=1, success=True, executor=TO, actor="bob")
+    assert [e.tx_hash for e in store.executions(proposal.id)] == [h32(2), h32(3)]
+    assert [e.status for e in store.schedule_entries(proposal.id)] == ["executed"]
+    actions = [a.action for a in store.audit_entries(proposal.id)]
+    assert actions == ["proposal.added", "schedule.added", "execution.recorded", "execution.recorded", "schedule.status"]
+    assert store.verify_audit_log()
+
+
+def test_failure_that_spends_the_nonce_is_final(store: Store):
+    proposal = propose(store)
+    store.record_execution(proposal.id, tx_hash=h32(2), block_number=1, gas_used=1, success=False, executor=TO, actor="bob")
+    assert store.get_proposal(proposal.id).status == "failed"
+    with pytest.raises(InvalidTransition):
+        store.set_status(proposal.id, "pending", actor="bob")
+
+
+# ---- audit log -----------------------------------------------------------------------------------
+
+
+def test_every_mutation_writes_exactly_one_linked_audit_entry(store: Store):
+    proposal = propose(store)
+    store.add_signature(proposal.id, OWNERS[0], "eip712", SIG, actor="bob")
+    store.set_status(proposal.id, "scheduled", actor="carol", note="48 h delay")
+    entries = store.audit_entries()
+    assert [(e.seq, e.action, e.actor) for e in entries] == [
+        (1, "proposal.added", "alice"),
+        (2, "signature.added", "bob"),
+        (3, "status.changed", "carol"),
+    ]
+    assert entries[0].prev_hash == "0" * 64
+    assert all(later.prev_hash == earlier.entry_hash for earlier, later in zip(entries, entries[1:]))
+    assert entries[2].payload == {"status_from": "pending", "status_to": "scheduled", "note": "48 h delay"}
+    assert entries[0].payload["content_hash"] == proposal.content_hash
+    assert store.verify_audit_log() == store_module.AuditReport(ok=True, entries=3)
+
+
+def test_change_and_audit_entry_land_together_or_not_at_all(store: Store, db: Path, monkeypatch):
+    propose(store, 1)
+    before = dump(db)
+    original = store_module._Tx.audit
+
+    def audit_then_fail(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        raise RuntimeError("crash after the audit insert, before commit")
+
+    monkeypatch.setattr(store_module._Tx, "audit", audit_then_fail)
+    with pytest.raises(RuntimeError):
+        propose(store, 2)
+    monkeypatch.undo()
+    assert dump(db) == before
+    assert store.verify_audit_log()
+    propose(store, 2)  # the chain continues from the last committed entry
+    assert [e.seq for e in store.audit_entries()] == [1, 2]
+
+
+@pytest.fixture
+def audited(store: Store, db: Path):
+    """A store with five audit entries: one proposal and four signatures."""
+    proposal = propose(store)
+    for owner in OWNERS[:4]:
+        store.add_signature(proposal.id, owner, "eip712", SIG, actor="bob")
+    assert store.verify_audit_log().entries == 5
+    return store
+
+
+@pytest.mark.parametrize(
+    "statements, bad_seq, problem",
+    [
+        pytest.param(
+            ["UPDATE audit_log SET payload = replace(payload, 'eip712', 'eth_sign') WHERE seq = 3"], 3, "edited", id="edited-payload"
+        ),
+        pytest.param(["UPDATE audit_log SET actor = 'mallory' WHERE seq = 2"], 2, "edited", id="edited-actor"),
+        pytest.param(["DELETE FROM audit_log WHERE seq = 3"], 3, "missing", id="deleted-entry"),
+        pytest.param(["DELETE FROM audit_log WHERE seq = 5"], 5, "missing", id="deleted-last-entry"),
+        pytest.param(
+            [
+                "UPDATE audit_log SET seq = -1 WHERE seq = 2",
+                "UPDATE audit_log SET seq = 2 WHERE seq = 3",
+                "UPDATE audit_log SET seq = 3 WHERE seq = -1",
+            ],
+            2,
+            "does not follow",
+            id="swapped-order",
+        ),
+        pytest.param(
+            [
+                "UPDATE audit_log SET seq = -1 WHERE seq = 2",
+                "UPDATE audit_log SET seq = 2 WHERE seq = 3",
+                "UPDATE audit_log SET seq = 3 WHERE seq = -1",
+                "UPDATE audit_log SET prev_hash = 'x' || prev_hash WHERE seq IN (2, 3)",
+                "UPDATE audit_log SET prev_hash = (SELECT entry_hash FROM audit_log WHERE seq = 1) WHERE seq = 2",
+            ],
+            2,
+            "edited",
+            id="swapped-order-relinked",
+        ),
+    ],
+)
+def test_audit_chain_detects_tampering(audited: Store, db: Path, statements, bad_seq, problem):
+    raw_sql(db, *statements)
+    report = audited.verify_audit_log()
+    assert not report
+    assert report.first_bad_seq == bad_seq
+    assert problem in report.problem
+
+
+def test_audit_cross_check_detects_status_edit_and_deleted_row(audited: Store, db: Path):
+    (proposal,) = audited.list_proposals()
+    raw_sql(db, f"UPDATE proposals SET status = 'executed' WHERE id = '{proposal.id}'")
+    report = audited.verify_audit_log()
+    assert not report and "audit log says pending" in report.problem
+    raw_sql(db, f"UPDATE proposals SET status = 'pending' WHERE id = '{proposal.id}'")
+    assert audited.verify_audit_log()
+    raw_sql(db, "DELETE FROM signatures WHERE owner = '" + audited.signatures(proposal.id)[1].owner + "'")
+    report = audited.verify_audit_log()
+    assert not report and "missing from the store" in report.problem
+
+
+# ---- tampered rows ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    [
+        "value = '" + "9" * 78 + "'",
+        "to_address = '0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359'",
+        "data = x'deadbeef'",
+        "nonce = '" + "0" * 77 + "7'",
+        "safe_tx_hash = '" + h32(77) + "'",
+        "operation = 1",
+        "value = 'lots'",
+    ],
+)
+def test_tampered_proposal_row_detected_on_read(store: Store, db: Path, assignment: str):
+    proposal = propose(store)
+    raw_sql(db, f"UPDATE proposals SET {assignment} WHERE id = '{proposal.id}'")
+    with pytest.raises(TamperedRecord, match=proposal.id if "lots" not in assignment else "edited outside"):
+        store.get_proposal(proposal.id)
+    with pytest.raises(TamperedRecord):
+        store.list_proposals()
+    with pytest.raises(TamperedRecord):
+        store.add_signature(proposal.id, OWNERS[0], "eip712", SIG, actor="bob")  # never build on a forged row
+    assert issubclass(TamperedRecord, TreasuryError)
+    assert not store.verify_audit_log()
+
+
+def test_tampered_signature_detected_on_read(store: Store, db: Path):
+    proposal = propose(store)
+    store.add_signature(proposal.id, OWNERS[0], "eip712", SIG, actor="bob")
+    raw_sql(db, "UPDATE signatures SET signature = x'" + "02" * 65 + "'")
+    with pytest.raises(TamperedRecord, match="signature"):
+        store.signatures(proposal.id)
+
+
+# ---- concurrency and crashes (real OS processes) ----------------------------------------------------
+
+
+def spawn(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_ready(process: subprocess.Popen, word: str = "ready") -> None:
+    line = process.stdout.readline().strip()
+    if line != word:
+        process.kill()
+        raise AssertionError(f"worker said {line!r}, stderr: {process.stderr.read()}")
+
+
+def finish(process: subprocess.Popen) -> dict:
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def assert_linear(store: Store) -> None:
+    entries = store.audit_entries()
+    assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
+    assert len({e.prev_hash for e in entries}) == len(entries)
+    report = store.verify_audit_log()
+    assert report, report
+
+
+def test_concurrent_signers_in_separate_processes_lose_nothing(store: Store, tmp_path: Path, db: Path):
+    proposal = propose(store)
+    workers, count = 4, 30
+    go = tmp_path / "go"
+    processes = [spawn("sign", str(db), proposal.id, str(w), str(count), str(go)) for w in range(workers)]
+    for process in processes:
+        wait_ready(process)
+    go.touch()  # the barrier: every worker starts writing at the same moment
+    results = [finish(p) for p in processes]
+
+    assert all(r["own"] == count for r in results)
+    # Every worker tried the same `count` contested owners: each was stored exactly once.
+    assert sum(r["contested_won"] for r in results) == count
+    assert sum(r["duplicates"] for r in results) == count * (workers - 1)
+    signatures = store.signatures(proposal.id)
+    assert len(signatures) == workers * count + count
+    assert len({s.owner for s in signatures}) == len(signatures)
+    assert_linear(store)
+    actors = [e.actor for e in store.audit_entries()[1:]]
+    assert len(actors) == len(signatures)
+    # The writers really overlapped: the log switches between them more often than a sequential run would.
+    assert sum(a != b for a, b in zip(actors, actors[1:])) >= workers
+
+
+def test_processes_creating_the_same_fresh_store_at_once(tmp_path: Path):
+    db = tmp_path / "fresh.db"
+    go = tmp_path / "go"
+    processes = [spawn("propose", str(db), str(w), str(go)) for w in range(4)]
+    for process in processes:
+        wait_ready(process)
+    go.touch()
+    ids = {finish(p)["id"] for p in processes}
+    with Store.open(db) as store:
+        assert {p.id for p in store.list_proposals()} == ids and len(ids) == 4
+        assert_linear(store)
+
+
+def assert_consistent_after_crash(db: Path) -> int:
+    """The store opens, the log verifies, and proposals and audit entries match one to one."""
+    with Store.open(db) as store:
+        assert_linear(store)
+        proposals = {p.id: p for p in store.list_proposals()}
+        added = {e.proposal_id: e for e in store.audit_entries() if e.action == "proposal.added"}
+        assert set(proposals) == set(added)
+        for pid, proposal in proposals.items():
+            assert added[pid].payload["content_hash"] == proposal.content_hash
+            logged_owners = {e.payload["owner"] for e in store.audit_entries(pid) if e.action == "signature.added"}
+            assert logged_owners == {s.owner for s in store.signatures(pid)}
+        return len(proposals)
+
+
+def test_sigkill_during_write_loop_leaves_store_consistent(db: Path):
+    Store.open(db).close()
+    rng = random.Random()
+    counts = []
+    for round_ in range(4):
+        process = spawn("fill", str(db), str(round_))
+        wait_ready(process)
+        time.sleep(rng.uniform(0.05, 0.6))
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=30)
+        assert process.returncode == -signal.SIGKILL
+        counts.append(assert_consistent_after_crash(db))
+    assert counts == sorted(counts) and counts[-1] > 0  # earlier rounds' data survived each crash
+
+
+def test_sigkill_inside_open_write_transaction(store: Store, db: Path):
+    survivor = propose(store, 1)
+    store.add_signature(survivor.id, OWNERS[0], "eip712", SIG, actor="bob")
+    before = dump(db)
+    process = spawn("hold", str(db))
+    try:
+        wait_ready(process)
+        wait_ready(process, "holding")  # the proposal row and its audit entry are written, not committed
+        # Most of the 8 MB proposal has spilled, uncommitted, from the page cache into the WAL file.
+        assert Path(f"{db}-wal").stat().st_size > 4 * 1024 * 1024
+        # Readers are not blocked and see only committed data; writers wait for the lock.
+        assert [p.id for p in store.list_proposals()] == [survivor.id]
+        with Store.open(db, busy_timeout=0.3) as impatient:
+            with pytest.raises(StoreBusy, match="locked"):
+                propose(impatient, 2)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=30)
+    assert dump(db) == before
+    assert assert_consistent_after_crash(db) == 1
+    with Store.open(db) as reopened:
+        assert reopened.get_proposal(survivor.id) == survivor
+        propose(reopened, 2)  # the lock died with the process
+        assert_linear(reopened)
