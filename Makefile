@@ -11,7 +11,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(CURDIR)/.tools/bin:$(BIN):$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/.tools/solcx
 
-.PHONY: setup compile demo test bench clean
+.PHONY: setup compile demo test bench clean guard-artifact
 
 setup: .tools/.installed
 
@@ -45,3 +45,8 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) node_modules .tools .build
+
+# After changing contracts/TreasuryGuard.sol: refresh the compiled guard shipped in the package.
+guard-artifact: setup
+	$(BIN)/ape compile
+	$(BIN)/python -c "from treasury.guard import export_guard_artifact; print(export_guard_artifact())"

@@ -9,11 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from safe_eth.safe.multi_send import MultiSend, MultiSendOperation, MultiSendTx
+from eth_abi import encode
+from eth_utils import function_signature_to_4byte_selector
+from safe_eth.safe.multi_send import MultiSendOperation, MultiSendTx
 
 from treasury.addresses import parse_address
 from treasury.artifacts import DEFAULT_VERSION, safe_contract
 from treasury.errors import InvalidInput
+
+MULTI_SEND = function_signature_to_4byte_selector("multiSend(bytes)")
 
 
 @dataclass(frozen=True)
@@ -38,5 +42,6 @@ def encode_batch(calls: Sequence[Call], version: str = DEFAULT_VERSION) -> tuple
         if call.value < 0:
             raise InvalidInput(f"value {call.value} is negative")
         entries.append(MultiSendTx(MultiSendOperation.CALL, parse_address(call.to, "call target"), call.value, call.data))
-    target = multisend_call_only(version)
-    return target, bytes(MultiSend(address=target, call_only=True).build_tx_data(entries))
+    # safe-eth-py packs each entry; the outer ABI encoding is done here (its own builder needs a node).
+    packed = b"".join(entry.encoded_data for entry in entries)
+    return multisend_call_only(version), MULTI_SEND + encode(["bytes"], [packed])

@@ -1,0 +1,18 @@
+"""The guard shipped inside the package is exactly what contracts/TreasuryGuard.sol compiles to."""
+
+import json
+
+from treasury.guard import GUARD_ARTIFACT, guard_contract_type
+
+
+def test_shipped_artifact_matches_the_source(project):
+    compiled = project.TreasuryGuard.contract_type
+    shipped = guard_contract_type()
+    assert shipped.deployment_bytecode.bytecode == compiled.deployment_bytecode.bytecode, (
+        "treasury/data/TreasuryGuard.json is stale: run `make guard-artifact`"
+    )
+    assert [a.model_dump() for a in shipped.abi] == [a.model_dump() for a in compiled.abi]
+
+
+def test_shipped_artifact_is_plain_json():
+    assert json.loads(GUARD_ARTIFACT.read_text())["contractName"] == "TreasuryGuard"
