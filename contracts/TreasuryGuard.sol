@@ -14,6 +14,8 @@ import {ITransactionGuard} from "./interfaces/ITransactionGuard.sol";
 ///      batch delegatecalled to MultiSendCallOnly):
 ///      - A call to the Safe itself (owners, threshold, modules, guard, fallback handler, ...) or to this guard
 ///        (settings) is allowed only through the delay queue; it needs no allowlist entry and is not charged.
+///        The one exception is a call to the Safe with empty calldata (it only reaches the Safe's receive()): the
+///        no-op by which owners reject a pending transaction, allowed at once.
 ///      - Empty calldata: `to` must be an allowlisted recipient. Calldata of 1 to 3 bytes is rejected.
 ///      - Native value > 0: `to` must be an allowlisted recipient and the value is charged to the native cap
 ///        (token address(0)).
@@ -616,7 +618,9 @@ contract TreasuryGuard is ITransactionGuard, IModuleGuard {
         view
         returns (bool needsDelay, bool touchesSafe)
     {
-        if (to == SAFE) return (true, true);
+        // A call to the Safe with empty calldata only reaches its receive(): a no-op, which is how a pending
+        // transaction is rejected (the same nonce spent on nothing). Anything else to the Safe is configuration.
+        if (to == SAFE) return data.length == 0 ? (false, false) : (true, true);
         if (to == address(this)) return (true, false);
         uint256 length = data.length;
         if (value != 0 || length == 0) {
