@@ -257,7 +257,8 @@ def sign_typed_data(signers: Sequence["AccountAPI"], typed_data: dict, expected_
         signed = signer.sign_message(message)
         if signed is None:
             raise InvalidInput(f"account {signer.address} declined to sign")
-        raw = signature_to_bytes(signed.v, int.from_bytes(signed.r, "big"), int.from_bytes(signed.s, "big"))
+        v = signed.v + 27 if signed.v in (0, 1) else signed.v  # some wallets answer with v in {0, 1}
+        raw = signature_to_bytes(v, int.from_bytes(signed.r, "big"), int.from_bytes(signed.s, "big"))
         (signature,) = SafeSignature.parse_signature(raw, expected_hash)
         if signature.owner != signer.address:
             raise GuardError(f"the signature of {signer.address} is not over the guard's hash {expected_hash.hex()}")

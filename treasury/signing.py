@@ -68,7 +68,8 @@ def sign_safe_tx(account: "AccountAPI", safe_tx: SafeTx) -> SafeSignatureEOA:
     signed = account.sign_message(message)
     if signed is None:
         raise InvalidInput(f"account {account.address} declined to sign")
-    raw = signature_to_bytes(signed.v, int.from_bytes(signed.r, "big"), int.from_bytes(signed.s, "big"))
+    v = signed.v + 27 if signed.v in (0, 1) else signed.v  # some wallets answer with v in {0, 1}
+    raw = signature_to_bytes(v, int.from_bytes(signed.r, "big"), int.from_bytes(signed.s, "big"))
     (signature,) = SafeSignature.parse_signature(raw, safe_tx.safe_tx_hash)
     if signature.owner != account.address:
         raise InvalidInput(f"signature recovers to {signature.owner}, not to the signing account {account.address}")

@@ -1,0 +1,353 @@
+"""The one entry point: `Treasury.load("ops")`, and everything between "pay X" and "executed".
+
+A Treasury ties the configured Safe, its token book and policy, the proposal store and the chain
+together. Every method is a step of the data flow in DESIGN.md and every step is recorded in the
+store's audit log; the CLI and the console call these methods and nothing else.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from safe_eth.safe.safe_signature import SafeSignature
+from safe_eth.safe.safe_tx import SafeTx
+
+from treasury import proposal as build
+from treasury.addresses import parse_address
+from treasury.amounts import TokenBook
+from treasury.config import TreasuryEntry, load_config
+from treasury.decode import DecodedProposal, decode_safe_tx
+from treasury.errors import InvalidInput, TreasuryError
+from treasury.guard import Verdict
+from treasury.policy import Policy
+from treasury.proposal import Intent
+from treasury.signing import build_safe_tx
+from treasury.store import ExecutionRecord, ProposalRecord, ScheduleEntryRecord, SignatureRecord, Store, TamperedRecord
+
+if TYPE_CHECKING:
+    from ape.api import AccountAPI
+    from ape.contracts import ContractInstance
+
+OPEN = ("pending", "scheduled")
+
+
+class StaleProposal(TreasuryError):
+    """The proposal's nonce was already used on chain: it can never execute."""
+
+
+@dataclass(frozen=True)
+class ProposalView:
+    """A proposal with what a signer needs to see: decoded intent, verdict, signatures so far."""
+
+    record: ProposalRecord
+    decoded: DecodedProposal
+    verdict: Verdict
+    signers: tuple[str, ...]
+    threshold: int
+
+
+class Treasury:
+    """A named treasury from the `treasury:` config: a Safe, its policy and its proposal store."""
+
+    def __init__(self, name: str, entry: TreasuryEntry, store: Store, actor: str | None = None):
+        self.name = name
+        self.entry = entry
+        self.store = store
+        self.actor = actor or getpass.getuser()
+        self.book: TokenBook = entry.token_book()
+        self.policy: Policy = entry.to_policy()
+
+    @classmethod
+    def load(cls, name: str, config_path: Path | None = None, store: Store | str | None = None) -> "Treasury":
+        """The treasury `name` of the ape project's config (or of `config_path`)."""
+        config = load_config(config_path)
+        entry = config.treasury(name)
+        if not isinstance(store, Store):
+            location = Path(store or config.store)
+            if "://" not in str(location):
+                location.parent.mkdir(parents=True, exist_ok=True)
+            store = Store.open(str(location))
+        return cls(name, entry, store)
+
+    def __repr__(self) -> str:
+        return f"<Treasury {self.name}: Safe {self.safe} v{self.version} on chain {self.chain_id}>"
+
+    # --- the Safe on chain ------------------------------------------------------------------------
+
+    @property
+    def safe(self) -> str:
+        return self.entry.safe
+
+    @property
+    def version(self) -> str:
+        return self.entry.version
+
+    @property
+    def chain_id(self) -> int:
+        return self.entry.chain_id
+
+    def _connected(self):
+        from ape import chain
+
+        if not chain.provider.is_connected:
+            raise TreasuryError("not connected to a chain (use --network, or `ape console --network ...`)")
+        if chain.chain_id != self.chain_id:
+            raise TreasuryError(f"connected to chain {chain.chain_id}, but treasury {self.name} is on chain {self.chain_id}")
+        return chain
+
+    def _safe(self) -> "ContractInstance":
+        from treasury.safe import safe_instance
+
+        self._connected()
+        return safe_instance(self.safe, self.version)
+
+    def owners(self) -> list[str]:
+        return [parse_address(o, "owner") for o in self._safe().getOwners()]
+
+    def threshold(self) -> int:
+        return int(self._safe().getThreshold())
+
+    def onchain_nonce(self) -> int:
+        return int(self._safe().call_view_method("nonce"))
+
+    def guard(self) -> "ContractInstance | None":
+        from treasury.guard import guard_at
+
+        return guard_at(self.entry.guard) if self.entry.guard else None
+
+    # --- proposals --------------------------------------------------------------------------------
+
+    def next_nonce(self) -> int:
+        """The first nonce after the chain's and after every open proposal's."""
+        nonce = self.onchain_nonce()
+        for record in self.store.list_proposals(safe=self.safe, chain_id=self.chain_id):
+            if record.status in OPEN and record.nonce >= nonce:
+                nonce = record.nonce + 1
+        return nonce
+
+    def propose(self, intent: Intent, title: str = "", nonce: int | None = None) -> ProposalRecord:
+        """Number the intent, hash it, store it. The nonce defaults to the next free one."""
+        chain_nonce = self.onchain_nonce()
+        if nonce is None:
+            nonce = self.next_nonce()
+        elif nonce < chain_nonce:
+            raise StaleProposal(f"nonce {nonce} was already used on chain (the Safe is at nonce {chain_nonce})")
+        safe_tx = self._safe_tx(intent.to, intent.value, intent.data, intent.operation, nonce)
+        return self.store.add_proposal(
+            chain_id=self.chain_id, safe=self.safe, nonce=nonce, to=intent.to, value=intent.value,
+            data=intent.data, operation=intent.operation, safe_tx_hash=safe_tx.safe_tx_hash.to_0x_hex(),
+            title=title or intent.summary[:200], description=intent.summary, proposer=self.actor, actor=self.actor,
+        )
+
+    def propose_transfer(self, to: str, amount: str, title: str = "") -> ProposalRecord:
+        """Native or ERC-20 transfer from a human amount: "1.5 ETH", "250000 USDC"."""
+        return self.propose(build.token_transfer(self.safe, self.book, to, amount), title)
+
+    def propose_nft_transfer(self, collection: str, to: str, token_id: int, title: str = "") -> ProposalRecord:
+        return self.propose(build.nft_transfer(self.safe, collection, to, token_id), title)
+
+    def propose_call(self, target: str, signature: str, args: Sequence[Any] = (), value: int = 0, title: str = "") -> ProposalRecord:
+        return self.propose(build.contract_call(target, signature, args, value), title)
+
+    def propose_batch(self, intents: Sequence[Intent], title: str = "") -> ProposalRecord:
+        return self.propose(build.batch(intents, self.version), title)
+
+    def propose_add_owner(self, owner: str, threshold: int, title: str = "") -> ProposalRecord:
+        return self.propose(build.add_owner(self.safe, self.owners(), owner, threshold), title)
+
+    def propose_remove_owner(self, owner: str, threshold: int, title: str = "") -> ProposalRecord:
+        return self.propose(build.remove_owner(self.safe, self.owners(), owner, threshold), title)
+
+    def propose_swap_owner(self, old: str, new: str, title: str = "") -> ProposalRecord:
+        return self.propose(build.swap_owner(self.safe, self.owners(), old, new), title)
+
+    def propose_threshold(self, threshold: int, title: str = "") -> ProposalRecord:
+        return self.propose(build.change_threshold(self.safe, self.owners(), threshold), title)
+
+    def propose_guard_setting(self, signature: str, args: Sequence[Any], title: str = "") -> ProposalRecord:
+        if not self.entry.guard:
+            raise InvalidInput(f"treasury {self.name} has no guard configured")
+        return self.propose(build.guard_setting(self.entry.guard, signature, args), title)
+
+    def reject(self, proposal_id: str) -> ProposalRecord:
+        """A no-op at the same nonce: once executed, the rejected proposal can never run."""
+        record = self.get(proposal_id)
+        if record.status not in OPEN:
+            raise InvalidInput(f"proposal {record.id} is {record.status}; there is nothing to reject")
+        return self.propose(build.rejection(self.safe), f"reject {record.id} (nonce {record.nonce})", nonce=record.nonce)
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def get(self, proposal_id: str) -> ProposalRecord:
+        record = self.store.get_proposal(proposal_id)
+        if (record.chain_id, record.safe) != (self.chain_id, self.safe):
+            raise InvalidInput(f"proposal {proposal_id} belongs to Safe {record.safe} on chain {record.chain_id}, not to {self.name}")
+        return record
+
+    def proposals(self, status: str | None = None, limit: int | None = None) -> list[ProposalRecord]:
+        return self.store.list_proposals(safe=self.safe, chain_id=self.chain_id, status=status, limit=limit)
+
+    def _safe_tx(self, to: str, value: int, data: bytes, operation: int, nonce: int, **gas: int) -> SafeTx:
+        return build_safe_tx(self.safe, to, value, data, operation, nonce=nonce, chain_id=self.chain_id, version=self.version, **gas)
+
+    def safe_tx(self, record: ProposalRecord) -> SafeTx:
+        """The SafeTx of a stored proposal, re-hashed: a stored hash that does not match is tampering."""
+        safe_tx = self._safe_tx(record.to, record.value, record.data, record.operation, record.nonce,
+                                safe_tx_gas=record.safe_tx_gas, base_gas=record.base_gas, gas_price=record.gas_price,
+                                gas_token=record.gas_token, refund_receiver=record.refund_receiver)
+        if safe_tx.safe_tx_hash.to_0x_hex() != record.safe_tx_hash.lower():
+            raise TamperedRecord(f"proposal {record.id}: its fields no longer hash to its safeTxHash {record.safe_tx_hash}")
+        return safe_tx
+
+    def decode(self, proposal_id: str) -> DecodedProposal:
+        return decode_safe_tx(self.safe_tx(self.get(proposal_id)), self.book)
+
+    def verdict(self, proposal_id: str) -> Verdict:
+        """The policy verdict from the configured policy and the guard's live state."""
+        from treasury.policy_engine import evaluate, read_guard_state
+
+        record = self.get(proposal_id)
+        guard = self.guard()
+        if guard is None:
+            return Verdict("allow", "no guard configured: the Safe's owners alone decide")
+        intent = bytes(guard.intentId(record.to, record.value, record.data, record.operation))
+        state = read_guard_state(guard, self.policy, intents=[intent])
+        return evaluate(self.policy, state, record.to, record.value, record.data, record.operation, record.gas_price)
+
+    def view(self, proposal_id: str) -> ProposalView:
+        record = self.get(proposal_id)
+        return ProposalView(record, self.decode(proposal_id), self.verdict(proposal_id),
+                            tuple(s.owner for s in self.store.signatures(record.id)), self.threshold())
+
+    # --- signatures -------------------------------------------------------------------------------
+
+    def sign(self, proposal_id: str, account: "AccountAPI", kind: str = "eip712") -> SignatureRecord:
+        """Sign as `account` (an ape account), verify against the current owners, then store."""
+        from treasury import signatures
+
+        record = self._open(proposal_id)
+        safe_tx = self.safe_tx(record)
+        signature = signatures.sign(account, safe_tx, kind=kind)
+        return self._store_signature(record, safe_tx, signature, kind)
+
+    def _store_signature(self, record: ProposalRecord, safe_tx: SafeTx, signature: SafeSignature, kind: str) -> SignatureRecord:
+        from treasury import signatures
+
+        signatures.verify(signature, safe_tx, self.owners())
+        return self.store.add_signature(record.id, signature.owner, kind, bytes(signature.export_signature()), actor=self.actor)
+
+    def collected_signatures(self, proposal_id: str) -> list[SafeSignature]:
+        """The stored signatures, parsed back and verified again against the current owners."""
+        from treasury import signatures
+
+        record = self.get(proposal_id)
+        safe_tx = self.safe_tx(record)
+        owners = self.owners()
+        parsed = []
+        for stored in self.store.signatures(record.id):
+            signature = signatures.parse_signature(stored.signature, safe_tx)
+            signatures.verify(signature, safe_tx, owners)
+            parsed.append(signature)
+        return parsed
+
+    def export_bundle(self, proposal_id: str, path: Path | None = None) -> dict:
+        """The proposal and its signatures as JSON, for an offline signer."""
+        from treasury import signatures
+
+        record = self.get(proposal_id)
+        return signatures.export_bundle(self.safe_tx(record), self.version, self.collected_signatures(record.id), path)
+
+    def import_bundle(self, source: Path | dict) -> tuple[ProposalRecord, int]:
+        """Add the bundle's new signatures to the matching proposal; everything is verified again."""
+        from treasury import signatures
+
+        stated = signatures.bundle_safe_tx_hash(source)
+        record = self.store.find_by_safe_tx_hash(self.chain_id, self.safe, stated)
+        if record is None:
+            raise InvalidInput(f"no proposal of {self.name} has safeTxHash {stated}")
+        record = self._open(record.id)
+        safe_tx = self.safe_tx(record)
+        imported = signatures.import_bundle(source, safe_tx)
+        have = {s.owner for s in self.store.signatures(record.id)}
+        added = 0
+        for signature in imported:
+            if signature.owner not in have:
+                kind = signatures.kind_of(signature)
+                self._store_signature(record, safe_tx, signature, kind)
+                added += 1
+        return record, added
+
+    # --- schedule and execute ---------------------------------------------------------------------
+
+    def _open(self, proposal_id: str) -> ProposalRecord:
+        record = self.get(proposal_id)
+        if record.status not in OPEN:
+            raise InvalidInput(f"proposal {record.id} is {record.status}")
+        chain_nonce = self.onchain_nonce()
+        if record.nonce < chain_nonce:
+            self._reconcile(record, chain_nonce)
+            raise StaleProposal(f"proposal {record.id} has nonce {record.nonce}, already used on chain (the Safe is at {chain_nonce})")
+        return record
+
+    def _reconcile(self, record: ProposalRecord, chain_nonce: int) -> None:
+        """A nonce consumed by another transaction: the proposal can never run."""
+        if record.status in OPEN and record.nonce < chain_nonce:
+            self.store.set_status(record.id, "superseded", actor=self.actor, note=f"Safe nonce is {chain_nonce}")
+
+    def schedule(self, proposal_id: str, signers: Sequence["AccountAPI"], sender: "AccountAPI") -> ScheduleEntryRecord:
+        """Queue a proposal the policy holds for the delay, with owner signatures over the guard's hash."""
+        from treasury.guard import entries, schedule_intent
+
+        record = self._open(proposal_id)
+        guard = self.guard()
+        if guard is None:
+            raise InvalidInput(f"treasury {self.name} has no guard: nothing to schedule")
+        verdict = self.verdict(record.id)
+        if verdict.error != "NotScheduled" and verdict.error not in ("EntryExpired",):
+            raise InvalidInput(f"proposal {record.id} does not need scheduling now: {verdict.outcome} {verdict.reason}".strip())
+        entry_id = schedule_intent(guard, record.to, record.value, record.data, record.operation, signers=signers, sender=sender)
+        entry = next(e for e in entries(guard) if e.entry_id == entry_id)
+        return self.store.add_schedule_entry(record.id, guard=guard.address, entry_id=entry_id, eta=entry.eta,
+                                             expiry=entry.expiry, actor=self.actor)
+
+    def execute(self, proposal_id: str, sender: "AccountAPI", force: bool = False) -> ExecutionRecord:
+        """Simulate, then send execTransaction with the stored signatures; record what the Safe said."""
+        from treasury.execution import simulate_execution
+        from treasury.safe import safe_instance
+
+        record = self._open(proposal_id)
+        chain_nonce = self.onchain_nonce()
+        if record.nonce != chain_nonce:
+            raise InvalidInput(f"proposal {record.id} has nonce {record.nonce}; the Safe executes nonce {chain_nonce} first")
+        safe_tx = self.safe_tx(record)
+        signatures = self.collected_signatures(record.id)
+        threshold = self.threshold()
+        if len(signatures) < threshold:
+            raise InvalidInput(f"proposal {record.id} has {len(signatures)} of {threshold} signatures")
+        refusal = simulate_execution(safe_tx, signatures, sender, self.version)
+        if refusal and not force:
+            raise TreasuryError(f"simulation fails, nothing sent: {refusal}")
+        safe = safe_instance(self.safe, self.version)
+        from treasury.execution import _exec_arguments
+
+        receipt = safe.execTransaction(*_exec_arguments(safe_tx, signatures), sender=sender)
+        success = bool(list(receipt.decode_logs(safe.ExecutionSuccess)))
+        execution = self.store.record_execution(
+            record.id, tx_hash=receipt.txn_hash, block_number=receipt.block_number, gas_used=receipt.gas_used,
+            success=success, executor=sender.address, actor=self.actor,
+        )
+        for other in self.proposals():
+            if other.id != record.id and other.status in OPEN and other.nonce == record.nonce:
+                self.store.set_status(other.id, "superseded", actor=self.actor, note=f"nonce {record.nonce} used by {record.id}")
+        return execution
+
+    # --- the audit log ----------------------------------------------------------------------------
+
+    def audit_log(self, proposal_id: str | None = None):
+        return self.store.audit_entries(proposal_id)
+
+    def verify_log(self):
+        return self.store.verify_audit_log()
