@@ -70,3 +70,32 @@ def create_safe(provider, owners, threshold, salt_nonce, version, fallback_handl
         raise click.ClickException(str(error)) from None
     print_safe(created)
     click.echo(f"manifest: {record_safe(manifest_dir, provider, created)}")
+
+
+@cli.command("deploy-guard", cls=ConnectedProviderCommand, short_help="Deploy TreasuryGuard from a treasury's policy and install it")
+@network_option()
+@click.option("--treasury", "name", required=True, help="treasury name from the `treasury:` config")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="ape-config.yaml (default: the ape project's)")
+@click.option("--signer", "signers", multiple=True, required=True, help="owner account alias that signs setGuard (repeat up to the threshold)")
+@click.option("--account", "alias", default=None, help="ape account alias that pays (default on a local chain: test account 0)")
+def deploy_guard(provider, name, config_path, signers, alias):
+    """Deploy a guard configured with the treasury's policy and make it the Safe's guard.
+
+    Installation is immediate only on a Safe without a guard; afterwards every change of guard
+    or settings goes through the guard's delay queue.
+    """
+    from treasury.accounts import resolve_account
+    from treasury.errors import TreasuryError
+    from treasury.guard import deploy_guard as deploy, install_guard
+    from treasury.treasury import Treasury
+
+    try:
+        treasury = Treasury.load(name, config_path)
+        payer = resolve_account(alias)
+        owners = [resolve_account(s) for s in signers]
+        guard = deploy(treasury.safe, treasury.version, treasury.policy, payer)
+        install_guard(treasury.safe, treasury.version, guard.address, signers=owners, sender=payer)
+    except TreasuryError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"guard {guard.address} installed on Safe {treasury.safe}")
+    click.echo(f"add to the {name} treasury's config:  guard: \"{guard.address}\"")
