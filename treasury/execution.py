@@ -42,7 +42,7 @@ def simulate_execution(
     safe = safe_instance(safe_tx.safe_address, version)
     calldata = safe.execTransaction.encode_input(*_exec_arguments(safe_tx, signatures))
     try:
-        result = chain.provider.web3.eth.call({"from": sender.address, "to": safe_tx.safe_address, "data": calldata})
+        result = chain.provider.web3.eth.call({"from": sender.address, "to": safe_tx.safe_address, "data": calldata}, "pending")
     except (ContractCustomError, ContractLogicError) as error:
         data = error.data if isinstance(error.data, str) else ""
         if data.startswith("0x08c379a0"):  # Error(string), e.g. the Safe's "GS026"

@@ -149,7 +149,8 @@ def predict_verdict(
         parse_address(to, "recipient"), value, data, operation, 0, 0, gas_price, ZERO_ADDRESS, ZERO_ADDRESS, b"", ZERO_ADDRESS
     )
     try:
-        chain.provider.web3.eth.call({"from": guard.SAFE(), "to": guard.address, "data": calldata})
+        # "pending": the timestamp of the block a transaction would land in, not of the last one.
+        chain.provider.web3.eth.call({"from": guard.SAFE(), "to": guard.address, "data": calldata}, "pending")
     except (ContractCustomError, ContractLogicError) as error:
         revert_data = error.data if isinstance(error.data, str) else ""
         name, reason = decode_guard_error(revert_data)
