@@ -208,3 +208,51 @@ def test_a_proposal_of_another_safe_is_refused(make_treasury, policy, vendor):
     other, _ = make_treasury(policy, salt_nonce=601, name="other")
     with pytest.raises(InvalidInput, match="belongs to Safe"):
         other.get(record.id)
+
+
+def test_owner_change_waits_in_the_queue_then_executes(ops, owners, outsider, safe_deployer, chain):
+    treasury, _ = ops
+    record = treasury.propose_add_owner(outsider.address, 2)
+    verdict = treasury.verdict(record.id)
+    assert (verdict.outcome, verdict.error) == ("needs-delay", "NotScheduled")
+    assert "Safe administration: addOwnerWithThreshold" in treasury.decode(record.id).warnings
+    for owner in owners[:2]:
+        treasury.sign(record.id, owner)
+    treasury.schedule(record.id, signers=owners[:2], sender=safe_deployer)
+    chain.pending_timestamp += 2 * DAY + 60
+    chain.mine()
+    treasury.execute(record.id, sender=safe_deployer)
+    assert outsider.address in treasury.owners() and treasury.threshold() == 2
+
+
+def test_batch_proposal_executes_every_call(ops, owners, vendor, safe_deployer):
+    from treasury import proposal as build
+
+    treasury, token = ops
+    intents = [build.token_transfer(treasury.safe, treasury.book, vendor.address, f"{n} TUSD") for n in (1, 2, 3)]
+    record = treasury.propose_batch(intents, title="three invoices")
+    assert [c.function for c in treasury.decode(record.id).calls] == ["transfer"] * 3
+    assert treasury.verdict(record.id).outcome == "allow"
+    for owner in owners[:2]:
+        treasury.sign(record.id, owner)
+    treasury.execute(record.id, sender=safe_deployer)
+    assert token.balanceOf(vendor.address) == 6 * UNIT
+
+
+def test_executing_out_of_nonce_order_is_refused(ops, owners, vendor, safe_deployer):
+    treasury, _ = ops
+    first = treasury.propose_transfer(vendor.address, "1 TUSD")
+    second = treasury.propose_transfer(vendor.address, "2 TUSD")
+    for owner in owners[:2]:
+        treasury.sign(second.id, owner)
+    with pytest.raises(InvalidInput, match=f"nonce {second.nonce}; the Safe executes nonce {first.nonce} first"):
+        treasury.execute(second.id, sender=safe_deployer)
+
+
+def test_execution_needs_the_threshold(ops, owners, vendor, safe_deployer):
+    treasury, _ = ops
+    record = treasury.propose_transfer(vendor.address, "1 TUSD")
+    treasury.sign(record.id, owners[0])
+    with pytest.raises(InvalidInput, match="has 1 of 2 signatures"):
+        treasury.execute(record.id, sender=safe_deployer)
+    assert treasury.get(record.id).status == "pending"
