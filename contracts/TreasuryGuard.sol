@@ -34,7 +34,8 @@ import {ITransactionGuard} from "./interfaces/ITransactionGuard.sol";
 ///      current sub-slot and in the two before it and charges only if the sum of the three stays <= amount.
 ///      Any window of length `period` (open or closed) lies within three consecutive sub-slots, so the total
 ///      charged in any such window never exceeds `amount`. Spent budget comes back on its own between `period`
-///      and 1.5 * `period` after it was spent; there is no window edge at which the budget resets.
+///      and 3 * L (1.5 * `period`, rounded up for an odd period) after it was spent; there is no window edge at
+///      which the budget resets.
 ///      Storage: one hot word per token (budget left in the current sub-slot, min(maxPerTx, delayThreshold), end
 ///      of the current sub-slot, and which ERC-20 selectors are allowlisted on the token) is all that a charge in
 ///      the current sub-slot reads and writes; the first charge in a new sub-slot also reads and rolls the
@@ -392,7 +393,8 @@ contract TreasuryGuard is ITransactionGuard, IModuleGuard {
 
     /// @notice Set the cap of `token` (address(0): native). Only the Safe (through the delay queue).
     /// @dev Everything spent within the current window so far is counted, from now on, as spent in the current
-    ///      sub-slot (conservative: it comes back up to one period later than it otherwise would).
+    ///      sub-slot (conservative: it comes back at the latest 3 * L seconds after this change, L being the new
+    ///      sub-slot length, instead of 3 * L after it was spent).
     /// @param token The token.
     /// @param amount Budget per `period`, at most MAX_AMOUNT.
     /// @param period Length of the sliding window, in [MIN_PERIOD, MAX_PERIOD] seconds.
