@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import argparse
 
-from eth_abi import encode
-from eth_utils import function_signature_to_4byte_selector
-
+from treasury.proposal import encode_call
 from treasury.toolchain import activate
 
-TRANSFER = function_signature_to_4byte_selector("transfer(address,uint256)")
 UNIT = 10**6  # a 6-decimal token
 
 
 def transfer_data(to: str, amount: int) -> bytes:
-    return TRANSFER + encode(["address", "uint256"], [to, amount])
+    return encode_call("transfer(address,uint256)", [to, amount])
 
 
 def measure(version: str) -> dict[str, int]:

@@ -83,11 +83,9 @@ def cli(provider):
                   "above 5,000 waits 48 h; only the vendor may be paid")
 
     def pay(amount, to=vendor):
-        from eth_abi import encode
-        from eth_utils import function_signature_to_4byte_selector
+        from treasury.proposal import encode_call
 
-        data = function_signature_to_4byte_selector("transfer(address,uint256)") + encode(["address", "uint256"], [to.address, amount * USDC])
-        return token.address, data
+        return token.address, encode_call("transfer(address,uint256)", [to.address, amount * USDC])
 
     def attempt(label, amount, to=vendor):
         target, data = pay(amount, to)
