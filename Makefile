@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine with python3, pip, node and npm:
-#   make demo   - the treasury story on a local anvil chain
+#   make demo   - the treasury story through the `treasury` CLI on a local anvil chain
 #   make test   - the test suite on anvil
 # Set-up steps are file targets, so a second run is quick.
 
@@ -11,7 +11,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(CURDIR)/.tools/bin:$(BIN):$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/.tools/solcx
 
-.PHONY: setup compile demo test bench clean guard-artifact
+.PHONY: setup compile demo demo-library test bench clean artifacts guard-artifact
 
 setup: .tools/.installed
 
@@ -34,7 +34,12 @@ node_modules/.installed: package.json package-lock.json
 compile: setup
 	$(BIN)/ape compile
 
+# The story through the `treasury` CLI, on one anvil that outlives the commands (scripts/demo_cli.py).
 demo: setup
+	$(BIN)/python scripts/demo_cli.py
+
+# The same story from the Python library, in one `ape run` process.
+demo-library: setup
 	$(BIN)/ape run demo
 
 test: setup
@@ -46,7 +51,11 @@ bench: setup
 clean:
 	rm -rf $(VENV) node_modules .tools .build
 
-# After changing contracts/TreasuryGuard.sol: refresh the compiled guard shipped in the package.
-guard-artifact: setup
+# After changing contracts/TreasuryGuard.sol or contracts/test/TestToken.sol: refresh the compiled
+# guard and test token shipped in the package (tests fail while either is stale).
+artifacts: setup
 	$(BIN)/ape compile
 	$(BIN)/python -c "from treasury.guard import export_guard_artifact; print(export_guard_artifact())"
+	$(BIN)/python -c "from treasury.testing import export_test_token_artifact; print(export_test_token_artifact())"
+
+guard-artifact: artifacts

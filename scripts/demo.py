@@ -1,4 +1,5 @@
-"""The end-to-end story on a local anvil chain: `make demo` runs this.
+"""The end-to-end story from the Python library, on a local anvil chain: `make demo-library` runs this
+(`make demo` tells the same story through the `treasury` CLI: scripts/demo_cli.py).
 
 1. Deploy the Safe infrastructure at the canonical addresses.
 2. Create a 2-of-3 Safe 1.4.1 from the canonical proxy factory and fund it.

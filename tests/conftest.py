@@ -1,8 +1,16 @@
 """Shared fixtures: the pytest plugin (treasury.pytest_plugin) supplies the Safe infrastructure."""
 
+import os
+
 import pytest
+from hypothesis import settings
 
 from treasury.safe import create_safe, safe_spec
+
+# CI runs the same examples every time: a red CI then means a real regression, never a new draw.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

@@ -385,8 +385,9 @@ def inner_call_succeeds(w: World, proposal: Proposal) -> bool:
 def execute(w: World, proposal: Proposal) -> str:
     """Execute with two owner signatures: 'ok', the guard's error name, or 'inner-failed'."""
     try:
+        # With a refund (gasPrice > 0) the Safe gives its call exactly safeTxGas: 0 would starve it.
         execute_with_owners(w.safe, w.version, *proposal.args, signers=w.owners[:2], sender=w.sender,
-                            gas_price=proposal.gas_price)
+                            gas_price=proposal.gas_price, safe_tx_gas=500_000 if proposal.gas_price else 0)
     except ExecutionFailed:
         return "inner-failed"  # with a refund the Safe does not revert on a failed call
     except VirtualMachineError as error:

@@ -1,101 +1,105 @@
 """The `treasury` command line (also `ape treasury`): a thin layer over the library.
 
-Library modules are imported inside each command so that `treasury --help` stays fast.
+This module must stay import-light: `treasury --help` imports only click. Every command lives in a
+module under `treasury.commands` (which may import ape, web3 and the library freely) and is
+imported the first time click asks for it. The `deploy`, `create_safe` and `deploy_guard` commands
+stay importable from here (`from treasury.cli import deploy`) for the ape scripts under scripts/.
 """
 
-from pathlib import Path
+from __future__ import annotations
+
+import importlib
 
 import click
-from ape.cli import ConnectedProviderCommand, network_option
 
-from treasury.artifacts import DEFAULT_VERSION, SUPPORTED_VERSIONS
+# name -> ("module:attribute", one-line help shown by `treasury --help` without importing anything)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "deploy": ("treasury.commands.setup:deploy", "Deploy the Safe contracts at their canonical addresses"),
+    "create-safe": ("treasury.commands.setup:create_safe", "Create an M-of-N Safe at a predicted address"),
+    "deploy-guard": ("treasury.commands.setup:deploy_guard", "Deploy TreasuryGuard from a treasury's policy and install it"),
+    "propose": ("treasury.commands.proposals:propose", "Propose a transfer, a call or an owner/threshold change"),
+    "list": ("treasury.commands.proposals:list_proposals", "List a treasury's proposals (no chain needed)"),
+    "show": ("treasury.commands.proposals:show", "Show a proposal: decoded intent, policy verdict, hashes, signatures"),
+    "sign": ("treasury.commands.proposals:sign", "Sign a proposal with an ape account, after checking what it does"),
+    "export": ("treasury.commands.proposals:export", "Write a proposal and its signatures to a bundle file"),
+    "import": ("treasury.commands.proposals:import_bundle", "Add the signatures of a bundle file to its proposal"),
+    "schedule": ("treasury.commands.proposals:schedule", "Queue a proposal the policy holds for the delay"),
+    "execute": ("treasury.commands.proposals:execute", "Simulate, then execute a fully signed proposal"),
+    "reject": ("treasury.commands.proposals:reject", "Propose the no-op that spends a proposal's nonce"),
+    "policy": ("treasury.commands.policy:policy", "Show the configured policy, or check it against the guard"),
+    "log": ("treasury.commands.policy:log", "Show the audit log and verify its hash chain"),
+    "info": ("treasury.commands.info:info", "Show the Safe, its guard, balances, budgets left and the delay queue"),
+    "cancel": ("treasury.commands.proposals:cancel", "Cancel a scheduled proposal's queue entry with owner signatures"),
+    "init": ("treasury.commands.init:init", "Write a commented `treasury:` config for a Safe"),
+}
+
+# Names the ape scripts import from this module, built on first access (PEP 562).
+_EXPORTS = {"deploy": "deploy", "create_safe": "create-safe", "deploy_guard": "deploy-guard"}
+
+EPILOG = """\b
+Typical flow:
+  treasury propose transfer 0xRecipient "250 USDC" --treasury ops
+  treasury sign 1a2b3c --account alice --treasury ops
+  treasury execute 1a2b3c --account bob --treasury ops
+
+\b
+Every command takes --help. Commands that touch the chain take --network
+(e.g. ethereum:local:foundry); accounts are ape aliases (`ape accounts list`).
+
+\b
+Exit codes:
+  0  done
+  1  refused: bad input, unknown proposal, failed check (one line on stderr)
+  2  usage error: unknown command or option, missing argument
+  3  the policy or the guard refuses (deny, needs the delay, config drift)
+"""
 
 
-@click.group(name="treasury")
+def _load(target: str) -> click.Command:
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported only when they are run (or asked for --help)."""
+
+    def __init__(self, *args, lazy_commands: dict[str, tuple[str, str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy_commands:
+            return _load(self.lazy_commands[name][0])
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from the stored help lines: `--help` imports no command module."""
+        rows = [(name, self.lazy_commands[name][1]) for name in sorted(self.lazy_commands)]
+        rows += [(name, cmd.get_short_help_str(80)) for name, cmd in self.commands.items() if name not in self.lazy_commands]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(sorted(rows))
+
+
+@click.group(name="treasury", cls=LazyGroup, lazy_commands=COMMANDS, epilog=EPILOG,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="ape-treasury", prog_name="treasury")
 def cli():
-    """Run a multisig treasury on a Safe: deploy, create, propose, sign, execute."""
+    """Run a multisig treasury on a Safe: deploy, propose, check policy, sign, schedule, execute.
+
+    Treasuries are named in the `treasury:` section of the ape project's ape-config.yaml
+    (or of the file given with --config). Every command prints tables for people and, with
+    --json, stable JSON for scripts.
+    """
     from treasury.toolchain import activate
 
     activate()  # the project's pinned anvil and solc, when run from a plain shell
 
 
-@cli.command(cls=ConnectedProviderCommand, short_help="Deploy the Safe contracts at their canonical addresses")
-@network_option()
-@click.option("--version", "versions", multiple=True, type=click.Choice(SUPPORTED_VERSIONS), help="Safe version (repeatable; default: all)")
-@click.option("--account", "alias", default=None, help="ape account alias that pays (default on a local chain: test account 0)")
-@click.option("--allow-noncanonical", is_flag=True, help="On a live chain, deploy contracts whose published build cannot land at the canonical address")
-@click.option("--manifest-dir", type=click.Path(path_type=Path), default=Path("deployments"), show_default=True)
-def deploy(provider, versions, alias, allow_noncanonical, manifest_dir):
-    from treasury.accounts import resolve_account
-    from treasury.errors import TreasuryError
-    from treasury.infrastructure import deploy_infrastructure
-    from treasury.manifest import record_infrastructure
-    from treasury.report import print_infrastructure
-
-    try:
-        statuses = deploy_infrastructure(
-            resolve_account(alias), versions or SUPPORTED_VERSIONS, allow_noncanonical, provider=provider
-        )
-    except TreasuryError as error:
-        raise click.ClickException(str(error)) from None
-    print_infrastructure(statuses)
-    click.echo(f"manifest: {record_infrastructure(manifest_dir, provider, statuses)}")
-
-
-@cli.command("create-safe", cls=ConnectedProviderCommand, short_help="Create an M-of-N Safe at a predicted address")
-@network_option()
-@click.option("--owner", "owners", multiple=True, required=True, help="owner address (repeat for each owner)")
-@click.option("--threshold", type=int, required=True, help="signatures required to execute")
-@click.option("--salt-nonce", type=int, default=0, show_default=True)
-@click.option("--version", default=DEFAULT_VERSION, show_default=True, help="Safe version: 1.3.0, 1.4.1 or 1.5.0")
-@click.option("--fallback-handler", default=None, help="default: the version's CompatibilityFallbackHandler")
-@click.option("--l2/--l1", default=None, help="singleton flavour (default: L2 except on Ethereum mainnet)")
-@click.option("--account", "alias", default=None, help="ape account alias that pays (default on a local chain: test account 0)")
-@click.option("--manifest-dir", type=click.Path(path_type=Path), default=Path("deployments"), show_default=True)
-def create_safe(provider, owners, threshold, salt_nonce, version, fallback_handler, l2, alias, manifest_dir):
-    from treasury.accounts import resolve_account
-    from treasury.errors import TreasuryError
-    from treasury.manifest import record_safe
-    from treasury.report import print_safe
-    from treasury.safe import create_safe as create, predict_safe_address, safe_spec
-
-    try:
-        spec = safe_spec(
-            owners=owners, threshold=threshold, salt_nonce=salt_nonce, version=version,
-            fallback_handler=fallback_handler, l2=l2,
-        )
-        click.echo(f"predicted address: {predict_safe_address(spec, provider.chain_id)}")
-        created = create(spec, resolve_account(alias), provider=provider)
-    except TreasuryError as error:
-        raise click.ClickException(str(error)) from None
-    print_safe(created)
-    click.echo(f"manifest: {record_safe(manifest_dir, provider, created)}")
-
-
-@cli.command("deploy-guard", cls=ConnectedProviderCommand, short_help="Deploy TreasuryGuard from a treasury's policy and install it")
-@network_option()
-@click.option("--treasury", "name", required=True, help="treasury name from the `treasury:` config")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="ape-config.yaml (default: the ape project's)")
-@click.option("--signer", "signers", multiple=True, required=True, help="owner account alias that signs setGuard (repeat up to the threshold)")
-@click.option("--account", "alias", default=None, help="ape account alias that pays (default on a local chain: test account 0)")
-def deploy_guard(provider, name, config_path, signers, alias):
-    """Deploy a guard configured with the treasury's policy and make it the Safe's guard.
-
-    Installation is immediate only on a Safe without a guard; afterwards every change of guard
-    or settings goes through the guard's delay queue.
-    """
-    from treasury.accounts import resolve_account
-    from treasury.errors import TreasuryError
-    from treasury.guard import deploy_guard as deploy, install_guard
-    from treasury.treasury import Treasury
-
-    try:
-        treasury = Treasury.load(name, config_path)
-        payer = resolve_account(alias)
-        owners = [resolve_account(s) for s in signers]
-        guard = deploy(treasury.safe, treasury.version, treasury.policy, payer)
-        install_guard(treasury.safe, treasury.version, guard.address, signers=owners, sender=payer)
-    except TreasuryError as error:
-        raise click.ClickException(str(error)) from None
-    click.echo(f"guard {guard.address} installed on Safe {treasury.safe}")
-    click.echo(f"add to the {name} treasury's config:  guard: \"{guard.address}\"")
+def __getattr__(name: str) -> click.Command:
+    if name in _EXPORTS:
+        return _load(COMMANDS[_EXPORTS[name]][0])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -39,6 +39,25 @@ class StaleProposal(TreasuryError):
 
 
 @dataclass(frozen=True)
+class TreasuryStatus:
+    """The treasury on chain now: the Safe, its guard, balances, budgets and delay queue."""
+
+    name: str
+    safe: str
+    chain_id: int
+    version: str
+    owners: tuple[str, ...]
+    threshold: int
+    nonce: int
+    guard: str | None  # configured
+    installed_guard: str  # what the Safe has (the zero address if none)
+    modules: tuple[str, ...]
+    balances: dict[str, int]  # symbol -> base units, native and every token of the book
+    budgets: dict[str, int]  # symbol (or address) -> budget left now, per capped token
+    entries: tuple[Any, ...]  # treasury.guard.ScheduledEntry, oldest first
+
+
+@dataclass(frozen=True)
 class ProposalView:
     """A proposal with what a signer needs to see: decoded intent, verdict, signatures so far."""
 
@@ -117,6 +136,43 @@ class Treasury:
         from treasury.guard import guard_at
 
         return guard_at(self.entry.guard) if self.entry.guard else None
+
+    def modules(self) -> list[str]:
+        sentinel = "0x0000000000000000000000000000000000000001"
+        found, _next = self._safe().getModulesPaginated(sentinel, 100)
+        return [parse_address(m, "module") for m in found]
+
+    def balances(self) -> dict[str, int]:
+        """The Safe's balance of the native currency and of every token in the book, in base units."""
+        from ape import chain
+
+        self._connected()
+        result = {}
+        for symbol, token in self.book.tokens.items():
+            if token.is_native:
+                result[symbol] = int(chain.provider.get_balance(self.safe))
+            else:
+                result[symbol] = _erc20_balance(token.address, self.safe)
+        return result
+
+    def status(self) -> TreasuryStatus:
+        """Everything `treasury info` shows, read from the chain now."""
+        from treasury.guard import budgets, entries, installed_guard
+
+        guard = self.guard()
+        budget: dict[str, int] = {}
+        queue: tuple = ()
+        if guard is not None:
+            for address, left in budgets(guard, self.policy).items():
+                token = self.book.by_address(address)
+                budget[token.symbol if token else address] = int(left)
+            queue = tuple(entries(guard))
+        return TreasuryStatus(
+            name=self.name, safe=self.safe, chain_id=self.chain_id, version=self.version, owners=tuple(self.owners()),
+            threshold=self.threshold(), nonce=self.onchain_nonce(), guard=self.entry.guard,
+            installed_guard=installed_guard(self.safe), modules=tuple(self.modules()), balances=self.balances(),
+            budgets=budget, entries=queue,
+        )
 
     # --- proposals --------------------------------------------------------------------------------
 
@@ -313,6 +369,35 @@ class Treasury:
         return self.store.add_schedule_entry(record.id, guard=guard.address, entry_id=entry_id, eta=entry.eta,
                                              expiry=entry.expiry, actor=self.actor)
 
+    def cancel(self, proposal_id: str, signers: Sequence["AccountAPI"], sender: "AccountAPI",
+               reopen: bool = True) -> ScheduleEntryRecord:
+        """Cancel a scheduled proposal's queue entry with owner signatures (the guard checks them).
+
+        The entry is marked cancelled in the store; the proposal goes back to pending (it may be
+        scheduled again) or, with `reopen=False`, is cancelled for good.
+        """
+        from treasury.guard import cancel_entry, entries
+
+        record = self.get(proposal_id)
+        if record.status != "scheduled":
+            raise InvalidInput(f"proposal {record.id} is {record.status}; only a scheduled proposal can be cancelled")
+        guard = self.guard()
+        if guard is None:
+            raise InvalidInput(f"treasury {self.name} has no guard: there is no queue to cancel from")
+        queued = [e for e in self.store.schedule_entries(record.id) if e.status == "queued"]
+        if not queued:
+            raise InvalidInput(f"proposal {record.id} has no queued entry in the store")
+        stored = queued[-1]
+        onchain = {e.entry_id: e for e in entries(guard)}.get(stored.entry_id)
+        if onchain is None or onchain.status != "pending":
+            state = onchain.status if onchain else "unknown"
+            raise InvalidInput(f"guard entry {stored.entry_id} is {state}, not pending: nothing to cancel")
+        cancel_entry(guard, stored.entry_id, signers=signers, sender=sender)
+        entry = self.store.set_schedule_status(stored.id, "cancelled", actor=self.actor, note=f"guard entry {stored.entry_id}")
+        self.store.set_status(record.id, "pending" if reopen else "cancelled", actor=self.actor,
+                              note=f"guard entry {stored.entry_id} cancelled")
+        return entry
+
     def execute(self, proposal_id: str, sender: "AccountAPI", force: bool = False) -> ExecutionRecord:
         """Simulate, then send execTransaction with the stored signatures; record what the Safe said."""
         from treasury.execution import simulate_execution
@@ -351,3 +436,14 @@ class Treasury:
 
     def verify_log(self):
         return self.store.verify_audit_log()
+
+
+def _erc20_balance(token: str, holder: str) -> int:
+    """balanceOf(holder) by a plain eth_call: any ERC-20, no ABI lookup."""
+    from ape import chain
+    from eth_abi import decode, encode
+    from eth_utils import function_signature_to_4byte_selector
+
+    data = function_signature_to_4byte_selector("balanceOf(address)") + encode(["address"], [holder])
+    raw = chain.provider.web3.eth.call({"to": token, "data": "0x" + data.hex()})
+    return int(decode(["uint256"], bytes(raw))[0]) if len(raw) >= 32 else 0

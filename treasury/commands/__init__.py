@@ -1,0 +1,1 @@
+"""The `treasury` commands, one module per area; imported lazily by treasury.cli."""
