@@ -36,30 +36,28 @@ def make_safe(safe_infrastructure, safe_deployer, chain):
 
 
 @pytest.fixture
-def make_treasury(make_safe, owners, safe_deployer, project, chain, tmp_path):
-    """A configured Treasury: a Safe, a funded 6-decimal test token, optionally a guard, a store in tmp_path."""
-    import yaml
-
-    from treasury.guard import deploy_guard, install_guard
-    from treasury.treasury import Treasury
+def make_treasury(safe_infrastructure, owners, safe_deployer, tmp_path):
+    """A configured Treasury in tmp_path (config and store): see treasury.testing.make_test_treasury."""
+    from treasury.testing import make_test_treasury
 
     def make(policy=None, version="1.4.1", threshold=2, salt_nonce=500, guarded=True, name="ops"):
-        created = make_safe(owners, threshold, version=version, salt_nonce=salt_nonce)
-        token = safe_deployer.deploy(project.TestToken, "Test USD", "TUSD", 6)
-        token.mint(created.address, 1_000_000 * 10**6, sender=safe_deployer)
-        safe_deployer.transfer(created.address, 10 * 10**18)
-        entry = {"safe": created.address, "chain_id": chain.chain_id, "version": version,
-                 "tokens": {"TUSD": {"address": token.address, "decimals": 6}}, "policy": policy or {}}
-        config = {"treasury": {"store": str(tmp_path / "store.db"), "treasuries": {name: entry}}}
-        path = tmp_path / "ape-config.yaml"
-        path.write_text(yaml.safe_dump(config))
-        if guarded:
-            treasury = Treasury.load(name, path)
-            guard = deploy_guard(created.address, version, treasury.policy, safe_deployer)
-            install_guard(created.address, version, guard.address, signers=owners[:threshold], sender=safe_deployer)
-            entry["guard"] = guard.address
-            path.write_text(yaml.safe_dump(config))
-            treasury.store.close()
-        return Treasury.load(name, path), token
+        return make_test_treasury(tmp_path, owners, safe_deployer, threshold=threshold, policy=policy,
+                                  version=version, salt_nonce=salt_nonce, guarded=guarded, name=name)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """The click command (`cli`) of an ape script under scripts/, as `ape run` would find it."""
+    import importlib.util
+    from pathlib import Path
+
+    def load(name):
+        path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"script_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.cli
+
+    return load

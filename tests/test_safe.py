@@ -1,8 +1,5 @@
 """Safe creation: predicted address, canonical factory and singleton, owners, threshold, bad input."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 from click.testing import CliRunner
 from safe_eth.eth import EthereumClient
@@ -85,21 +82,13 @@ def test_bad_input_is_one_clear_error(fields, message):
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
-def _script(name):
-    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"script_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.cli
-
-
 @pytest.mark.parametrize("fields,message", BAD_INPUT[:8])
-def test_create_safe_script_exits_non_zero_and_deploys_nothing(safe_infrastructure, chain, fields, message, tmp_path):
+def test_create_safe_script_exits_non_zero_and_deploys_nothing(safe_infrastructure, chain, fields, message, tmp_path, load_script):
     args = [arg for owner in fields["owners"] for arg in ("--owner", owner)]
     args += ["--threshold", str(fields["threshold"]), "--version", fields.get("version", "1.4.1")]
     args += ["--manifest-dir", str(tmp_path)]
     block = chain.blocks.height
-    result = CliRunner().invoke(_script("create_safe"), args)
+    result = CliRunner().invoke(load_script("create_safe"), args)
     assert result.exit_code != 0
     error_lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(error_lines) == 1 and message in error_lines[0]

@@ -1,25 +1,15 @@
 """The ape scripts (and their CLI twins) on the test chain: thin layers with one-line errors."""
 
-import importlib.util
 import traceback
-from pathlib import Path
 
 from click.testing import CliRunner
 
 from treasury.guard import guard_at, installed_guard
 
 
-def script(name):
-    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"script_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.cli
-
-
-def test_deploy_guard_installs_the_configured_policy(make_treasury, tmp_path, chain):
+def test_deploy_guard_installs_the_configured_policy(make_treasury, tmp_path, chain, load_script):
     treasury, token = make_treasury({"caps": [{"token": "TUSD", "amount": "100", "period": "1d"}]}, guarded=False)
-    result = CliRunner().invoke(script("deploy_guard"), [
+    result = CliRunner().invoke(load_script("deploy_guard"), [
         "--treasury", "ops", "--config", str(tmp_path / "ape-config.yaml"), "--signer", "TEST::0", "--signer", "TEST::1",
         "--network", chain.provider.uri, "--account", "TEST::9",  # the test's own anvil (seen as a live node)
     ])
@@ -29,9 +19,9 @@ def test_deploy_guard_installs_the_configured_policy(make_treasury, tmp_path, ch
     assert guard_at(guard).capConfig(token.address)[0] == 100 * 10**6
 
 
-def test_deploy_guard_with_an_unknown_treasury_is_one_line(make_treasury, tmp_path):
+def test_deploy_guard_with_an_unknown_treasury_is_one_line(make_treasury, tmp_path, load_script):
     make_treasury(guarded=False)
-    result = CliRunner().invoke(script("deploy_guard"), [
+    result = CliRunner().invoke(load_script("deploy_guard"), [
         "--treasury", "payroll", "--config", str(tmp_path / "ape-config.yaml"), "--signer", "TEST::0",
     ])
     assert result.exit_code != 0

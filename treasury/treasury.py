@@ -176,9 +176,9 @@ class Treasury:
 
     # --- proposals --------------------------------------------------------------------------------
 
-    def next_nonce(self) -> int:
+    def next_nonce(self, chain_nonce: int | None = None) -> int:
         """The first nonce after the chain's and after every open proposal's."""
-        nonce = self.onchain_nonce()
+        nonce = self.onchain_nonce() if chain_nonce is None else chain_nonce
         for record in self.store.list_proposals(safe=self.safe, chain_id=self.chain_id):
             if record.status in OPEN and record.nonce >= nonce:
                 nonce = record.nonce + 1
@@ -188,7 +188,7 @@ class Treasury:
         """Number the intent, hash it, store it. The nonce defaults to the next free one."""
         chain_nonce = self.onchain_nonce()
         if nonce is None:
-            nonce = self.next_nonce()
+            nonce = self.next_nonce(chain_nonce)
         elif nonce < chain_nonce:
             raise StaleProposal(f"nonce {nonce} was already used on chain (the Safe is at nonce {chain_nonce})")
         safe_tx = self._safe_tx(intent.to, intent.value, intent.data, intent.operation, nonce)
