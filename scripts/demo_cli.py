@@ -199,7 +199,21 @@ class Demo:
         self.note(f"added guard: {guard} to the config")
         self.treasury("policy", "check")
 
-        self.step("5. Three proposals: the policy answers at once, before anyone signs")
+        self.step("5. Move 1.5 ETH out of the Safe with two owner signatures")
+        vendor_before = int(self.node.rpc("eth_getBalance", VENDOR, "latest"), 16)
+        eth = self.treasury("propose", "transfer", VENDOR, "1.5 ETH", "--title", "gas money", as_json=True)
+        for owner in ("TEST::1", "TEST::2"):
+            self.treasury("sign", eth["id"], "--account", owner, "--yes", show=False)
+            self.note(f"signed {eth['id']} as {owner}")
+        paid = self.treasury("execute", eth["id"], "--account", "TEST::3", "--yes", as_json=True)
+        if paid["status"] != "executed" or not paid["execution"]["success"]:
+            raise DemoFailed(f"the ETH transfer did not execute: {paid}")
+        received = int(self.node.rpc("eth_getBalance", VENDOR, "latest"), 16) - vendor_before
+        if received != 15 * ETHER // 10:
+            raise DemoFailed(f"the vendor received {received} wei, expected 1.5 ETH")
+        self.note(f"{GREEN}executed{RESET} {eth['id']} in {paid['execution']['tx_hash']}: the vendor received 1.5 ETH")
+
+        self.step("6. Three proposals: the policy answers at once, before anyone signs")
         allowed = self.treasury("propose", "transfer", VENDOR, "4000 USDC", "--title", "invoice 1001", as_json=True)
         delayed = self.treasury("propose", "transfer", VENDOR, "6000 USDC", "--title", "invoice 1002", as_json=True)
         refused = self.treasury("propose", "transfer", VENDOR, "9000 USDC", "--title", "invoice 1003", as_json=True)
@@ -212,23 +226,23 @@ class Demo:
                 raise DemoFailed(f"proposal {p['id']}: verdict {v['outcome']}, expected {expected[p['id']]}")
         self.treasury("list", chain=False)
 
-        self.step("6. Alice and Bob sign the allowed and the delayed payment (each sees the decoded intent and the hashes)")
+        self.step("7. Alice and Bob sign the allowed and the delayed payment (each sees the decoded intent and the hashes)")
         self.treasury("sign", allowed["id"], "--account", "TEST::1", "--yes")
         for pid, owner in ((allowed["id"], "TEST::2"), (delayed["id"], "TEST::1"), (delayed["id"], "TEST::2")):
             self.treasury("sign", pid, "--account", owner, "--yes", show=False)
             self.note(f"signed {pid} as {owner}")
 
-        self.step("7. Execute: the allowed payment goes through")
+        self.step("8. Execute: the allowed payment goes through")
         self.treasury("execute", allowed["id"], "--account", "TEST::3", "--yes", show=False)
         self.note(f"{GREEN}executed{RESET} {allowed['id']}: 4,000 USDC to the vendor")
 
-        self.step("8. The payment above the per-transaction cap is refused (exit code 3)")
+        self.step("9. The payment above the per-transaction cap is refused (exit code 3)")
         self.treasury("execute", refused["id"], "--account", "TEST::3", "--yes", expect=3, show=False)
         self.step("   ... and the one above the delay threshold must wait in the guard's queue (exit code 3)")
         self.treasury("execute", delayed["id"], "--account", "TEST::3", "--yes", expect=3, show=False)
         self.treasury("schedule", delayed["id"], "--signer", "TEST::1", "--signer", "TEST::2", "--account", "TEST::3")
 
-        self.step("9. 48 hours pass (not a treasury step: evm_increaseTime + evm_mine on the local node)")
+        self.step("10. 48 hours pass (not a treasury step: evm_increaseTime + evm_mine on the local node)")
         self.node.rpc("evm_increaseTime", 48 * 3600 + 60)
         self.node.rpc("evm_mine")
         executed = self.treasury("execute", delayed["id"], "--account", "TEST::3", "--yes", as_json=True)
@@ -236,7 +250,17 @@ class Demo:
             raise DemoFailed(f"the delayed payment did not execute: {executed}")
         self.note(f"{GREEN}executed{RESET} {delayed['id']} after the delay in {executed['execution']['tx_hash']}")
 
-        self.step("10. Where the treasury stands, and what happened")
+        self.step("11. The refused proposal still holds its nonce: reject it (a no-op at that nonce, two signatures)")
+        rejection = self.treasury("reject", refused["id"], as_json=True)
+        for owner in ("TEST::1", "TEST::2"):
+            self.treasury("sign", rejection["id"], "--account", owner, "--yes", show=False)
+        self.treasury("execute", rejection["id"], "--account", "TEST::3", "--yes", show=False)
+        superseded = self.treasury("show", refused["id"], as_json=True)
+        if superseded["status"] != "superseded":
+            raise DemoFailed(f"the refused proposal is {superseded['status']}, expected superseded")
+        self.note(f"{refused['id']} is now superseded: it can never execute")
+
+        self.step("12. Where the treasury stands, and what happened")
         self.treasury("info")
         self.treasury("list", chain=False)
         self.treasury("log", chain=False)
