@@ -17,7 +17,7 @@ from safe_eth.safe.multi_send import MultiSend
 from safe_eth.safe.safe_tx import SafeTx
 
 from treasury.amounts import TokenBook, format_units
-from treasury.proposal import _split_types
+from treasury.proposal import split_types
 
 # Functions a treasury meets every day; anything else is shown as raw calldata.
 KNOWN_FUNCTIONS = (
@@ -52,7 +52,7 @@ def _functions() -> dict[bytes, tuple[str, list[str]]]:
     table = {}
     for signature in KNOWN_FUNCTIONS:
         name, _, rest = signature.partition("(")
-        table[function_signature_to_4byte_selector(signature)] = (name, _split_types(rest[:-1]))
+        table[function_signature_to_4byte_selector(signature)] = (name, split_types(rest[:-1]))
     return table
 
 

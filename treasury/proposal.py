@@ -53,7 +53,7 @@ def encode_call(signature: str, args: Sequence[Any]) -> bytes:
     match = _SIGNATURE.match(signature.replace(" ", ""))
     if not match:
         raise InvalidInput(f"{signature!r} is not a function signature like transfer(address,uint256)")
-    types = [t for t in _split_types(match[2])]
+    types = split_types(match[2])
     if len(types) != len(args):
         raise InvalidInput(f"{signature} takes {len(types)} arguments, {len(args)} given")
     try:
@@ -62,7 +62,7 @@ def encode_call(signature: str, args: Sequence[Any]) -> bytes:
         raise InvalidInput(f"arguments do not fit {signature}: {str(error).splitlines()[0]}") from None
 
 
-def _split_types(inner: str) -> list[str]:
+def split_types(inner: str) -> list[str]:
     """Top-level comma split, keeping tuple types such as (address,uint256)[] whole."""
     types, depth, current = [], 0, ""
     for char in inner:

@@ -88,12 +88,12 @@ def _parse_argument(kind: str, text: str):
 
 
 def _argument_types(signature: str) -> list[str]:
-    from treasury.proposal import _split_types
+    from treasury.proposal import split_types
 
     match = re.match(r"^[A-Za-z_][A-Za-z0-9_]*\((.*)\)$", signature.replace(" ", ""))
     if not match:
         raise InvalidInput(f"{signature!r} is not a function signature like transfer(address,uint256)")
-    return _split_types(match[1])
+    return split_types(match[1])
 
 
 def _title_option(fn):
