@@ -12,6 +12,7 @@ import pytest
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector as selector
 
+from guard_helpers import approve, transfer, transfer_from
 from treasury.batch import multisend_call_only
 from treasury.errors import InvalidInput
 from treasury.execution import execute_with_owners
@@ -66,18 +67,6 @@ def state(**changes) -> GuardState:
 
 def word(value: int) -> bytes:
     return value.to_bytes(32, "big")
-
-
-def transfer(to: str, amount: int) -> bytes:
-    return TRANSFER + encode(["address", "uint256"], [to, amount])
-
-
-def approve(spender: str, amount: int) -> bytes:
-    return APPROVE + encode(["address", "uint256"], [spender, amount])
-
-
-def transfer_from(source: str, to: str, amount: int) -> bytes:
-    return TRANSFER_FROM + encode(["address", "address", "uint256"], [source, to, amount])
 
 
 def entry(to: str, value: int = 0, data: bytes = b"", operation: int = 0) -> bytes:
