@@ -51,13 +51,21 @@ def simulate_execution(
     return None if result and result[-1] == 1 else "the Safe reported ExecutionFailure (the inner call failed)"
 
 
+def send_safe_tx(
+    safe_tx: SafeTx, signatures: Sequence[SafeSignature], sender: "AccountAPI", version: str
+) -> tuple["ReceiptAPI", bool]:
+    """Call execTransaction from `sender`; (receipt, whether the Safe emitted ExecutionSuccess)."""
+    safe = safe_instance(safe_tx.safe_address, version)
+    receipt = safe.execTransaction(*_exec_arguments(safe_tx, signatures), sender=sender)
+    return receipt, bool(list(receipt.decode_logs(safe.ExecutionSuccess)))
+
+
 def execute_safe_tx(
     safe_tx: SafeTx, signatures: Sequence[SafeSignature], sender: "AccountAPI", version: str
 ) -> "ReceiptAPI":
     """Call execTransaction from `sender` (an owner or any relayer) and require ExecutionSuccess."""
-    safe = safe_instance(safe_tx.safe_address, version)
-    receipt = safe.execTransaction(*_exec_arguments(safe_tx, signatures), sender=sender)
-    if list(receipt.decode_logs(safe.ExecutionFailure)):
+    receipt, success = send_safe_tx(safe_tx, signatures, sender, version)
+    if not success:
         raise ExecutionFailed(f"Safe transaction {safe_tx.safe_tx_hash.hex()} executed but its call failed")
     return receipt
 

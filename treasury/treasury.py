@@ -400,8 +400,7 @@ class Treasury:
 
     def execute(self, proposal_id: str, sender: "AccountAPI", force: bool = False) -> ExecutionRecord:
         """Simulate, then send execTransaction with the stored signatures; record what the Safe said."""
-        from treasury.execution import simulate_execution
-        from treasury.safe import safe_instance
+        from treasury.execution import send_safe_tx, simulate_execution
 
         record = self._open(proposal_id)
         chain_nonce = self.onchain_nonce()
@@ -415,11 +414,7 @@ class Treasury:
         refusal = simulate_execution(safe_tx, signatures, sender, self.version)
         if refusal and not force:
             raise TreasuryError(f"simulation fails, nothing sent: {refusal}")
-        safe = safe_instance(self.safe, self.version)
-        from treasury.execution import _exec_arguments
-
-        receipt = safe.execTransaction(*_exec_arguments(safe_tx, signatures), sender=sender)
-        success = bool(list(receipt.decode_logs(safe.ExecutionSuccess)))
+        receipt, success = send_safe_tx(safe_tx, signatures, sender, self.version)
         execution = self.store.record_execution(
             record.id, tx_hash=receipt.txn_hash, block_number=receipt.block_number, gas_used=receipt.gas_used,
             success=success, executor=sender.address, actor=self.actor,
