@@ -96,7 +96,7 @@ def test_open_configures_sqlite_for_concurrency_and_durability(store: Store, db:
     con = sqlite3.connect(db)
     try:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persisted in the file
-        assert con.execute("SELECT value FROM store_meta WHERE key = 'schema_version'").fetchone()[0] == "1"
+        assert con.execute("SELECT value FROM store_meta WHERE key = 'schema_version'").fetchone()[0] == "2"
         indexes = {row[1] for row in con.execute("PRAGMA index_list(proposals)")}
         assert "ix_proposals_listing" in indexes
         columns = [row[2] for row in con.execute("PRAGMA index_info(ix_proposals_listing)")]

@@ -1,4 +1,5 @@
-"""The durable proposal store: proposals, signatures, time-lock entries, executions and an audit log.
+"""The durable proposal store: proposals, signatures, time-lock entries, broadcasts, fork rehearsals,
+executions and an audit log.
 
 Every step of the treasury flow (propose, sign, schedule, execute) is an append here, and every
 mutating method writes one entry to a hash-chained, append-only audit log in the *same* database
@@ -21,6 +22,9 @@ Why it is built the way it is:
   chain) detects accidental or naive edits; someone able to write the database *and* recompute
   SHA-256 can forge both, so keep the database where only the treasury tooling writes it.
 - Callers receive frozen dataclasses, never live ORM objects, so nobody holds a session or a lock.
+- The schema is versioned (`store_meta.schema_version`). `Store.open` migrates an older store forward
+  in one transaction under the write lock, with a `store.migrated` audit entry, so a crash leaves it
+  either wholly old or wholly new; a store written by a newer ape-treasury is refused untouched.
 """
 
 from __future__ import annotations
@@ -64,12 +68,15 @@ from treasury.errors import InvalidInput, TreasuryError
 __all__ = [
     "AuditEntry",
     "AuditReport",
+    "BROADCAST_STATUSES",
+    "BroadcastRecord",
     "DuplicateProposal",
     "DuplicateSignature",
     "ExecutionRecord",
     "InvalidTransition",
     "PROPOSAL_STATUSES",
     "ProposalRecord",
+    "RehearsalRecord",
     "SCHEDULE_STATUSES",
     "SCHEMA_VERSION",
     "SIGNATURE_KINDS",
@@ -82,7 +89,7 @@ __all__ = [
     "UnknownProposal",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1: proposals, signatures, schedule, executions, audit; 2: + broadcasts, rehearsals
 DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a writer waits for another writer before giving up
 GENESIS_HASH = "0" * 64  # prev_hash of the first audit entry
 
@@ -102,6 +109,12 @@ _OPEN_STATUSES = frozenset(_TRANSITIONS)
 SIGNATURE_KINDS = ("eip712", "eth_sign", "approved_hash", "contract")
 SCHEDULE_STATUSES = ("queued", "executed", "cancelled", "expired")
 _SCHEDULE_TRANSITIONS: dict[str, frozenset[str]] = {"queued": frozenset({"executed", "cancelled", "expired"})}
+# A broadcast is "sent" from the moment it is written (just before the raw transaction goes to the
+# network) until someone learns its fate: "mined" (included in a block, whether the Safe call
+# succeeded or reverted) or "dropped" (the node no longer knows it, or its sender nonce was used by
+# another transaction). Both are final: a dropped transaction is re-sent as a new broadcast.
+BROADCAST_STATUSES = ("sent", "mined", "dropped")
+_BROADCAST_TRANSITIONS: dict[str, frozenset[str]] = {"sent": frozenset({"mined", "dropped"})}
 
 _HEX32 = re.compile(r"^0x[0-9a-f]{64}$")
 _HEX = re.compile(r"^(0x)?([0-9a-fA-F]{2})*$")
@@ -137,7 +150,7 @@ class DuplicateProposal(InvalidInput):
 
 
 class UnknownProposal(InvalidInput):
-    """No proposal (or schedule entry) has the given id."""
+    """No proposal (or schedule entry, or broadcast) has the given id."""
 
 
 class InvalidTransition(InvalidInput):
@@ -212,6 +225,52 @@ class ExecutionRecord:
     success: bool
     executor: str
     recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastRecord:
+    """A signed execTransaction, written down *before* it was sent to the network.
+
+    If the process dies between sending and recording the outcome, the next run finds the
+    transaction by `tx_hash` (and can re-send the very same `raw_tx`) instead of signing and sending
+    a second one. `raw_tx` is the signed transaction, public once broadcast; it holds no key.
+    `status` and `note` change as the transaction's fate becomes known; every other field is fixed.
+    """
+
+    id: int
+    proposal_id: str
+    tx_hash: str
+    sender: str
+    sender_nonce: int
+    raw_tx: bytes = field(repr=False)  # carries the whole calldata; keep reprs and logs readable
+    safe_nonce: int
+    block_at_send: int
+    status: str
+    note: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RehearsalRecord:
+    """The outcome of executing a proposal on a local fork of `chain_id` at `block_number`.
+
+    `filled` names the owners whose approvals existed only on the fork (impersonated approveHash
+    calls that made up the threshold there): a success that needed them still needs those owners
+    to sign for real.
+    """
+
+    id: int
+    proposal_id: str
+    safe_tx_hash: str
+    chain_id: int
+    block_number: int
+    block_hash: str
+    success: bool
+    reason: str
+    gas_used: int | None
+    filled: tuple[str, ...]
+    executor: str
+    rehearsed_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +442,61 @@ class ExecutionRow(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
 
 
+class BroadcastRow(Base):
+    """Write-ahead record of a signed execTransaction (schema version 2).
+
+    `tx_hash` is unique across the table: a hash names one transaction, so it can belong to one
+    proposal only. `status` and `note` are mutable and stay out of the content hash, as a schedule
+    entry's status does; verify_audit_log checks them against the log instead.
+    """
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (
+        UniqueConstraint("tx_hash", name="uq_broadcasts_tx_hash"),
+        Index("ix_broadcasts_proposal_status", "proposal_id", "status"),
+        CheckConstraint(
+            "status IN (" + ", ".join(f"'{s}'" for s in BROADCAST_STATUSES) + ")", name="ck_broadcasts_status"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[str] = mapped_column(ForeignKey("proposals.id"))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    sender: Mapped[str] = mapped_column(String(42))
+    sender_nonce: Mapped[int] = mapped_column(BigInteger)
+    raw_tx: Mapped[bytes] = mapped_column(LargeBinary)
+    safe_nonce: Mapped[int] = mapped_column(Uint256)
+    block_at_send: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class RehearsalRow(Base):
+    """The result of running a proposal on a fork (schema version 2). Every field is immutable.
+
+    `filled` holds the simulated-only owners as canonical JSON (a sorted list of checksummed
+    addresses), so one text column carries any number of them on every backend.
+    """
+
+    __tablename__ = "rehearsals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[str] = mapped_column(ForeignKey("proposals.id"), index=True)
+    safe_tx_hash: Mapped[str] = mapped_column(String(66))
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    success: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    filled: Mapped[str] = mapped_column(Text)
+    executor: Mapped[str] = mapped_column(String(42))
+    rehearsed_at: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
 class AuditRow(Base):
     __tablename__ = "audit_log"
 
@@ -491,6 +605,52 @@ def _execution_hash(row: ExecutionRow) -> str:
     )
 
 
+def _broadcast_hash(row: BroadcastRow) -> str:
+    """Hash of the fixed fields only: `status` and `note` move on as the transaction's fate is learned.
+
+    The raw transaction is hashed (with its length) rather than embedded, as proposal calldata is.
+    """
+    return _sha256(
+        _canonical(
+            {
+                "record": "broadcast/v1",
+                "id": row.id,
+                "proposal_id": row.proposal_id,
+                "tx_hash": row.tx_hash,
+                "sender": row.sender,
+                "sender_nonce": str(row.sender_nonce),
+                "raw_tx_sha256": hashlib.sha256(bytes(row.raw_tx)).hexdigest(),
+                "raw_tx_length": len(row.raw_tx),
+                "safe_nonce": str(row.safe_nonce),
+                "block_at_send": str(row.block_at_send),
+                "created_at": row.created_at,
+            }
+        )
+    )
+
+
+def _rehearsal_hash(row: RehearsalRow) -> str:
+    return _sha256(
+        _canonical(
+            {
+                "record": "rehearsal/v1",
+                "id": row.id,
+                "proposal_id": row.proposal_id,
+                "safe_tx_hash": row.safe_tx_hash,
+                "chain_id": str(row.chain_id),
+                "block_number": str(row.block_number),
+                "block_hash": row.block_hash,
+                "success": bool(row.success),
+                "reason": row.reason,
+                "gas_used": None if row.gas_used is None else str(row.gas_used),
+                "filled": row.filled,  # the stored JSON text itself: any edit to it shows
+                "executor": row.executor,
+                "rehearsed_at": row.rehearsed_at,
+            }
+        )
+    )
+
+
 def _audit_hash(
     seq: int, at: str, actor: str, action: str, proposal_id: str | None, payload: Any, prev_hash: str
 ) -> str:
@@ -580,6 +740,17 @@ def _signature_shape(kind: str, signature: bytes) -> None:
         raise InvalidInput(f"an approved_hash signature must be empty or 65 bytes, got {len(signature)}")
 
 
+def _addresses(value: object, what: str, each: str) -> tuple[str, ...]:
+    """A collection of distinct addresses, checksummed and sorted ascending (the Safe's owner order)."""
+    if not isinstance(value, (list, tuple, set, frozenset)):  # a lone address string is a classic slip
+        raise InvalidInput(f"{what} must be a list of addresses, got {type(value).__name__}")
+    parsed = [parse_address(item, each) for item in value]
+    if len(set(parsed)) != len(parsed):
+        repeated = next(a for a in parsed if parsed.count(a) > 1)
+        raise InvalidInput(f"{what} lists {repeated} more than once")
+    return tuple(sorted(parsed, key=lambda a: int(a, 16)))
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -667,6 +838,43 @@ def _execution_record(row: ExecutionRow) -> ExecutionRecord:
     )
 
 
+def _broadcast_record(row: BroadcastRow) -> BroadcastRecord:
+    _check(row, _broadcast_hash(row), f"broadcast {row.id}")
+    if row.status not in BROADCAST_STATUSES:
+        raise TamperedRecord(f"broadcast {row.id} has unknown status {row.status!r}: the row was edited outside the store")
+    return BroadcastRecord(
+        id=row.id,
+        proposal_id=row.proposal_id,
+        tx_hash=row.tx_hash,
+        sender=row.sender,
+        sender_nonce=row.sender_nonce,
+        raw_tx=bytes(row.raw_tx),
+        safe_nonce=row.safe_nonce,
+        block_at_send=row.block_at_send,
+        status=row.status,
+        note=row.note,
+        created_at=_parse_time(row.created_at),
+    )
+
+
+def _rehearsal_record(row: RehearsalRow) -> RehearsalRecord:
+    _check(row, _rehearsal_hash(row), f"rehearsal {row.id}")
+    return RehearsalRecord(
+        id=row.id,
+        proposal_id=row.proposal_id,
+        safe_tx_hash=row.safe_tx_hash,
+        chain_id=row.chain_id,
+        block_number=row.block_number,
+        block_hash=row.block_hash,
+        success=bool(row.success),
+        reason=row.reason,
+        gas_used=row.gas_used,
+        filled=tuple(json.loads(row.filled)),  # hash-checked above, so it is the JSON we wrote
+        executor=row.executor,
+        rehearsed_at=_parse_time(row.rehearsed_at),
+    )
+
+
 def _audit_record(row: AuditRow) -> AuditEntry:
     return AuditEntry(
         seq=row.seq,
@@ -738,6 +946,26 @@ def _to_url(url_or_path: str | Path) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
+# Migrations: _MIGRATIONS[n] turns a version-n store into a version-(n+1) one. Store.open runs the
+# steps in one transaction and sets schema_version after each (see Store._migrate).
+
+_MIGRATION_ACTOR = "ape-treasury"  # the audit actor of a migration: no user asked for it by name
+
+
+def _migrate_1_to_2(tx: _Tx) -> None:
+    """Version 2 adds the `broadcasts` and `rehearsals` tables; no existing row changes.
+
+    The tables are built from the current models. When a later version alters either table, this
+    step must go on creating the version-2 shape and leave the change to the step after it.
+    """
+    tables = [Base.metadata.tables[BroadcastRow.__tablename__], Base.metadata.tables[RehearsalRow.__tablename__]]
+    Base.metadata.create_all(tx.session.connection(), tables=tables)
+
+
+_MIGRATIONS: dict[int, Callable[[_Tx], None]] = {1: _migrate_1_to_2}
+
+
+# --------------------------------------------------------------------------------------------------
 # The store
 
 
@@ -757,7 +985,8 @@ class Store:
         """Open (creating if missing) the store at a SQLAlchemy URL or a SQLite file path.
 
         Tables and the `schema_version` row are created in one transaction, so a crash during
-        creation leaves either nothing or a complete schema. A database written by a newer
+        creation leaves either nothing or a complete schema. An older store is migrated the same
+        way (one transaction, audited as `store.migrated`). A database written by a newer
         ape-treasury is refused rather than risk corrupting it.
         """
         url = _to_url(url_or_path)
@@ -800,10 +1029,11 @@ class Store:
         return self._engine.url.render_as_string(hide_password=True)
 
     def _initialise(self) -> None:
-        """Check the schema version; create the schema if it is missing.
+        """Check the schema version; create the schema if it is missing, migrate it if it is older.
 
-        The check is a plain read, so opening an existing store never waits for another process's
-        write lock; only creating the schema takes the write lock (and re-checks under it).
+        The check is a plain read, so opening an up-to-date store never waits for another process's
+        write lock; only creating or migrating takes the write lock (and re-checks under it, so two
+        processes opening the same store at once do the work once).
         """
 
         def version_of(session: Session) -> int | None:
@@ -821,21 +1051,34 @@ class Store:
                     f"store {self.url} has schema version {version}, newer than this ape-treasury "
                     f"understands ({SCHEMA_VERSION}); upgrade ape-treasury"
                 )
-            if version < SCHEMA_VERSION:  # pragma: no cover - there is only one version so far
+            if any(step not in _MIGRATIONS for step in range(version, SCHEMA_VERSION)):
                 raise TreasuryError(f"store {self.url} has schema version {version}; no migration to {SCHEMA_VERSION} exists")
             return version
 
-        def complete(session: Session) -> bool:
-            return version_of(session) is not None and session.get(AuditHeadRow, 1) is not None
+        def complete_version(session: Session) -> int | None:
+            """The schema version of a fully created store, None while there is none."""
+            version = version_of(session)
+            if version is None or session.get(AuditHeadRow, 1) is None:
+                return None
+            return version
 
-        if self._read(complete):
+        version = self._read(complete_version)
+        if version == SCHEMA_VERSION:
             return
+        if version is None:
+            self._create_schema(version_of)
+            # Normally now current; older if a process running an older ape-treasury created it first.
+            version = self._read(complete_version)
+        if version is not None and version < SCHEMA_VERSION:
+            self._migrate(version_of)
+
+    def _create_schema(self, version_of: Callable[[Session], int | None]) -> None:
+        """Create every table, the `schema_version` row and the audit head in one write transaction."""
 
         def init(session: Session) -> None:
             conn = session.connection()
-            version_of(session)
-            Base.metadata.create_all(conn)
-            if session.get(MetaRow, "schema_version") is None:
+            if version_of(session) is None:  # re-checked under the write lock
+                Base.metadata.create_all(conn)
                 session.add(MetaRow(key="schema_version", value=str(SCHEMA_VERSION)))
             if session.get(AuditHeadRow, 1) is None:
                 session.add(AuditHeadRow(id=1, seq=0, entry_hash=GENESIS_HASH))
@@ -851,6 +1094,30 @@ class Store:
                 attempts += 1
                 if attempts >= 3:
                     raise
+
+    def _migrate(self, version_of: Callable[[Session], int | None]) -> None:
+        """Bring an older store up to SCHEMA_VERSION in ONE write transaction, audited step by step.
+
+        It is an ordinary `_write`: the audit head is locked first, then the version is read again,
+        so a second process that opened the same old store at the same moment waits, sees the new
+        version and does nothing. DDL is transactional on SQLite and PostgreSQL, so a crash (or an
+        error) part-way leaves the store exactly at its old version, and the next open retries.
+        """
+
+        def migrate(tx: _Tx) -> None:
+            version = version_of(tx.session)
+            if version is None:  # pragma: no cover - a complete store does not lose its version row
+                raise TreasuryError(f"store {self.url} lost its schema_version while being migrated")
+            meta = tx.session.get(MetaRow, "schema_version")
+            assert meta is not None
+            while version < SCHEMA_VERSION:
+                _MIGRATIONS[version](tx)
+                meta.value = str(version + 1)
+                tx.session.flush()
+                tx.audit(_MIGRATION_ACTOR, "store.migrated", None, {"from": version, "to": version + 1})
+                version += 1
+
+        self._write(migrate)
 
     # ---- transaction plumbing ------------------------------------------------------------------
 
@@ -1224,6 +1491,222 @@ class Store:
 
         return self._read(read)
 
+    # ---- fork rehearsals -----------------------------------------------------------------------
+
+    def record_rehearsal(
+        self,
+        proposal_id: str,
+        *,
+        safe_tx_hash: str | bytes,
+        chain_id: int,
+        block_number: int,
+        block_hash: str | bytes,
+        success: bool,
+        reason: str,
+        gas_used: int | None,
+        filled: list[str] | tuple[str, ...],
+        executor: str,
+        actor: str,
+    ) -> RehearsalRecord:
+        """Keep the result of executing an open proposal on a local fork, with its audit entry.
+
+        A rehearsal says whether *this* SafeTx would run, so `safe_tx_hash` must be the proposal's
+        own: a result for any other transaction is refused rather than filed under the wrong
+        proposal. Only open (pending/scheduled) proposals are rehearsed: once one is executed or
+        closed, what a fork would have done no longer informs any decision. `block_number` and
+        `block_hash` pin the fork point, `filled` the owners whose approvals were simulated.
+        """
+        pid = _proposal_id(proposal_id)
+        if not isinstance(success, bool):
+            raise InvalidInput("success must be True or False")
+        fields = dict(
+            safe_tx_hash=_hash32(safe_tx_hash, "safeTxHash"),
+            chain_id=_chain_id(chain_id),
+            block_number=_uint(block_number, "block number", 2**63 - 1),
+            block_hash=_hash32(block_hash, "block hash"),
+            success=success,
+            reason=_label(reason, "reason", _MAX_NOTE, required=False),
+            gas_used=None if gas_used is None else _uint(gas_used, "gas used", 2**63 - 1),
+            filled=_canonical(list(_addresses(filled, "filled owners", "filled owner"))),
+            executor=parse_address(executor, "executor"),
+        )
+        actor = _label(actor, "actor")
+
+        def write(tx: _Tx) -> RehearsalRecord:
+            s = tx.session
+            proposal = _load_proposal(s, pid)
+            _proposal_record(proposal)
+            if proposal.status not in _OPEN_STATUSES:
+                raise InvalidTransition(f"proposal {pid} is {proposal.status}; only open proposals are rehearsed")
+            if fields["safe_tx_hash"] != proposal.safe_tx_hash:
+                raise InvalidInput(
+                    f"rehearsed safeTxHash {fields['safe_tx_hash']} is not proposal {pid}'s ({proposal.safe_tx_hash})"
+                )
+            row = RehearsalRow(proposal_id=pid, rehearsed_at=tx.now, content_hash="", **fields)
+            s.add(row)
+            s.flush()  # assigns row.id, which the content hash covers
+            row.content_hash = _rehearsal_hash(row)
+            s.flush()
+            tx.audit(
+                actor,
+                "rehearsal.recorded",
+                pid,
+                {
+                    "rehearsal_id": row.id,
+                    "chain_id": str(row.chain_id),
+                    "block_number": str(row.block_number),
+                    "success": success,
+                    "content_hash": row.content_hash,
+                },
+            )
+            return _rehearsal_record(row)
+
+        return self._write(write)
+
+    def rehearsals(self, proposal_id: str) -> list[RehearsalRecord]:
+        """A proposal's fork rehearsals, oldest first."""
+        pid = _proposal_id(proposal_id)
+
+        def read(s: Session) -> list[RehearsalRecord]:
+            _load_proposal(s, pid)
+            rows = s.execute(select(RehearsalRow).where(RehearsalRow.proposal_id == pid).order_by(RehearsalRow.id))
+            return [_rehearsal_record(r) for r in rows.scalars()]
+
+        return self._read(read)
+
+    # ---- broadcasts (write-ahead records of sent transactions) --------------------------------
+
+    def record_broadcast(
+        self,
+        proposal_id: str,
+        *,
+        tx_hash: str | bytes,
+        sender: str,
+        sender_nonce: int,
+        raw_tx: bytes | str,
+        safe_nonce: int,
+        block_at_send: int,
+        actor: str,
+    ) -> BroadcastRecord:
+        """Write down a signed execTransaction (status `sent`) BEFORE sending it to the network.
+
+        Call this after signing and before `eth_sendRawTransaction`. If the process then dies, the
+        record survives: the next run looks `tx_hash` up on chain and reconciles (record_execution,
+        or set_broadcast_status "dropped") instead of sending a second transaction. While a
+        proposal has a `sent` broadcast, another one is refused (InvalidInput): that is the double
+        send this table exists to prevent. A transaction hash is recorded once, ever.
+        """
+        pid = _proposal_id(proposal_id)
+        fields = dict(
+            tx_hash=_hash32(tx_hash, "transaction hash"),
+            sender=parse_address(sender, "sender"),
+            sender_nonce=_uint(sender_nonce, "sender nonce", 2**63 - 1),
+            raw_tx=_bytes(raw_tx, "raw transaction"),
+            safe_nonce=_uint(safe_nonce, "Safe nonce"),
+            block_at_send=_uint(block_at_send, "block at send", 2**63 - 1),
+        )
+        if not fields["raw_tx"]:
+            raise InvalidInput("raw transaction is empty; store the signed transaction exactly as it is sent")
+        actor = _label(actor, "actor")
+
+        def write(tx: _Tx) -> BroadcastRecord:
+            s = tx.session
+            proposal = _load_proposal(s, pid)
+            _proposal_record(proposal)
+            if proposal.status not in _OPEN_STATUSES:
+                raise InvalidTransition(f"proposal {pid} is {proposal.status}; nothing may be broadcast for it")
+            known = s.execute(
+                select(BroadcastRow.id, BroadcastRow.proposal_id).where(BroadcastRow.tx_hash == fields["tx_hash"])
+            ).one_or_none()
+            if known is not None:
+                raise InvalidInput(
+                    f"transaction {fields['tx_hash']} is already broadcast {known.id} of proposal {known.proposal_id}"
+                )
+            in_flight = s.execute(
+                select(BroadcastRow).where(BroadcastRow.proposal_id == pid, BroadcastRow.status == "sent").limit(1)
+            ).scalar_one_or_none()
+            if in_flight is not None:
+                raise InvalidInput(
+                    f"proposal {pid} already has broadcast {in_flight.id} ({in_flight.tx_hash}) in flight; "
+                    "reconcile it (mined or dropped) before sending again"
+                )
+            row = BroadcastRow(proposal_id=pid, status="sent", note="", created_at=tx.now, content_hash="", **fields)
+            s.add(row)
+            s.flush()  # assigns row.id, which the content hash covers
+            row.content_hash = _broadcast_hash(row)
+            s.flush()
+            tx.audit(
+                actor,
+                "broadcast.sent",
+                pid,
+                {
+                    "broadcast_id": row.id,
+                    "tx_hash": row.tx_hash,
+                    "sender": row.sender,
+                    "sender_nonce": str(row.sender_nonce),
+                    "safe_nonce": str(row.safe_nonce),
+                    "block_at_send": str(row.block_at_send),
+                    "content_hash": row.content_hash,
+                    "broadcast_status_to": "sent",
+                },
+            )
+            return _broadcast_record(row)
+
+        return self._write(write)
+
+    def broadcasts(self, proposal_id: str | None = None, status: str | None = None) -> list[BroadcastRecord]:
+        """Broadcasts matching the filters, oldest first; `broadcasts(status="sent")` is the reconcile list."""
+        query = select(BroadcastRow).order_by(BroadcastRow.id)
+        pid = None if proposal_id is None else _proposal_id(proposal_id)
+        if pid is not None:
+            query = query.where(BroadcastRow.proposal_id == pid)
+        if status is not None:
+            if status not in BROADCAST_STATUSES:
+                raise InvalidInput(f"broadcast status {status!r} is not one of {', '.join(BROADCAST_STATUSES)}")
+            query = query.where(BroadcastRow.status == status)
+
+        def read(s: Session) -> list[BroadcastRecord]:
+            if pid is not None:
+                _load_proposal(s, pid)
+            return [_broadcast_record(r) for r in s.execute(query).scalars()]
+
+        return self._read(read)
+
+    def set_broadcast_status(self, broadcast_id: int, status: str, actor: str, note: str = "") -> BroadcastRecord:
+        """Settle a `sent` broadcast as `mined` or `dropped` (both final); `note` is stored with it.
+
+        Allowed whatever the proposal's status, because a transaction's fate is learned after the
+        fact: a stale `sent` record of an already executed proposal must still be closable. The
+        proposal itself is not touched; record a mined execTransaction with record_execution, which
+        also settles the matching broadcast in the same transaction.
+        """
+        bid = _uint(broadcast_id, "broadcast id", 2**63 - 1)
+        if status not in BROADCAST_STATUSES:
+            raise InvalidInput(f"broadcast status {status!r} is not one of {', '.join(BROADCAST_STATUSES)}")
+        actor = _label(actor, "actor")
+        note = _label(note, "note", _MAX_NOTE, required=False)
+
+        def write(tx: _Tx) -> BroadcastRecord:
+            row = tx.session.get(BroadcastRow, bid)
+            if row is None:
+                raise UnknownProposal(f"no broadcast {bid} in the store")
+            _broadcast_record(row)
+            previous = row.status
+            if status not in _BROADCAST_TRANSITIONS.get(previous, frozenset()):
+                raise InvalidTransition(f"broadcast {bid} is {previous}; it cannot become {status}")
+            row.status = status
+            row.note = note
+            tx.session.flush()
+            tx.audit(
+                actor,
+                "broadcast.status",
+                row.proposal_id,
+                {"broadcast_id": bid, "broadcast_status_from": previous, "broadcast_status_to": status, "note": note},
+            )
+            return _broadcast_record(row)
+
+        return self._write(write)
+
     # ---- executions ----------------------------------------------------------------------------
 
     def record_execution(
@@ -1243,6 +1726,11 @@ class Store:
         success -> `executed`. A failure that consumed the Safe nonce (ExecutionFailure event) ->
         `failed`, final. A failure that did not (the whole call reverted, nonce unspent) is recorded
         but leaves the proposal open so it can be retried: pass nonce_consumed=False.
+
+        A `sent` broadcast of this proposal with the same tx_hash becomes `mined` in the same
+        transaction (and the audit entry says so): the outcome and the closing of its write-ahead
+        record land together, so no crash can leave a recorded execution with a broadcast that still
+        looks in flight (which would make the next run reconcile it again).
         """
         pid = _proposal_id(proposal_id)
         if not isinstance(success, bool) or not isinstance(nonce_consumed, bool):
@@ -1268,6 +1756,13 @@ class Store:
             ).scalar_one_or_none()
             if clash is not None:
                 raise InvalidInput(f"transaction {fields['tx_hash']} is already recorded for proposal {pid}")
+            broadcast = s.execute(
+                select(BroadcastRow).where(
+                    BroadcastRow.proposal_id == pid, BroadcastRow.tx_hash == fields["tx_hash"], BroadcastRow.status == "sent"
+                )
+            ).scalar_one_or_none()
+            if broadcast is not None:
+                _broadcast_record(broadcast)  # never build on a forged row
             row = ExecutionRow(proposal_id=pid, recorded_at=tx.now, content_hash="", **fields)
             s.add(row)
             s.flush()
@@ -1282,6 +1777,15 @@ class Store:
             if new_status != proposal.status:
                 payload.update(status_from=proposal.status, status_to=new_status)
                 proposal.status = new_status
+            if broadcast is not None:
+                broadcast.status = "mined"
+                broadcast.note = f"mined in block {row.block_number}: execution {row.id}"
+                payload.update(
+                    broadcast_id=broadcast.id,
+                    broadcast_status_from="sent",
+                    broadcast_status_to="mined",
+                    broadcast_note=broadcast.note,
+                )
             s.flush()
             tx.audit(actor, "execution.recorded", pid, payload)
             return _execution_record(row)
@@ -1318,8 +1822,9 @@ class Store:
         Chain: sequence numbers run 1, 2, 3... without gaps, each entry names its predecessor's hash,
         each entry's hash matches its content, and the head row points at the last entry (so edited,
         deleted, reordered and truncated entries are all caught). Data: every proposal, signature,
-        schedule entry and execution row matches its content hash and has exactly the audit entry
-        that created it, and every status equals the last status the log recorded for it.
+        schedule entry, broadcast, rehearsal and execution row matches its content hash and has
+        exactly the audit entry that created it, and every status (and a broadcast's note) equals
+        the last one the log recorded for it.
         """
         return self._read(_verify)
 
@@ -1349,6 +1854,9 @@ def _verify(s: Session) -> AuditReport:
     logged_schedules: dict[int, str] = {}
     logged_schedule_status: dict[int, str] = {}
     logged_executions: dict[int, str] = {}
+    logged_broadcasts: dict[int, str] = {}
+    logged_broadcast_state: dict[int, tuple[str, str]] = {}  # id -> (status, note)
+    logged_rehearsals: dict[int, str] = {}
 
     def bad(seq: int | None, problem: str) -> AuditReport:
         return AuditReport(ok=False, entries=count, first_bad_seq=seq, problem=problem)
@@ -1381,10 +1889,17 @@ def _verify(s: Session) -> AuditReport:
             logged_schedules[int(payload.get("schedule_id", -1))] = payload.get("content_hash", "")
         elif row.action == "execution.recorded":
             logged_executions[int(payload.get("execution_id", -1))] = payload.get("content_hash", "")
+        elif row.action == "broadcast.sent":
+            logged_broadcasts[int(payload.get("broadcast_id", -1))] = payload.get("content_hash", "")
+        elif row.action == "rehearsal.recorded":
+            logged_rehearsals[int(payload.get("rehearsal_id", -1))] = payload.get("content_hash", "")
         if pid is not None and "status_to" in payload:
             logged_status[pid] = payload["status_to"]
         if "schedule_status_to" in payload:
             logged_schedule_status[int(payload.get("schedule_id", -1))] = payload["schedule_status_to"]
+        if "broadcast_status_to" in payload:  # broadcast.sent, broadcast.status, execution.recorded
+            note = payload.get("broadcast_note", payload.get("note", "")) if row.action != "broadcast.sent" else ""
+            logged_broadcast_state[int(payload.get("broadcast_id", -1))] = (payload["broadcast_status_to"], note)
 
     head = s.get(AuditHeadRow, 1)
     if head is None:
@@ -1434,6 +1949,28 @@ def _verify(s: Session) -> AuditReport:
                 return bad(None, f"execution {ex.id} has no matching audit entry")
         if logged_executions:
             return bad(None, f"execution {next(iter(logged_executions))} is in the audit log but missing from the store")
+
+        for bc in s.execute(select(BroadcastRow).order_by(BroadcastRow.id)).scalars():
+            if bc.content_hash != _broadcast_hash(bc):
+                return bad(None, f"broadcast {bc.id} was modified outside the store")
+            if logged_broadcasts.pop(bc.id, None) != bc.content_hash:
+                return bad(None, f"broadcast {bc.id} has no matching audit entry")
+            logged_state = logged_broadcast_state.get(bc.id)
+            if logged_state is None or logged_state[0] != bc.status:
+                shown = None if logged_state is None else logged_state[0]
+                return bad(None, f"broadcast {bc.id} is {bc.status} but the audit log says {shown}")
+            if logged_state[1] != bc.note:
+                return bad(None, f"broadcast {bc.id} has a note the audit log never recorded")
+        if logged_broadcasts:
+            return bad(None, f"broadcast {next(iter(logged_broadcasts))} is in the audit log but missing from the store")
+
+        for rh in s.execute(select(RehearsalRow).order_by(RehearsalRow.id)).scalars():
+            if rh.content_hash != _rehearsal_hash(rh):
+                return bad(None, f"rehearsal {rh.id} was modified outside the store")
+            if logged_rehearsals.pop(rh.id, None) != rh.content_hash:
+                return bad(None, f"rehearsal {rh.id} has no matching audit entry")
+        if logged_rehearsals:
+            return bad(None, f"rehearsal {next(iter(logged_rehearsals))} is in the audit log but missing from the store")
     except TamperedRecord as exc:  # a uint256 column no longer holds a number
         return bad(None, str(exc))
 
