@@ -1,5 +1,6 @@
 """Shared fixtures: the pytest plugin (treasury.pytest_plugin) supplies the Safe infrastructure."""
 
+import itertools
 import os
 
 import pytest
@@ -61,3 +62,57 @@ def load_script():
         return module.cli
 
     return load
+
+
+# --- the stand-in live chain (tests/standin.py) ----------------------------------------------------
+
+_STANDIN_SALTS = itertools.count(20_000)  # one Safe address per stand-in treasury of the session
+
+
+@pytest.fixture(scope="session")
+def standin():
+    """anvil with chain id 1 as a separate process, mining a block a second: a live chain's stand-in."""
+    from standin import StandinChain
+
+    chain = StandinChain()
+    yield chain
+    chain.stop()
+
+
+@pytest.fixture(scope="session")
+def standin_infrastructure(standin, safe_deployer):
+    """The Safe infrastructure on the stand-in, deployed by the tool through a strict proxy.
+
+    Returns the JSON-RPC methods the deployment used (chain id 1 has no anvil tricks: the singleton
+    factory comes from the Safe team's presigned transaction).
+    """
+    from rpc_proxy import FaultProxy
+    from standin import live
+
+    from treasury.infrastructure import deploy_infrastructure
+
+    with FaultProxy(standin.url, strict=True) as proxy, live(proxy.url) as provider:
+        deploy_infrastructure(safe_deployer, provider=provider)
+        return list(proxy.methods)
+
+
+@pytest.fixture
+def standin_treasury_factory(standin, standin_infrastructure, owners, safe_deployer, tmp_path_factory):
+    """`make(policy=..., **options)`: a guarded, funded test treasury on the stand-in (chain id 1)."""
+    from standin import live
+
+    from treasury.testing import make_test_treasury
+
+    made = []
+
+    def make(policy=None, **options):
+        options.setdefault("salt_nonce", next(_STANDIN_SALTS))
+        directory = tmp_path_factory.mktemp("standin")
+        with live(standin.url):
+            treasury, token = make_test_treasury(directory, owners, safe_deployer, policy=policy, **options)
+        made.append(treasury)
+        return treasury, token
+
+    yield make
+    for treasury in made:
+        treasury.store.close()

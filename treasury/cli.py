@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("treasury.commands.proposals:import_bundle", "Add the signatures of a bundle file to its proposal"),
     "schedule": ("treasury.commands.proposals:schedule", "Queue a proposal the policy holds for the delay"),
     "execute": ("treasury.commands.proposals:execute", "Simulate, then execute a fully signed proposal"),
+    "rehearse": ("treasury.commands.rehearsal:rehearse", "Execute a proposal on a fork of the current block and report"),
+    "reconcile": ("treasury.commands.rehearsal:reconcile", "Record executions and used nonces the store has missed"),
     "reject": ("treasury.commands.proposals:reject", "Propose the no-op that spends a proposal's nonce"),
     "policy": ("treasury.commands.policy:policy", "Show the configured policy, or check it against the guard"),
     "log": ("treasury.commands.policy:log", "Show the audit log and verify its hash chain"),

@@ -12,6 +12,7 @@ what the Safe is, what it holds and what it may do.
           chain_id: 1
           version: 1.4.1
           guard: "0x..."                  # once deployed
+          confirmations: 2                # blocks execute waits for (default: ape's network setting)
           tokens:
             USDC: {address: "0xA0b8...eB48", decimals: 6}
           policy:
@@ -135,6 +136,7 @@ class TreasuryEntry(_Section):
     version: str = DEFAULT_VERSION
     guard: str | None = None
     network: str | None = None  # ape network choice, e.g. ethereum:mainnet:node
+    confirmations: int | None = Field(default=None, ge=0)  # blocks to wait after execute (default: the network's)
     tokens: dict[str, dict[str, Any]] = Field(default_factory=dict)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
+
+from eth_utils import keccak
 
 from safe_eth.safe.safe_signature import SafeSignature
 from safe_eth.safe.safe_tx import SafeTx
@@ -12,18 +15,56 @@ from treasury.safe import safe_instance
 from treasury.signing import encode_signatures
 
 if TYPE_CHECKING:
-    from ape.api import AccountAPI, ReceiptAPI
+    from ape.api import AccountAPI, ReceiptAPI, TransactionAPI
+
+# The Safe's outcome events: (txHash, payment) in 1.3.0, 1.4.1 and 1.5.0 (indexed from 1.4.1 on).
+EXECUTION_SUCCESS = keccak(text="ExecutionSuccess(bytes32,uint256)")
+EXECUTION_FAILURE = keccak(text="ExecutionFailure(bytes32,uint256)")
+
+
+class ExecutionReverted(TreasuryError):
+    """execTransaction would revert (found by estimating it before signing): nothing was sent."""
+
+    def __init__(self, reason: str, revert_data: bytes = b""):
+        self.revert_data = revert_data
+        super().__init__(f"execTransaction would revert, nothing sent: {reason}")
 
 
 class ExecutionFailed(TreasuryError):
     """The Safe ran the transaction but reported ExecutionFailure (the inner call failed)."""
 
 
-def _exec_arguments(safe_tx: SafeTx, signatures: Sequence[SafeSignature]) -> tuple:
+def exec_arguments(safe_tx: SafeTx, signatures: Sequence[SafeSignature]) -> tuple:
+    """execTransaction's arguments, signatures sorted and encoded."""
     return (
         safe_tx.to, safe_tx.value, safe_tx.data, safe_tx.operation, safe_tx.safe_tx_gas, safe_tx.base_gas,
         safe_tx.gas_price, safe_tx.gas_token, safe_tx.refund_receiver, encode_signatures(signatures),
     )
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """What execTransaction would do now: succeed, fail inside (ExecutionFailure) or revert."""
+
+    succeeds: bool
+    reverted: bool
+    revert_data: bytes | None = None
+    message: str = ""  # the node's words when there is no revert data
+
+
+def simulate(safe_tx: SafeTx, signatures: Sequence[SafeSignature], sender: str, version: str) -> Simulation:
+    """execTransaction as an eth_call from `sender` against the pending block, sending nothing."""
+    from ape import chain
+    from web3.exceptions import ContractCustomError, ContractLogicError
+
+    safe = safe_instance(safe_tx.safe_address, version)
+    calldata = safe.execTransaction.encode_input(*exec_arguments(safe_tx, signatures))
+    try:
+        result = chain.provider.web3.eth.call({"from": sender, "to": safe_tx.safe_address, "data": calldata}, "pending")
+    except (ContractCustomError, ContractLogicError) as error:
+        data = error.data if isinstance(error.data, str) and error.data.startswith("0x") else ""
+        return Simulation(False, True, bytes.fromhex(data[2:]) if data else None, error.message or str(error))
+    return Simulation(bool(result) and result[-1] == 1, False)
 
 
 def simulate_execution(
@@ -31,33 +72,129 @@ def simulate_execution(
 ) -> str | None:
     """Run execTransaction as an eth_call from `sender`: None if it would succeed, else why not.
 
-    The reason is decoded: a TreasuryGuard error in words, or the Safe's own GSxxx code.
+    The reason is short: the Safe's own GSxxx code, or a TreasuryGuard error with its fields
+    (`treasury.explain` words them for people, with token amounts).
     """
-    from ape import chain
     from eth_abi import decode
-    from web3.exceptions import ContractCustomError, ContractLogicError
 
     from treasury.guard import decode_guard_error
 
+    outcome = simulate(safe_tx, signatures, sender.address, version)
+    if outcome.succeeds:
+        return None
+    if not outcome.reverted:
+        return "the Safe reported ExecutionFailure (the inner call failed)"
+    data = outcome.revert_data or b""
+    if data[:4] == bytes.fromhex("08c379a0"):  # Error(string), e.g. the Safe's "GS026"
+        return decode(["string"], data[4:])[0]
+    return decode_guard_error(data)[1] if data else outcome.message
+
+
+@dataclass(frozen=True)
+class SignedExecution:
+    """An execTransaction signed by the submitting account, not yet sent.
+
+    Its hash is known before broadcast, so the caller can write it down first: after a crash
+    between broadcast and record, the transaction is found by this hash instead of being sent again.
+    """
+
+    transaction: "TransactionAPI"
+    tx_hash: str
+    raw: bytes
+    sender: str
+    sender_nonce: int
+
+
+def sign_execution(
+    safe_tx: SafeTx, signatures: Sequence[SafeSignature], sender: "AccountAPI", version: str,
+    *, confirmations: int | None = None,
+) -> SignedExecution:
+    """Prepare (gas, EIP-1559 fees) and sign execTransaction as `sender`, at its next free nonce.
+
+    The nonce counts the sender's transactions still in the mempool ("pending"): ape's default
+    ("latest") would reuse the nonce of a transaction not yet mined and replace it.
+    """
+    from ape import chain
+    from ape.exceptions import ContractLogicError
+    from eth_utils import to_hex
+
     safe = safe_instance(safe_tx.safe_address, version)
-    calldata = safe.execTransaction.encode_input(*_exec_arguments(safe_tx, signatures))
+    arguments = exec_arguments(safe_tx, signatures)
+    nonce = int(chain.provider.web3.eth.get_transaction_count(sender.address, "pending"))
+    options: dict = {"sender": sender, "nonce": nonce}
+    if confirmations is not None:
+        options["required_confirmations"] = confirmations
+    transaction = safe.execTransaction.as_transaction(*arguments, **options)
+    # A transaction that would revert is refused here, with ape's decoded error (e.g. "GS020", or
+    # the guard's custom error), rather than mined and paid for: on a local chain ape sends with the
+    # block gas limit without estimating. "pending": the block the transaction will land in.
     try:
-        result = chain.provider.web3.eth.call({"from": sender.address, "to": safe_tx.safe_address, "data": calldata}, "pending")
-    except (ContractCustomError, ContractLogicError) as error:
-        data = error.data if isinstance(error.data, str) else ""
-        if data.startswith("0x08c379a0"):  # Error(string), e.g. the Safe's "GS026"
-            return decode(["string"], bytes.fromhex(data[10:]))[0]
-        return decode_guard_error(data)[1] if data else (error.message or str(error))
-    return None if result and result[-1] == 1 else "the Safe reported ExecutionFailure (the inner call failed)"
+        chain.provider.estimate_gas_cost(transaction, block_id="pending")
+    except ContractLogicError as error:
+        undecoded = str(error.revert_message or "")
+        if undecoded.startswith("0x"):  # e.g. a TreasuryGuard error, raised below the Safe
+            from treasury.explain import explain_revert
+
+            raise ExecutionReverted(explain_revert(undecoded), bytes.fromhex(undecoded[2:])) from None
+        raise
+    signed = sender.sign_transaction(transaction)
+    if signed is None or signed.signature is None:
+        raise TreasuryError(f"account {sender.address} did not sign the transaction")
+    return SignedExecution(signed, to_hex(signed.txn_hash), bytes(signed.serialize_transaction()), sender.address, nonce)
+
+
+def broadcast(signed: SignedExecution) -> "ReceiptAPI":
+    """Send the signed bytes and wait for the receipt and the required confirmations.
+
+    eth_sendRawTransaction, then receipts and blocks: nothing a hosted node refuses (ape's own
+    send path also probes debug_traceTransaction for console logs after every contract call).
+    """
+    from ape import chain
+
+    provider = chain.provider
+    provider.web3.eth.send_raw_transaction(signed.raw)
+    confirmations = signed.transaction.required_confirmations
+    if confirmations is None:
+        confirmations = provider.network.required_confirmations
+    return provider.get_receipt(signed.tx_hash, required_confirmations=confirmations)
+
+
+def safe_outcome(logs: Sequence[dict], safe_address: str, safe_tx_hash: bytes | str) -> bool | None:
+    """True/False if the Safe emitted ExecutionSuccess/ExecutionFailure for this safeTxHash, else None.
+
+    Read from raw logs, so it works for a receipt of ours and for a transaction someone else sent.
+    The hash is an indexed topic from Safe 1.4.1 on and the first data word in 1.3.0.
+    """
+    wanted = _hash_bytes(safe_tx_hash)
+    for log in logs:
+        if str(log["address"]).lower() != safe_address.lower() or not log["topics"]:
+            continue
+        topic = _hash_bytes(log["topics"][0])
+        if topic in (EXECUTION_SUCCESS, EXECUTION_FAILURE) and outcome_hash(log) == wanted:
+            return topic == EXECUTION_SUCCESS
+    return None
+
+
+def outcome_hash(log: dict) -> bytes:
+    """The safeTxHash an ExecutionSuccess/ExecutionFailure log carries (indexed or not)."""
+    if len(log["topics"]) > 1:
+        return _hash_bytes(log["topics"][1])
+    return _hash_bytes(log["data"])[:32] if log["data"] else b""
+
+
+def _hash_bytes(value: bytes | str) -> bytes:
+    if isinstance(value, str):
+        return bytes.fromhex(value[2:] if value.startswith("0x") else value)
+    return bytes(value)
 
 
 def send_safe_tx(
     safe_tx: SafeTx, signatures: Sequence[SafeSignature], sender: "AccountAPI", version: str
 ) -> tuple["ReceiptAPI", bool]:
     """Call execTransaction from `sender`; (receipt, whether the Safe emitted ExecutionSuccess)."""
-    safe = safe_instance(safe_tx.safe_address, version)
-    receipt = safe.execTransaction(*_exec_arguments(safe_tx, signatures), sender=sender)
-    return receipt, bool(list(receipt.decode_logs(safe.ExecutionSuccess)))
+    receipt = broadcast(sign_execution(safe_tx, signatures, sender, version))
+    logs = [{"address": log["address"], "topics": log["topics"], "data": log["data"]} for log in receipt.logs]
+    return receipt, bool(safe_outcome(logs, safe_tx.safe_address, safe_tx.safe_tx_hash))
 
 
 def execute_safe_tx(

@@ -38,6 +38,14 @@ class StaleProposal(TreasuryError):
     """The proposal's nonce was already used on chain: it can never execute."""
 
 
+class RehearsalFailed(TreasuryError):
+    """A live execution was refused because the proposal fails on a fork of the current block."""
+
+
+class AlreadyBroadcast(TreasuryError):
+    """The proposal's execTransaction was sent and is not mined yet: nothing new is sent."""
+
+
 @dataclass(frozen=True)
 class TreasuryStatus:
     """The treasury on chain now: the Safe, its guard, balances, budgets and delay queue."""
@@ -78,6 +86,10 @@ class Treasury:
         self.actor = actor or getpass.getuser()
         self.book: TokenBook = entry.token_book()
         self.policy: Policy = entry.to_policy()
+        self._reconciled: Any = None  # the provider last reconciled with: once per connection
+        self.retry_policy = None  # treasury.rpc.RetryPolicy for a live node; None: its defaults
+        self.config_path: Path | None = None  # the ape-config.yaml it was loaded from (None: the project's)
+        self.reconciled: list = []  # what reconciling learned from the chain so far (treasury.reconcile.Reconciled)
 
     @classmethod
     def load(cls, name: str, config_path: Path | None = None, store: Store | str | None = None) -> "Treasury":
@@ -89,7 +101,9 @@ class Treasury:
             if "://" not in str(location):
                 location.parent.mkdir(parents=True, exist_ok=True)
             store = Store.open(str(location))
-        return cls(name, entry, store)
+        treasury = cls(name, entry, store)
+        treasury.config_path = config_path
+        return treasury
 
     def __repr__(self) -> str:
         return f"<Treasury {self.name}: Safe {self.safe} v{self.version} on chain {self.chain_id}>"
@@ -115,7 +129,37 @@ class Treasury:
             raise TreasuryError("not connected to a chain (use --network, or `ape console --network ...`)")
         if chain.chain_id != self.chain_id:
             raise TreasuryError(f"connected to chain {chain.chain_id}, but treasury {self.name} is on chain {self.chain_id}")
+        if self._reconciled is not chain.provider:
+            self._reconciled = chain.provider  # first: reconciling reads the chain through this method
+            if not chain.provider.network.is_dev:
+                from treasury.rpc import harden
+
+                harden(chain.provider, self.retry_policy)
+            self.reconcile()
         return chain
+
+    @property
+    def is_live(self) -> bool:
+        """Connected to a network that is neither local nor a fork: mistakes there are permanent."""
+        from treasury.infrastructure import is_dev_chain
+
+        return not is_dev_chain(self._connected().provider)
+
+    def reconcile(self) -> list:
+        """Record what the chain says happened to our broadcasts and to proposals whose nonce was used.
+
+        Runs by itself on the first chain access of every Treasury (so every command that connects
+        picks up an execution a crashed process did not record); returns `treasury.reconcile.Reconciled`s.
+        """
+        from ape.logging import logger
+
+        from treasury.reconcile import reconcile
+
+        found = reconcile(self)
+        for item in found:
+            logger.info(f"reconciled proposal {item.proposal_id}: {item.outcome} ({item.detail})")
+        self.reconciled.extend(found)
+        return found
 
     def _safe(self) -> "ContractInstance":
         from treasury.safe import safe_instance
@@ -274,6 +318,7 @@ class Treasury:
         return evaluate(self.policy, state, record.to, record.value, record.data, record.operation, record.gas_price)
 
     def view(self, proposal_id: str) -> ProposalView:
+        self._connected()  # reconciles first, so the status shown is the chain's
         record = self.get(proposal_id)
         return ProposalView(record, self.decode(proposal_id), self.verdict(proposal_id),
                             tuple(s.owner for s in self.store.signatures(record.id)), self.threshold())
@@ -339,19 +384,17 @@ class Treasury:
     # --- schedule and execute ---------------------------------------------------------------------
 
     def _open(self, proposal_id: str) -> ProposalRecord:
+        self._connected()  # reconciles first: the store may have missed what the chain knows
         record = self.get(proposal_id)
         if record.status not in OPEN:
             raise InvalidInput(f"proposal {record.id} is {record.status}")
         chain_nonce = self.onchain_nonce()
         if record.nonce < chain_nonce:
-            self._reconcile(record, chain_nonce)
-            raise StaleProposal(f"proposal {record.id} has nonce {record.nonce}, already used on chain (the Safe is at {chain_nonce})")
+            self.reconcile()
+            now = self.get(record.id).status
+            raise StaleProposal(f"proposal {record.id} has nonce {record.nonce}, already used on chain "
+                                f"(the Safe is at {chain_nonce}); it is {now}")
         return record
-
-    def _reconcile(self, record: ProposalRecord, chain_nonce: int) -> None:
-        """A nonce consumed by another transaction: the proposal can never run."""
-        if record.status in OPEN and record.nonce < chain_nonce:
-            self.store.set_status(record.id, "superseded", actor=self.actor, note=f"Safe nonce is {chain_nonce}")
 
     def schedule(self, proposal_id: str, signers: Sequence["AccountAPI"], sender: "AccountAPI") -> ScheduleEntryRecord:
         """Queue a proposal the policy holds for the delay, with owner signatures over the guard's hash."""
@@ -398,11 +441,25 @@ class Treasury:
                               note=f"guard entry {stored.entry_id} cancelled")
         return entry
 
-    def execute(self, proposal_id: str, sender: "AccountAPI", force: bool = False) -> ExecutionRecord:
-        """Simulate, then send execTransaction with the stored signatures; record what the Safe said."""
-        from treasury.execution import send_safe_tx, simulate_execution
+    def execute(
+        self, proposal_id: str, sender: "AccountAPI", force: bool = False, *,
+        confirmations: int | None = None, skip_rehearsal: bool = False,
+    ) -> ExecutionRecord:
+        """Send execTransaction with the stored signatures and record what the Safe said.
+
+        On a live network the proposal is first rehearsed on a fork of the current block and
+        nothing is sent unless that passes (`skip_rehearsal` to opt out). The signed transaction
+        is written to the store before it is broadcast, so a crash before the outcome is recorded
+        is reconciled from the chain later, and the proposal is never sent twice.
+        """
+        from treasury.execution import broadcast, sign_execution, simulate
+        from treasury.explain import explain_revert
 
         record = self._open(proposal_id)
+        confirmations = self.entry.confirmations if confirmations is None else confirmations
+        in_flight = self.store.broadcasts(record.id, status="sent")
+        if in_flight:
+            return self._resume(record, in_flight[-1], confirmations)
         chain_nonce = self.onchain_nonce()
         if record.nonce != chain_nonce:
             raise InvalidInput(f"proposal {record.id} has nonce {record.nonce}; the Safe executes nonce {chain_nonce} first")
@@ -411,18 +468,88 @@ class Treasury:
         threshold = self.threshold()
         if len(signatures) < threshold:
             raise InvalidInput(f"proposal {record.id} has {len(signatures)} of {threshold} signatures")
-        refusal = simulate_execution(safe_tx, signatures, sender, self.version)
-        if refusal and not force:
-            raise TreasuryError(f"simulation fails, nothing sent: {refusal}")
-        receipt, success = send_safe_tx(safe_tx, signatures, sender, self.version)
-        execution = self.store.record_execution(
-            record.id, tx_hash=receipt.txn_hash, block_number=receipt.block_number, gas_used=receipt.gas_used,
-            success=success, executor=sender.address, actor=self.actor,
+        if self.is_live and not skip_rehearsal:
+            rehearsal = self._rehearsal_at_head(record) or self.rehearse(record.id, executor=sender.address)
+            if not rehearsal.success:
+                raise RehearsalFailed(f"rehearsal on a fork of block {rehearsal.block_number} fails, nothing sent: {rehearsal.reason}")
+        outcome = simulate(safe_tx, signatures, sender.address, self.version)
+        if not outcome.succeeds and not force:
+            why = explain_revert(outcome.revert_data, self.book) if outcome.reverted else "the inner call fails (ExecutionFailure)"
+            raise TreasuryError(f"simulation fails, nothing sent: {why}")
+        signed = sign_execution(safe_tx, signatures, sender, self.version, confirmations=confirmations)
+        self.store.record_broadcast(
+            record.id, tx_hash=signed.tx_hash, sender=signed.sender, sender_nonce=signed.sender_nonce, raw_tx=signed.raw,
+            safe_nonce=record.nonce, block_at_send=self._head_number(), actor=self.actor,
         )
+        try:
+            broadcast(signed)
+        except Exception:
+            self.reconcile()  # whatever the chain knows of it is recorded before the error surfaces
+            raise
+        return self._record_mined(record, signed.tx_hash, signed.sender)
+
+    def _rehearsal_at_head(self, record: ProposalRecord):
+        """A stored rehearsal of this exact safeTxHash against the current head block, if any."""
+        from eth_utils import to_hex
+
+        head = to_hex(self._connected().blocks.head.hash)
+        done = [r for r in self.store.rehearsals(record.id) if r.block_hash == head and r.safe_tx_hash == record.safe_tx_hash]
+        return done[-1] if done else None
+
+    def _head_number(self) -> int:
+        return int(self._connected().provider.web3.eth.block_number)
+
+    def _resume(self, record: ProposalRecord, sent, confirmations: int | None) -> ExecutionRecord:
+        """A broadcast of this proposal is unconfirmed: wait for it, or resend its exact bytes if the node lost it.
+
+        The same signed bytes can only be mined once, so resending them cannot execute twice.
+        """
+        from treasury.reconcile import transaction_known
+
+        provider = self._connected().provider
+        if not transaction_known(sent.tx_hash):
+            provider.web3.eth.send_raw_transaction(sent.raw_tx)
+        provider.get_receipt(sent.tx_hash, required_confirmations=confirmations or 0)
+        return self._record_mined(record, sent.tx_hash, sent.sender)
+
+    def _record_mined(self, record: ProposalRecord, tx_hash: str, executor: str) -> ExecutionRecord:
+        from treasury.reconcile import record_receipt
+
+        receipt = dict(self._connected().provider.web3.eth.get_transaction_receipt(tx_hash))
+        record_receipt(self, record, receipt, executor)
         for other in self.proposals():
             if other.id != record.id and other.status in OPEN and other.nonce == record.nonce:
                 self.store.set_status(other.id, "superseded", actor=self.actor, note=f"nonce {record.nonce} used by {record.id}")
-        return execution
+        return self.store.executions(record.id)[-1]
+
+    # --- rehearsal --------------------------------------------------------------------------------
+
+    def rehearse(self, proposal_id: str, executor: str | None = None):
+        """Execute the proposal on a fork of the current block (a snapshot on a local chain) and report.
+
+        Missing signatures are filled on the fork only, by approving the hash from the owners'
+        addresses, so a proposal can be rehearsed before anyone signs. The result is recorded.
+        Returns a `treasury.rehearsal.RehearsalReport`.
+        """
+        from eth_utils import to_hex
+
+        from treasury.rehearsal import Rehearsal, run_rehearsal
+
+        record = self._open(proposal_id)
+        head = self._connected().blocks.head
+        rehearsal = Rehearsal(
+            safe_tx=self.safe_tx(record), version=self.version, signatures=tuple(self.collected_signatures(record.id)),
+            owners=tuple(self.owners()), threshold=self.threshold(), safe_nonce=self.onchain_nonce(),
+            executor=executor or self.owners()[0], block_number=int(head.number), block_hash=to_hex(head.hash),
+            book=self.book, guard=self.entry.guard, fork=self.is_live,
+        )
+        report = run_rehearsal(rehearsal, proposal_id=record.id)
+        self.store.record_rehearsal(
+            record.id, safe_tx_hash=record.safe_tx_hash, chain_id=self.chain_id, block_number=report.block_number,
+            block_hash=report.block_hash, success=report.success, reason=report.reason, gas_used=report.gas_used,
+            filled=report.filled, executor=report.executor, actor=self.actor,
+        )
+        return report
 
     # --- the audit log ----------------------------------------------------------------------------
 

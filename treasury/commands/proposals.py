@@ -416,11 +416,17 @@ def cancel(name, config_path, as_json, verbose, proposal_id, signers, alias, dro
 @click.option("--account", "alias", required=True, help="ape account alias that sends execTransaction")
 @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation (for scripts)")
 @click.option("--force", is_flag=True, help="send even if the policy verdict or the simulation says it fails")
-def execute(name, config_path, as_json, verbose, proposal_id, alias, yes, force):
-    """Execute PROPOSAL_ID: show it, check the verdict, simulate, send, wait for the receipt.
+@click.option("--skip-rehearsal", is_flag=True, help="on a live network, send without rehearsing on a fork first")
+@click.option("--confirmations", type=click.IntRange(min=0), default=None,
+              help="blocks to wait for after inclusion (default: the treasury's or the network's setting)")
+def execute(name, config_path, as_json, verbose, proposal_id, alias, yes, force, skip_rehearsal, confirmations):
+    """Execute PROPOSAL_ID: show it, check the verdict, rehearse (live networks), simulate, send, wait.
 
-    Refuses (exit code 3) when the policy denies it or it must wait for the delay, unless --force.
+    Refuses (exit code 3) when the policy denies it, it must wait for the delay, or (on a live
+    network) it fails on a fork of the current block, unless --force / --skip-rehearsal.
     """
+    from treasury.commands.rehearsal import print_report, report_dict
+
     treasury = open_treasury(name, config_path)
     sender = account(alias)
     view = treasury.view(proposal_id)
@@ -428,14 +434,24 @@ def execute(name, config_path, as_json, verbose, proposal_id, alias, yes, force)
         print_view(treasury, view)
     if view.verdict.outcome != "allow" and not force:
         raise PolicyRefused(f"policy verdict {view.verdict.outcome}: {view.verdict.reason}".rstrip(": "))
+    rehearsal = None
+    if treasury.is_live and not skip_rehearsal:
+        with console().status("rehearsing on a fork of the current block..."):
+            rehearsal = treasury.rehearse(view.record.id, executor=sender.address)
+        if not as_json:
+            print_report(rehearsal, treasury.book)
+        if not rehearsal.success:
+            raise PolicyRefused(f"rehearsal fails, nothing sent: {rehearsal.reason}")
     confirm(f"Execute proposal {view.record.id} from {sender.address}?", yes)
     with console().status("executing: waiting for the receipt..."):
-        execution = treasury.execute(view.record.id, sender, force=force)
+        execution = treasury.execute(view.record.id, sender, force=force, confirmations=confirmations,
+                                     skip_rehearsal=skip_rehearsal)
     record = treasury.get(view.record.id)
     if as_json:
         emit_json({**proposal_dict(record), "execution": {
             "tx_hash": execution.tx_hash, "block_number": execution.block_number, "gas_used": execution.gas_used,
-            "success": execution.success, "executor": execution.executor}})
+            "success": execution.success, "executor": execution.executor},
+            "rehearsal": report_dict(rehearsal, treasury.book) if rehearsal else None})
     else:
         outcome = "[green]executed[/]" if execution.success else "[red]failed (the Safe reported ExecutionFailure)[/]"
         console().print(f"proposal {record.id} {outcome} in {execution.tx_hash} (block {execution.block_number}, "

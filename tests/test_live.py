@@ -1,0 +1,134 @@
+"""Live mode: the tool against a stand-in live chain (anvil, chain id 1, a separate process) reached
+through ape's node provider as ethereum:mainnet:node, behind a strict proxy that answers only the
+eth_/net_/web3_ namespaces, as a hosted node does."""
+
+import pytest
+from rpc_proxy import PUBLIC_NAMESPACES, FaultProxy
+from standin import live
+
+from treasury.treasury import RehearsalFailed
+
+POLICY = {
+    "calls": [{"target": "TUSD", "function": "transfer(address,uint256)"}],
+    "caps": [{"token": "TUSD", "amount": 10_000, "period": "1d", "max_per_tx": 20_000}],
+}
+
+
+DEV_NAMESPACES = ("anvil_", "evm_", "hardhat_")
+
+
+def nonstandard(methods):
+    return sorted({m for m in methods if not m.startswith(PUBLIC_NAMESPACES)})
+
+
+@pytest.fixture
+def strict_proxy(standin):
+    with FaultProxy(standin.url, strict=True) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def live_treasury(standin_treasury_factory, accounts):
+    recipient = accounts[6].address
+    policy = {**POLICY, "recipients": [recipient]}
+    return standin_treasury_factory(policy=policy), recipient
+
+
+def test_infrastructure_deployed_with_standard_rpc_only(standin_infrastructure):
+    """Deployment goes through ape's contract calls, whose send path probes debug_traceTransaction and
+    then trace_transaction for console logs after each call; the strict proxy refuses both and the
+    deployment carries on."""
+    assert "eth_sendRawTransaction" in standin_infrastructure
+    assert not [m for m in standin_infrastructure if m.startswith(DEV_NAMESPACES)]
+    assert set(nonstandard(standin_infrastructure)) <= {"debug_traceTransaction", "trace_transaction"}
+
+
+def test_live_execute_rehearses_waits_and_uses_standard_rpc(live_treasury, strict_proxy, owners, accounts, standin):
+    (treasury, token), recipient = live_treasury
+    executor = accounts[3]
+    with live(strict_proxy.url):
+        record = treasury.propose_transfer(recipient, "1,250.5 TUSD")
+        for owner in owners[:2]:
+            treasury.sign(record.id, owner)
+        before = token.balanceOf(recipient)
+        execution = treasury.execute(record.id, executor, confirmations=2)
+        assert token.balanceOf(recipient) - before == 1_250_500_000
+        head = int(standin.rpc("eth_blockNumber"), 16)
+    assert treasury.get(record.id).status == "executed"
+    assert head >= execution.block_number + 2  # execute returned only after two more blocks
+    sent = standin.rpc("eth_getTransactionByHash", [execution.tx_hash])
+    assert sent["type"] == "0x2" and int(sent["maxFeePerGas"], 16) > 0  # EIP-1559
+    rehearsals = treasury.store.rehearsals(record.id)
+    assert [r.success for r in rehearsals] == [True] and rehearsals[0].safe_tx_hash == record.safe_tx_hash
+    [broadcast] = treasury.store.broadcasts(record.id)
+    assert broadcast.status == "mined" and broadcast.tx_hash == execution.tx_hash
+    assert "eth_sendRawTransaction" in strict_proxy.methods
+    assert nonstandard(strict_proxy.methods) == []
+
+
+def test_live_execute_refused_when_the_rehearsal_fails(live_treasury, strict_proxy, owners, accounts):
+    (treasury, _token), recipient = live_treasury
+    with live(strict_proxy.url):
+        record = treasury.propose_transfer(recipient, "12,000 TUSD")
+        for owner in owners[:2]:
+            treasury.sign(record.id, owner)
+        nonce = treasury.onchain_nonce()
+        with pytest.raises(RehearsalFailed, match="cap exceeded: 12,000 TUSD requested, 10,000 left"):
+            treasury.execute(record.id, accounts[3])
+        assert treasury.onchain_nonce() == nonce
+    assert "eth_sendRawTransaction" not in strict_proxy.methods
+    assert treasury.store.broadcasts(record.id) == []
+    assert [r.success for r in treasury.store.rehearsals(record.id)] == [False]
+    assert treasury.get(record.id).status == "pending"
+
+
+def test_rehearsal_fills_missing_signatures_on_the_fork_only(live_treasury, strict_proxy, owners, accounts):
+    (treasury, token), recipient = live_treasury
+    with live(strict_proxy.url):
+        record = treasury.propose_transfer(recipient, "100 TUSD")
+        before = token.balanceOf(recipient)
+        report = treasury.rehearse(record.id, executor=accounts[3].address)
+        assert report.success, report.reason
+        assert set(report.filled) == {o.address for o in owners[:2]}
+        changes = {(c.holder, c.token): c.delta for c in report.balance_changes}
+        assert changes[(treasury.safe, token.address)] == -100_000_000
+        assert changes[(recipient, token.address)] == 100_000_000
+        assert any("Transfer 100 TUSD from Safe to" in event for event in report.events)
+        assert any("ExecutionSuccess" in event for event in report.events)
+        assert report.gas_used > 21_000
+        # Nothing happened on the live chain: no approval, no transfer, same nonce.
+        safe = treasury._safe()
+        assert all(safe.approvedHashes(o.address, record.safe_tx_hash) == 0 for o in owners)
+        assert token.balanceOf(recipient) == before and treasury.onchain_nonce() == record.nonce
+    assert nonstandard(strict_proxy.methods) == []
+
+
+def test_skip_rehearsal_sends_without_forking(live_treasury, strict_proxy, owners, accounts):
+    (treasury, _token), recipient = live_treasury
+    with live(strict_proxy.url):
+        record = treasury.propose_transfer(recipient, "1 TUSD")
+        for owner in owners[:2]:
+            treasury.sign(record.id, owner)
+        treasury.execute(record.id, accounts[3], skip_rehearsal=True)
+    assert treasury.store.rehearsals(record.id) == []
+    assert treasury.get(record.id).status == "executed"
+
+
+def test_submitting_account_with_a_pending_transaction(live_treasury, strict_proxy, owners, accounts, standin):
+    """The executor already has a transaction in the mempool: execute must take the next nonce."""
+    (treasury, _token), recipient = live_treasury
+    executor = accounts[4]
+    with live(strict_proxy.url) as provider:
+        record = treasury.propose_transfer(recipient, "2 TUSD")
+        for owner in owners[:2]:
+            treasury.sign(record.id, owner)
+        mined_nonce = provider.web3.eth.get_transaction_count(executor.address, "latest")
+        payment = executor.prepare_transaction(provider.network.ecosystem.create_transaction(
+            sender=executor.address, receiver=accounts[7].address, value=1, chain_id=1, type=2))
+        pending_hash = provider.web3.eth.send_raw_transaction(executor.sign_transaction(payment).serialize_transaction())
+        execution = treasury.execute(record.id, executor, skip_rehearsal=True)
+        provider.web3.eth.wait_for_transaction_receipt(pending_hash, timeout=30)
+        sent = provider.web3.eth.get_transaction(execution.tx_hash)
+        assert sent["nonce"] == mined_nonce + 1
+        assert provider.web3.eth.get_transaction_count(executor.address, "latest") == mined_nonce + 2
+    assert treasury.get(record.id).status == "executed"

@@ -1,0 +1,170 @@
+"""Faults and crashes on the live chain: a flaky node is retried, a crash between broadcast and record
+is reconciled from the chain, and no Safe transaction is ever sent twice.
+
+The tool runs against the stand-in live chain (tests/standin.py) through a FaultProxy; the crash
+test runs the real `treasury` CLI in a subprocess and kills it (SIGKILL) while the node holds the
+answer to its eth_sendRawTransaction: the transaction is broadcast, the process never hears back.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from rpc_proxy import FaultProxy
+from standin import live, project_config
+
+from treasury.execution import execute_safe_tx
+from treasury.rpc import RetryPolicy, RPCRefused
+from treasury.signing import sign_safe_tx
+from treasury.errors import InvalidInput
+from treasury.store import Store
+from treasury.treasury import Treasury
+
+TREASURY_CLI = str(Path(sys.executable).parent / "treasury")
+UNIT = 10**6
+
+
+@pytest.fixture
+def payable(standin_treasury_factory, accounts):
+    """A guarded treasury on the stand-in that may pay accounts[6] in TUSD."""
+    recipient = accounts[6].address
+    policy = {"recipients": [recipient], "calls": [{"target": "TUSD", "function": "transfer(address,uint256)"}],
+              "caps": [{"token": "TUSD", "amount": 10_000, "period": "1d"}]}
+    treasury, token = standin_treasury_factory(policy=policy)
+    return treasury, token, recipient
+
+
+def signed_transfer(treasury, owners, recipient, amount="10 TUSD"):
+    record = treasury.propose_transfer(recipient, amount)
+    for owner in owners[:2]:
+        treasury.sign(record.id, owner)
+    return record
+
+
+def count(methods, name):
+    return sum(1 for m in methods if m == name)
+
+
+def test_transient_faults_are_retried_and_the_payment_lands_once(payable, owners, accounts, standin):
+    treasury, token, recipient = payable
+    treasury.retry_policy = RetryPolicy(jitter=0, first_delay=0.05, timeout=2)
+    with FaultProxy(standin.url) as proxy, live(proxy.url) as provider:
+        record = signed_transfer(treasury, owners, recipient)
+        nonce, before = treasury.onchain_nonce(), token.balanceOf(recipient)
+        proxy.inject("503", method="eth_call", times=2)
+        proxy.inject("429", method="eth_estimateGas")
+        proxy.inject("drop", method="eth_getTransactionCount")
+        proxy.inject("delay", method="eth_blockNumber", delay=3)  # outlasts the 2 s timeout
+        proxy.inject("reset_after_forward", method="eth_sendRawTransaction")  # the node has it; we never hear
+        proxy.inject("502", method="eth_getTransactionReceipt", times=2)
+        execution = treasury.execute(record.id, accounts[3], skip_rehearsal=True)
+        assert treasury.onchain_nonce() == nonce + 1
+        assert token.balanceOf(recipient) - before == 10 * UNIT
+        assert provider.web3.eth.get_transaction(execution.tx_hash)["hash"].to_0x_hex() == execution.tx_hash
+    assert count(proxy.forwarded, "eth_sendRawTransaction") == 2  # the same bytes twice; mined once
+    assert treasury.get(record.id).status == "executed"
+    assert [b.status for b in treasury.store.broadcasts(record.id)] == ["mined"]
+
+
+def test_a_permanent_error_stops_at_once_and_stores_nothing(payable, owners, accounts, standin):
+    treasury, _token, recipient = payable
+    with FaultProxy(standin.url) as proxy, live(proxy.url):
+        record = signed_transfer(treasury, owners, recipient)
+        proxy.inject("401", method="eth_getTransactionCount")
+        with pytest.raises(RPCRefused, match="refused eth_getTransactionCount: HTTP 401") as refused:
+            treasury.execute(record.id, accounts[3], skip_rehearsal=True)
+        assert "\n" not in str(refused.value)
+    assert count(proxy.methods, "eth_getTransactionCount") >= 1
+    assert "eth_sendRawTransaction" not in proxy.methods
+    assert treasury.store.broadcasts(record.id) == [] and treasury.get(record.id).status == "pending"
+
+
+def run_cli(directory, *words, timeout=180):
+    return subprocess.run([TREASURY_CLI, *words, "--network", "ethereum:mainnet:node"], cwd=directory,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def cli_project(treasury, node_url, directory):
+    """A user's ape project whose mainnet is the stand-in behind `node_url`, holding this treasury."""
+    section = yaml.safe_load(Path(treasury.config_path).read_text())["treasury"]
+    directory.mkdir(exist_ok=True)
+    project_config(directory, node_url, section)
+    return directory
+
+
+def test_killed_between_broadcast_and_record_then_reconciled(payable, owners, standin, tmp_path):
+    """SIGKILL after the node has the transaction and before the store heard of the receipt; the next
+    command finds the execution on chain by the write-ahead hash and records it; execute never resends."""
+    treasury, token, recipient = payable
+    with live(standin.url):
+        record = signed_transfer(treasury, owners, recipient, "25 TUSD")
+        nonce, before = treasury.onchain_nonce(), token.balanceOf(recipient)
+    with FaultProxy(standin.url) as proxy:
+        project = cli_project(treasury, proxy.url, tmp_path / "project")
+        proxy.inject("hold", method="eth_sendRawTransaction")
+        process = subprocess.Popen([TREASURY_CLI, "execute", record.id, "--account", "TEST::3", "--yes",
+                                    "--network", "ethereum:mainnet:node"], cwd=project,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            assert proxy.wait_forwarded("eth_sendRawTransaction", timeout=240), process.communicate(timeout=5)
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+
+        # What the dead process left: a broadcast written ahead, no outcome.
+        with Store.open(treasury.store.url) as store:
+            [sent] = store.broadcasts(record.id)
+            assert (sent.status, store.get_proposal(record.id).status, store.executions(record.id)) == ("sent", "pending", [])
+        deadline = time.monotonic() + 30
+        while standin.rpc("eth_getTransactionReceipt", [sent.tx_hash]) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+        shown = run_cli(project, "show", record.id, "--json")
+        assert shown.returncode == 0, shown.stderr
+        assert '"status": "executed"' in shown.stdout
+        again = run_cli(project, "execute", record.id, "--account", "TEST::3", "--yes")
+        assert again.returncode == 1 and again.stderr.strip().count("\n") == 0
+        assert f"proposal {record.id} is executed" in again.stderr
+
+    assert count(proxy.forwarded, "eth_sendRawTransaction") == 1
+    with Store.open(treasury.store.url) as store:
+        [execution] = store.executions(record.id)
+        assert execution.tx_hash == sent.tx_hash and execution.success
+        assert [b.status for b in store.broadcasts(record.id)] == ["mined"]
+        assert store.verify_audit_log()
+    with live(standin.url):
+        assert treasury.onchain_nonce() == nonce + 1
+        assert token.balanceOf(recipient) - before == 25 * UNIT
+
+
+def test_execution_by_another_tool_is_reconciled_and_rivals_superseded(make_treasury, owners, accounts, safe_deployer):
+    """Someone executes a proposal outside this tool (Safe{Wallet}, a script): the next command records
+    it from the Safe's ExecutionSuccess log, and the rejection at the same nonce becomes superseded."""
+    recipient = accounts[6].address
+    treasury, token = make_treasury(policy={"recipients": [recipient],
+                                            "calls": [{"target": "TUSD", "function": "transfer(address,uint256)"}],
+                                            "caps": [{"token": "TUSD", "amount": 10_000, "period": "1d"}]})
+    payment = signed_transfer(treasury, owners, recipient, "5 TUSD")
+    rejection = treasury.reject(payment.id)
+    later = treasury.propose_transfer(recipient, "1 TUSD")
+    safe_tx = treasury.safe_tx(payment)
+    receipt = execute_safe_tx(safe_tx, [sign_safe_tx(o, safe_tx) for o in owners[:2]], sender=safe_deployer,
+                              version=treasury.version)
+
+    fresh = Treasury.load(treasury.name, treasury.config_path)
+    try:
+        found = {r.proposal_id: r.outcome for r in fresh.reconcile() + fresh.reconciled}
+        assert found == {payment.id: "executed", rejection.id: "superseded"}
+        [execution] = fresh.store.executions(payment.id)
+        assert execution.tx_hash == receipt.txn_hash and execution.block_number == receipt.block_number
+        assert fresh.get(later.id).status == "pending"
+        assert payment.safe_tx_hash in next(e for e in fresh.audit_log(rejection.id) if e.action == "status.changed").payload["note"]
+        with pytest.raises(InvalidInput, match=f"proposal {rejection.id} is superseded"):
+            fresh.sign(rejection.id, owners[0])
+    finally:
+        fresh.store.close()
