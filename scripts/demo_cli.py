@@ -232,17 +232,22 @@ class Demo:
             self.treasury("sign", pid, "--account", owner, "--yes", show=False)
             self.note(f"signed {pid} as {owner}")
 
-        self.step("8. Execute: the allowed payment goes through")
+        self.step("8. Rehearse on a snapshot of the chain (a fork, on a live network): balance changes, events, gas")
+        self.treasury("rehearse", allowed["id"], "--account", "TEST::3")
+        self.step("   ... the refused one fails there too, the guard's reason in words (exit code 3)")
+        self.treasury("rehearse", refused["id"], "--account", "TEST::3", expect=3)
+
+        self.step("9. Execute: the allowed payment goes through")
         self.treasury("execute", allowed["id"], "--account", "TEST::3", "--yes", show=False)
         self.note(f"{GREEN}executed{RESET} {allowed['id']}: 4,000 USDC to the vendor")
 
-        self.step("9. The payment above the per-transaction cap is refused (exit code 3)")
+        self.step("10. The payment above the per-transaction cap is refused (exit code 3)")
         self.treasury("execute", refused["id"], "--account", "TEST::3", "--yes", expect=3, show=False)
         self.step("   ... and the one above the delay threshold must wait in the guard's queue (exit code 3)")
         self.treasury("execute", delayed["id"], "--account", "TEST::3", "--yes", expect=3, show=False)
         self.treasury("schedule", delayed["id"], "--signer", "TEST::1", "--signer", "TEST::2", "--account", "TEST::3")
 
-        self.step("10. 48 hours pass (not a treasury step: evm_increaseTime + evm_mine on the local node)")
+        self.step("11. 48 hours pass (not a treasury step: evm_increaseTime + evm_mine on the local node)")
         self.node.rpc("evm_increaseTime", 48 * 3600 + 60)
         self.node.rpc("evm_mine")
         executed = self.treasury("execute", delayed["id"], "--account", "TEST::3", "--yes", as_json=True)
@@ -250,7 +255,7 @@ class Demo:
             raise DemoFailed(f"the delayed payment did not execute: {executed}")
         self.note(f"{GREEN}executed{RESET} {delayed['id']} after the delay in {executed['execution']['tx_hash']}")
 
-        self.step("11. The refused proposal still holds its nonce: reject it (a no-op at that nonce, two signatures)")
+        self.step("12. The refused proposal still holds its nonce: reject it (a no-op at that nonce, two signatures)")
         rejection = self.treasury("reject", refused["id"], as_json=True)
         for owner in ("TEST::1", "TEST::2"):
             self.treasury("sign", rejection["id"], "--account", owner, "--yes", show=False)
@@ -260,7 +265,7 @@ class Demo:
             raise DemoFailed(f"the refused proposal is {superseded['status']}, expected superseded")
         self.note(f"{refused['id']} is now superseded: it can never execute")
 
-        self.step("12. Where the treasury stands, and what happened")
+        self.step("13. Where the treasury stands, and what happened")
         self.treasury("info")
         self.treasury("list", chain=False)
         self.treasury("log", chain=False)

@@ -1,10 +1,9 @@
 """A 2-of-3 Safe moves ETH only with two valid owner signatures (EIP-712, encoded by safe-eth-py)."""
 
 import pytest
-from ape.exceptions import ContractLogicError
 
 from treasury.artifacts import SUPPORTED_VERSIONS
-from treasury.execution import execute_safe_tx
+from treasury.execution import ExecutionReverted, execute_safe_tx
 from treasury.safe import safe_nonce
 from treasury.signing import build_safe_tx, encode_signatures, sign_safe_tx
 
@@ -45,7 +44,7 @@ def test_signature_order_does_not_matter(funded_safe, owners, outsider, chain):
 
 def test_one_signature_is_not_enough(funded_safe, owners, outsider, chain):
     tx = transfer_tx(chain, funded_safe, outsider.address)
-    with pytest.raises(ContractLogicError, match="GS020"):
+    with pytest.raises(ExecutionReverted, match="GS020"):
         execute_safe_tx(tx, [sign_safe_tx(owners[0], tx)], sender=owners[0], version=funded_safe.version)
     assert chain.provider.get_balance(funded_safe.address) == 5 * ONE_ETH
 
@@ -53,14 +52,14 @@ def test_one_signature_is_not_enough(funded_safe, owners, outsider, chain):
 def test_the_same_owner_twice_is_not_two_signatures(funded_safe, owners, outsider, chain):
     tx = transfer_tx(chain, funded_safe, outsider.address)
     signature = sign_safe_tx(owners[0], tx)
-    with pytest.raises(ContractLogicError, match="GS026"):
+    with pytest.raises(ExecutionReverted, match="GS026"):
         execute_safe_tx(tx, [signature, signature], sender=owners[0], version=funded_safe.version)
     assert chain.provider.get_balance(funded_safe.address) == 5 * ONE_ETH
 
 
 def test_a_non_owner_signature_does_not_count(funded_safe, owners, outsider, chain):
     tx = transfer_tx(chain, funded_safe, outsider.address)
-    with pytest.raises(ContractLogicError, match="GS026"):
+    with pytest.raises(ExecutionReverted, match="GS026"):
         execute_safe_tx(tx, [sign_safe_tx(owners[0], tx), sign_safe_tx(outsider, tx)], sender=outsider, version=funded_safe.version)
     assert chain.provider.get_balance(funded_safe.address) == 5 * ONE_ETH
 
@@ -81,6 +80,6 @@ def test_signatures_over_another_payload_do_not_execute(funded_safe, owners, out
         "nonce": transfer_tx(chain, funded_safe, outsider.address),
         "chain_id": transfer_tx(chain, funded_safe, outsider.address),
     }[tamper]
-    with pytest.raises(ContractLogicError, match="GS026|GS025|GS020"):
+    with pytest.raises(ExecutionReverted, match="GS026|GS025|GS020"):
         execute_safe_tx(sent, signatures, sender=outsider, version=funded_safe.version)
     assert chain.provider.get_balance(funded_safe.address) == 5 * ONE_ETH

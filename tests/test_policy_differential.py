@@ -27,7 +27,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_sta
 
 from treasury.artifacts import safe_contract
 from treasury.batch import multisend_call_only
-from treasury.execution import ExecutionFailed, execute_with_owners
+from treasury.execution import ExecutionFailed, ExecutionReverted, execute_with_owners
 from treasury.guard import (
     decode_guard_error, deploy_guard, install_guard, installed_guard, predict_verdict, schedule_intent,
 )
@@ -390,6 +390,8 @@ def execute(w: World, proposal: Proposal) -> str:
                             gas_price=proposal.gas_price, safe_tx_gas=500_000 if proposal.gas_price else 0)
     except ExecutionFailed:
         return "inner-failed"  # with a refund the Safe does not revert on a failed call
+    except ExecutionReverted as error:  # refused before sending, with the raw revert data kept
+        return data_name("0x" + error.revert_data.hex(), w.version)
     except VirtualMachineError as error:
         return revert_name(error, w.version)
     return "ok"
@@ -406,6 +408,15 @@ def revert_name(error: VirtualMachineError, version: str) -> str:
     data = getattr(error.base_err, "data", None)
     if not isinstance(data, str) or not data.startswith("0x"):
         return f"unexpected revert: {error}"
+    return data_name(data, version)
+
+
+def data_name(data: str, version: str) -> str:
+    """revert_name for raw revert data (0x...)."""
+    from eth_abi import decode
+
+    if data.startswith("0x4e487b71"):  # Panic(uint256): named as decode_guard_error names it
+        return "Reverted"
     name, _ = decode_guard_error(data)
     if name != "Reverted" or version == "1.5.0":
         return name if name != "Reverted" else "inner-failed"

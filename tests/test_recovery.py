@@ -168,3 +168,28 @@ def test_execution_by_another_tool_is_reconciled_and_rivals_superseded(make_trea
             fresh.sign(rejection.id, owners[0])
     finally:
         fresh.store.close()
+
+
+def test_an_older_execution_is_found_by_bisecting_the_safe_nonce(payable, owners, accounts, standin, monkeypatch):
+    """Past the recent-log window, the block where the Safe's nonce moved is found by bisection."""
+    from treasury import reconcile
+
+    treasury, _token, recipient = payable
+    with live(standin.url) as provider:
+        first = signed_transfer(treasury, owners, recipient, "3 TUSD")
+        safe_tx = treasury.safe_tx(first)
+        receipt = execute_safe_tx(safe_tx, [sign_safe_tx(o, safe_tx) for o in owners[:2]], sender=accounts[3],
+                                  version=treasury.version)
+        second = signed_transfer(treasury, owners, recipient, "4 TUSD")  # the next nonce, executed by us later
+        while provider.web3.eth.block_number < receipt.block_number + 3:  # the execution is now "old"
+            time.sleep(0.3)
+        monkeypatch.setattr(reconcile, "RECENT_BLOCKS", 1)
+        fresh = Treasury.load(treasury.name, treasury.config_path)
+        try:
+            fresh.onchain_nonce()  # connecting reconciles
+            assert [(r.proposal_id, r.outcome) for r in fresh.reconciled] == [(first.id, "executed")]
+            [execution] = fresh.store.executions(first.id)
+            assert (execution.tx_hash, execution.block_number) == (receipt.txn_hash, receipt.block_number)
+            assert fresh.get(second.id).status == "pending"
+        finally:
+            fresh.store.close()

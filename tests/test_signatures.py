@@ -9,7 +9,6 @@ import json
 from types import SimpleNamespace
 
 import pytest
-from ape.exceptions import ContractLogicError
 from eth_abi import encode as abi_encode
 from eth_utils import function_signature_to_4byte_selector
 from safe_eth.safe.safe_signature import SafeSignatureApprovedHash
@@ -17,7 +16,7 @@ from safe_eth.safe.safe_signature import SafeSignatureApprovedHash
 from treasury.addresses import SENTINEL_ADDRESS
 from treasury.artifacts import SUPPORTED_VERSIONS
 from treasury.errors import InvalidInput
-from treasury.execution import execute_safe_tx, simulate_execution
+from treasury.execution import ExecutionReverted, execute_safe_tx, simulate_execution
 from treasury.safe import safe_instance, safe_nonce
 from treasury.signatures import (
     BUNDLE_FORMAT_VERSION,
@@ -273,7 +272,7 @@ def test_an_approved_hash_claim_without_approval_is_refused(safe141, owners, out
         SignatureSet(tx).add(claim)
     one_line(error)
     signatures = [sign(owners[0], tx), claim]
-    with pytest.raises(ContractLogicError, match="GS025"):
+    with pytest.raises(ExecutionReverted, match="GS025"):
         execute_safe_tx(tx, signatures, sender=outsider, version="1.4.1")
     # Approved for another transaction does not count either.
     sign(owners[1], transfer_tx(chain, safe141, outsider.address, nonce=tx.safe_nonce + 1), "approved_hash")
@@ -295,7 +294,7 @@ def test_an_owner_safe_below_its_threshold_is_refused(
     with pytest.raises(InvalidSignature, match="GS020"):
         verify(weak, tx, current_owners(outer.address, outer.version))
     signatures = [sign(owners[0], tx), weak]
-    with pytest.raises(ContractLogicError):
+    with pytest.raises(ExecutionReverted):
         execute_safe_tx(tx, signatures, sender=outsider, version=outer.version)
     assert safe_nonce(outer.address, outer.version) == tx.safe_nonce
 

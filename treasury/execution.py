@@ -115,32 +115,39 @@ def sign_execution(
     ("latest") would reuse the nonce of a transaction not yet mined and replace it.
     """
     from ape import chain
-    from ape.exceptions import ContractLogicError
     from eth_utils import to_hex
 
     safe = safe_instance(safe_tx.safe_address, version)
     arguments = exec_arguments(safe_tx, signatures)
+    _refuse_if_reverting(safe_tx.safe_address, safe.execTransaction.encode_input(*arguments), sender.address)
     nonce = int(chain.provider.web3.eth.get_transaction_count(sender.address, "pending"))
     options: dict = {"sender": sender, "nonce": nonce}
     if confirmations is not None:
         options["required_confirmations"] = confirmations
     transaction = safe.execTransaction.as_transaction(*arguments, **options)
-    # A transaction that would revert is refused here, with ape's decoded error (e.g. "GS020", or
-    # the guard's custom error), rather than mined and paid for: on a local chain ape sends with the
-    # block gas limit without estimating. "pending": the block the transaction will land in.
-    try:
-        chain.provider.estimate_gas_cost(transaction, block_id="pending")
-    except ContractLogicError as error:
-        undecoded = str(error.revert_message or "")
-        if undecoded.startswith("0x"):  # e.g. a TreasuryGuard error, raised below the Safe
-            from treasury.explain import explain_revert
-
-            raise ExecutionReverted(explain_revert(undecoded), bytes.fromhex(undecoded[2:])) from None
-        raise
     signed = sender.sign_transaction(transaction)
     if signed is None or signed.signature is None:
         raise TreasuryError(f"account {sender.address} did not sign the transaction")
     return SignedExecution(signed, to_hex(signed.txn_hash), bytes(signed.serialize_transaction()), sender.address, nonce)
+
+
+def _refuse_if_reverting(safe: str, calldata: bytes, sender: str) -> None:
+    """Estimate the gas at the pending block; a revert becomes ExecutionReverted with its raw data.
+
+    A transaction that would revert is refused before it is signed rather than mined and paid
+    for (on a local chain ape would send it with the block gas limit, unestimated).
+    """
+    from ape import chain
+    from web3.exceptions import ContractCustomError, ContractLogicError
+
+    from treasury.explain import explain_revert
+
+    try:
+        chain.provider.web3.eth.estimate_gas({"from": sender, "to": safe, "data": "0x" + bytes(calldata).hex()}, "pending")
+    except (ContractCustomError, ContractLogicError) as error:
+        data = error.data if isinstance(error.data, str) and error.data.startswith("0x") else ""
+        reason = explain_revert(data) if data else (error.message or str(error))
+        raise ExecutionReverted(reason, bytes.fromhex(data[2:]) if data else b"") from None
 
 
 def broadcast(signed: SignedExecution) -> "ReceiptAPI":

@@ -103,16 +103,19 @@ def _settle_consumed_nonces(treasury: "Treasury") -> list[Reconciled]:
     stale = sorted((p for p in treasury.proposals() if p.status in OPEN and p.nonce < chain_nonce), key=lambda p: p.nonce)
     found: list[Reconciled] = []
     consumers: dict[int, list[dict]] = {}
+    recent = _recent_outcome_logs(treasury) if stale else []
     for record in stale:
-        if record.nonce not in consumers:
-            consumers[record.nonce] = _outcome_logs_for_nonce(treasury, record.nonce, chain_nonce)
-        logs = consumers[record.nonce]
-        mine = [log for log in logs if _hex(outcome_hash(log)) == record.safe_tx_hash.lower()]
+        mine = [log for log in recent if _hex(outcome_hash(log)) == record.safe_tx_hash.lower()]
+        if not mine:
+            if record.nonce not in consumers:
+                consumers[record.nonce] = _outcome_logs_for_nonce(treasury, record.nonce, chain_nonce)
+            logs = consumers[record.nonce]
+            mine = [log for log in logs if _hex(outcome_hash(log)) == record.safe_tx_hash.lower()]
         if mine:
             receipt = dict(_web3().eth.get_transaction_receipt(mine[0]["transactionHash"]))
             found.append(record_receipt(treasury, record, receipt, receipt["from"]))
             continue
-        note = _superseded_note(record.nonce, logs)
+        note = _superseded_note(record.nonce, consumers.get(record.nonce, []))
         treasury.store.set_status(record.id, "superseded", actor=treasury.actor, note=note)
         found.append(Reconciled(record.id, "superseded", note))
     return found
@@ -125,8 +128,30 @@ def _superseded_note(nonce: int, logs: list[dict]) -> str:
     return f"nonce {nonce} was used by another Safe transaction"
 
 
+RECENT_BLOCKS = 10_000  # scanned first, newest first, in windows a hosted node accepts
+LOG_WINDOW = 1_000
+
+
+def _outcome_logs(treasury: "Treasury", first: int, last: int) -> list[dict]:
+    topics = [["0x" + EXECUTION_SUCCESS.hex(), "0x" + EXECUTION_FAILURE.hex()]]
+    logs = _web3().eth.get_logs({"address": treasury.safe, "fromBlock": first, "toBlock": last, "topics": topics})
+    return [dict(log) for log in logs]
+
+
+def _recent_outcome_logs(treasury: "Treasury") -> list[dict]:
+    """The Safe's outcome logs of the last RECENT_BLOCKS blocks: where a missed execution usually is."""
+    head = int(_web3().eth.block_number)
+    found: list[dict] = []
+    last = head
+    while last >= max(0, head - RECENT_BLOCKS):
+        first = max(0, last - LOG_WINDOW + 1, head - RECENT_BLOCKS)
+        found += _outcome_logs(treasury, first, last)
+        last = first - 1
+    return found
+
+
 def _outcome_logs_for_nonce(treasury: "Treasury", nonce: int, chain_nonce: int) -> list[dict]:
-    """The Safe's outcome logs in the block where its nonce moved past `nonce`.
+    """The Safe's outcome logs in the block where its nonce moved past `nonce` (older than the recent scan).
 
     The block is found by bisecting `nonce()` over historical blocks (about log2(head) eth_calls);
     one transaction per Safe nonce means the safeTxHash that used `nonce` is among that block's logs.
@@ -134,11 +159,7 @@ def _outcome_logs_for_nonce(treasury: "Treasury", nonce: int, chain_nonce: int) 
     without naming what used its nonce.
     """
     block = _block_where_nonce_passed(treasury, nonce, chain_nonce)
-    if block is None:
-        return []
-    topics = [["0x" + EXECUTION_SUCCESS.hex(), "0x" + EXECUTION_FAILURE.hex()]]
-    logs = _web3().eth.get_logs({"address": treasury.safe, "fromBlock": block, "toBlock": block, "topics": topics})
-    return [dict(log) for log in logs]
+    return [] if block is None else _outcome_logs(treasury, block, block)
 
 
 def _block_where_nonce_passed(treasury: "Treasury", nonce: int, chain_nonce: int) -> int | None:
@@ -153,6 +174,10 @@ def _block_where_nonce_passed(treasury: "Treasury", nonce: int, chain_nonce: int
                 high = middle
             else:
                 low = middle + 1
+        # A node that answers for pruned history with today's state would fool the search: the
+        # block found must be where the nonce actually moved.
+        if high == 0 or _nonce_at(treasury, high) <= nonce or _nonce_at(treasury, high - 1) > nonce:
+            return None
     except (Web3Exception, ValueError):
         return None
     return high

@@ -81,13 +81,20 @@ class RehearsalReport:
     gas_used: int | None
     executor: str
     filled: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
     balance_changes: tuple[BalanceChange, ...] = ()
     events: tuple[str, ...] = field(default=())
 
 
 def run_rehearsal(rehearsal: Rehearsal, proposal_id: str) -> RehearsalReport:
-    """Make the copy, run the proposal there, report; the copy is gone afterwards."""
-    with _copy_of_chain(rehearsal) as network:
+    """Make the copy, run the proposal there, report; the copy is gone afterwards.
+
+    ape's "Confirmed 0x..." lines for the copy's transactions are silenced: nobody should read them
+    as something sent to the real chain.
+    """
+    from ape.logging import logger
+
+    with logger.at_level("WARNING"), _copy_of_chain(rehearsal) as network:
         return _rehearse(rehearsal, proposal_id, network)
 
 
@@ -138,10 +145,15 @@ def _rehearse(rehearsal: Rehearsal, proposal_id: str, network: str) -> Rehearsal
     safe_tx = rehearsal.safe_tx
     report = dict(proposal_id=proposal_id, safe_tx_hash=safe_tx.safe_tx_hash.to_0x_hex(), network=network,
                   block_number=rehearsal.block_number, block_hash=rehearsal.block_hash, executor=rehearsal.executor)
-    if safe_tx.safe_nonce != rehearsal.safe_nonce:
-        reason = (f"the Safe is at nonce {rehearsal.safe_nonce}: the proposals before nonce {safe_tx.safe_nonce} "
-                  "must execute first")
+    notes: list[str] = []
+    if safe_tx.safe_nonce < rehearsal.safe_nonce:
+        reason = f"nonce {safe_tx.safe_nonce} was already used: the Safe is at nonce {rehearsal.safe_nonce}"
         return RehearsalReport(success=False, reason=reason, gas_used=None, **report)
+    if safe_tx.safe_nonce > rehearsal.safe_nonce:
+        _set_safe_nonce(safe_tx.safe_address, safe_tx.safe_nonce)
+        notes.append(f"the Safe is at nonce {rehearsal.safe_nonce}: rehearsed as if the proposals before nonce "
+                     f"{safe_tx.safe_nonce} had executed without changing anything else")
+    report["notes"] = tuple(notes)
     signatures, filled = _fill_signatures(rehearsal)
     executor = _impersonate(rehearsal.executor)
     outcome = simulate(safe_tx, signatures, executor.address, rehearsal.version)
@@ -158,6 +170,16 @@ def _rehearse(rehearsal: Rehearsal, proposal_id: str, network: str) -> Rehearsal
         balance_changes=_balance_changes(rehearsal, logs, receipt.block_number),
         events=tuple(describe_log(log, rehearsal) for log in logs), **report,
     )
+
+
+SAFE_NONCE_SLOT = 5  # storage slot of `nonce` in Safe 1.3.0 to 1.5.0
+
+
+def _set_safe_nonce(safe: str, nonce: int) -> None:
+    """On the copy only: move the Safe's nonce forward so a queued proposal can be rehearsed now."""
+    from ape import chain
+
+    chain.provider.set_storage(safe, SAFE_NONCE_SLOT, nonce.to_bytes(32, "big"))
 
 
 def _fill_signatures(rehearsal: Rehearsal) -> tuple[list[SafeSignature], tuple[str, ...]]:
@@ -225,7 +247,7 @@ def _balance_changes(rehearsal: Rehearsal, logs: Sequence[dict], block: int) -> 
     for holder, role in holders.items():
         for token in sorted(tokens):
             before, after = _balance(token, holder, block - 1), _balance(token, holder, block)
-            if before != after or (role == "Safe" and token == ZERO_ADDRESS):
+            if before != after:
                 changes.append(BalanceChange(holder, role, token, before, after))
     return tuple(changes)
 
@@ -308,7 +330,8 @@ def _known_events(version: str) -> dict[bytes, dict]:
     from treasury.guard import guard_contract_type
 
     abis = [item.model_dump(by_alias=True) for item in guard_contract_type().events]
-    abis += [item.model_dump(by_alias=True) for item in contract_type("safe", version).events]
+    for contract in ("safe", "safe_l2"):  # the L2 singleton adds SafeMultiSigTransaction
+        abis += [item.model_dump(by_alias=True) for item in contract_type(contract, version).events]
     table = {}
     for abi in abis:
         signature = f"{abi['name']}({','.join(i['type'] for i in abi['inputs'])})"

@@ -546,7 +546,7 @@ class Treasury:
         report = run_rehearsal(rehearsal, proposal_id=record.id)
         self.store.record_rehearsal(
             record.id, safe_tx_hash=record.safe_tx_hash, chain_id=self.chain_id, block_number=report.block_number,
-            block_hash=report.block_hash, success=report.success, reason=report.reason, gas_used=report.gas_used,
+            block_hash=report.block_hash, success=report.success, reason=report.reason[:2000], gas_used=report.gas_used,
             filled=report.filled, executor=report.executor, actor=self.actor,
         )
         return report

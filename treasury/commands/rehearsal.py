@@ -26,6 +26,7 @@ def report_dict(report: "RehearsalReport", book: "TokenBook") -> dict[str, Any]:
         "gas_used": report.gas_used,
         "executor": report.executor,
         "filled": list(report.filled),
+        "notes": list(report.notes),
         "balance_changes": [
             {"holder": c.holder, "role": c.role, "token": c.token, "before": str(c.before), "after": str(c.after),
              "change": c.describe(book)}
@@ -49,6 +50,8 @@ def print_report(report: "RehearsalReport", book: "TokenBook") -> None:
     out.print(f"  executor {report.executor}" + (f", gas used {report.gas_used:,}" if report.gas_used else ""))
     for owner in report.filled:
         out.print(f"  [yellow]approval simulated on the fork only[/] for owner {owner}")
+    for note in report.notes:
+        out.print(f"  [yellow]note[/] {escape(note)}")
     if report.balance_changes:
         table = Table(title="Balance changes", title_justify="left")
         for column in ("holder", "role", "token", "change"):
