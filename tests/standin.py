@@ -82,6 +82,16 @@ def live(url: str, confirmations: int = 0) -> Iterator:
         network.config.required_confirmations = saved
 
 
+def cli_project(treasury, node_url: str, directory: Path) -> Path:
+    """A user's ape project (for `treasury ...` in a subprocess) whose mainnet is `node_url`, holding `treasury`."""
+    import yaml
+
+    section = yaml.safe_load(Path(treasury.config_path).read_text())["treasury"]
+    directory.mkdir(parents=True, exist_ok=True)
+    project_config(directory, node_url, section)
+    return directory
+
+
 def project_config(directory: Path, node_url: str, treasury_section: dict) -> Path:
     """An ape project whose mainnet is the stand-in (through `node_url`), for CLI runs in a subprocess."""
     import yaml

@@ -132,3 +132,40 @@ def test_submitting_account_with_a_pending_transaction(live_treasury, strict_pro
         assert sent["nonce"] == mined_nonce + 1
         assert provider.web3.eth.get_transaction_count(executor.address, "latest") == mined_nonce + 2
     assert treasury.get(record.id).status == "executed"
+
+
+def test_cli_rehearse_and_execute_on_the_live_network(live_treasury, strict_proxy, owners, tmp_path):
+    """`treasury rehearse` and `treasury execute` as a user runs them, against a strict node."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from standin import cli_project
+
+    (treasury, token), recipient = live_treasury
+    with live(strict_proxy.url):
+        paid = treasury.propose_transfer(recipient, "300 TUSD")
+        too_much = treasury.propose_transfer(recipient, "12,000 TUSD")  # the next nonce: rehearsed as if paid had run
+        for owner in owners[:2]:
+            treasury.sign(paid.id, owner)
+        before = token.balanceOf(recipient)
+    project = cli_project(treasury, strict_proxy.url, tmp_path / "project")
+    cli = [str(Path(sys.executable).parent / "treasury")]
+    network = ["--network", "ethereum:mainnet:node"]
+
+    refused = subprocess.run(cli + ["rehearse", too_much.id, *network], cwd=project, capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 3, refused.stderr
+    assert "Error: rehearsal fails: cap exceeded: 12,000 TUSD requested, 10,000 left [ExceedsBudget]" in refused.stderr
+
+    done = subprocess.run(cli + ["execute", paid.id, "--account", "TEST::3", "--yes", "--json", *network], cwd=project,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "executed" and result["rehearsal"]["success"] is True
+    changes = {(c["holder"], c["change"]) for c in result["rehearsal"]["balance_changes"]}
+    assert {(treasury.safe, "-300 TUSD"), (recipient, "+300 TUSD")} <= changes
+    with live(strict_proxy.url):
+        assert token.balanceOf(recipient) - before == 300 * 10**6
+    assert not [m for m in strict_proxy.methods if m.startswith(DEV_NAMESPACES)]
+    assert nonstandard(strict_proxy.methods) == []

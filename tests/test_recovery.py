@@ -14,9 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from rpc_proxy import FaultProxy
-from standin import live, project_config
+from standin import cli_project, live
 
 from treasury.execution import execute_safe_tx
 from treasury.rpc import RetryPolicy, RPCRefused
@@ -87,14 +86,6 @@ def test_a_permanent_error_stops_at_once_and_stores_nothing(payable, owners, acc
 def run_cli(directory, *words, timeout=180):
     return subprocess.run([TREASURY_CLI, *words, "--network", "ethereum:mainnet:node"], cwd=directory,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def cli_project(treasury, node_url, directory):
-    """A user's ape project whose mainnet is the stand-in behind `node_url`, holding this treasury."""
-    section = yaml.safe_load(Path(treasury.config_path).read_text())["treasury"]
-    directory.mkdir(exist_ok=True)
-    project_config(directory, node_url, section)
-    return directory
 
 
 def test_killed_between_broadcast_and_record_then_reconciled(payable, owners, standin, tmp_path):

@@ -181,6 +181,8 @@ def decode_guard_error(revert_data: str | bytes) -> tuple[str, str]:
         # Not the guard's own error: the Safe's (e.g. GS026) or a plain revert.
         return "Reverted", f"reverted with data 0x{raw.hex()}" if raw else "reverted without data"
     name, names, types = known
+    if len(raw) != 4 + 32 * len(types):  # every guard error has static fields; ape makes eth_abi pad short data
+        return "Reverted", f"reverted with data 0x{raw.hex()}"
     values = decode(types, raw[4:])
     fields = ", ".join(f"{n}={_show(v)}" for n, v in zip(names, values))
     return name, f"{name}({fields})"

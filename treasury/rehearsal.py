@@ -309,7 +309,13 @@ def _event_arguments(event: dict, log: dict, rehearsal: Rehearsal) -> str:
             values[item["name"]] = decode([item["type"]], _bytes(topic))[0] if item["type"] in _STATIC else _bytes(topic)
     except Exception:  # noqa: BLE001 - an odd log is shown by name, never breaks the report
         return "…"
-    return ", ".join(f"{i['name']}={_value(values.get(i['name']), i['type'], rehearsal)}" for i in event["inputs"])
+    shown = [i for i in event["inputs"] if i["name"] not in _REPEATS]
+    return ", ".join(f"{i['name']}={_value(values.get(i['name']), i['type'], rehearsal)}" for i in shown)
+
+
+# SafeMultiSigTransaction (L2 Safes) repeats the whole transaction: its call, gas fields and
+# signatures are already in the proposal; the report keeps to, value and operation.
+_REPEATS = {"data", "safeTxGas", "baseGas", "gasPrice", "gasToken", "refundReceiver", "signatures", "additionalInfo"}
 
 
 _STATIC = {"address", "bool", "bytes32", "bytes4", "uint8", "uint256", "int256"}
