@@ -116,3 +116,13 @@ def test_unknown_treasury_names_the_known_ones(tmp_path):
     path.write_text(CONFIG.format(store=tmp_path / "s.db"))
     with pytest.raises(InvalidInput, match=r"unknown treasury 'payroll' \(known: ops\)"):
         load_config(path).treasury("payroll")
+
+
+def test_retry_settings_from_the_config(tmp_path):
+    path = tmp_path / "ape-config.yaml"
+    path.write_text("treasury:\n  rpc: {attempts: 3, timeout: 5}\n")
+    policy = load_config(path).rpc.policy()
+    assert (policy.attempts, policy.timeout, policy.max_delay) == (3, 5.0, 8.0)
+    path.write_text("treasury:\n  rpc: {attempts: 0}\n")
+    with pytest.raises(InvalidInput, match="rpc.attempts"):
+        load_config(path)

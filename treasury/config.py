@@ -6,6 +6,7 @@ what the Safe is, what it holds and what it may do.
 
     treasury:
       store: .treasury/treasury.db        # a path, or a SQLAlchemy URL (postgresql://...)
+      rpc: {attempts: 6, timeout: 30, max_delay: 8}   # retries of a live node (the defaults)
       treasuries:
         ops:
           safe: "0x..."
@@ -160,12 +161,26 @@ class TreasuryEntry(_Section):
             raise InvalidInput(f"treasury policy: {first_problem(error)}") from None
 
 
+class RetryConfig(_Section):
+    """How hard to try a live node before giving up (treasury.rpc.RetryPolicy)."""
+
+    attempts: int = Field(default=6, ge=1, le=20)
+    timeout: float = Field(default=30.0, gt=0)  # seconds per request
+    max_delay: float = Field(default=8.0, ge=0)  # the longest wait between two attempts
+
+    def policy(self):
+        from treasury.rpc import RetryPolicy
+
+        return RetryPolicy(attempts=self.attempts, timeout=self.timeout, max_delay=self.max_delay)
+
+
 class TreasuryConfig(PluginConfig):
     """The `treasury:` section of ape-config.yaml (APE_TREASURY_STORE overrides the store)."""
 
     model_config = SettingsConfigDict(extra="forbid", env_prefix="APE_TREASURY_")
 
     store: str = DEFAULT_STORE
+    rpc: RetryConfig = Field(default_factory=RetryConfig)
     treasuries: dict[str, TreasuryEntry] = Field(default_factory=dict)
 
     def treasury(self, name: str) -> TreasuryEntry:

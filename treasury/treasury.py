@@ -103,6 +103,7 @@ class Treasury:
             store = Store.open(str(location))
         treasury = cls(name, entry, store)
         treasury.config_path = config_path
+        treasury.retry_policy = config.rpc.policy()
         return treasury
 
     def __repr__(self) -> str:
