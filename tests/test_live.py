@@ -4,7 +4,7 @@ eth_/net_/web3_ namespaces, as a hosted node does."""
 
 import pytest
 from rpc_proxy import PUBLIC_NAMESPACES, FaultProxy
-from standin import live
+from standin import live, signed_transfer
 
 from treasury.treasury import RehearsalFailed
 
@@ -47,9 +47,7 @@ def test_live_execute_rehearses_waits_and_uses_standard_rpc(live_treasury, stric
     (treasury, token), recipient = live_treasury
     executor = accounts[3]
     with live(strict_proxy.url):
-        record = treasury.propose_transfer(recipient, "1,250.5 TUSD")
-        for owner in owners[:2]:
-            treasury.sign(record.id, owner)
+        record = signed_transfer(treasury, owners, recipient, "1,250.5 TUSD")
         before = token.balanceOf(recipient)
         execution = treasury.execute(record.id, executor, confirmations=2)
         assert token.balanceOf(recipient) - before == 1_250_500_000
@@ -69,9 +67,7 @@ def test_live_execute_rehearses_waits_and_uses_standard_rpc(live_treasury, stric
 def test_live_execute_refused_when_the_rehearsal_fails(live_treasury, strict_proxy, owners, accounts):
     (treasury, _token), recipient = live_treasury
     with live(strict_proxy.url):
-        record = treasury.propose_transfer(recipient, "12,000 TUSD")
-        for owner in owners[:2]:
-            treasury.sign(record.id, owner)
+        record = signed_transfer(treasury, owners, recipient, "12,000 TUSD")
         nonce = treasury.onchain_nonce()
         with pytest.raises(RehearsalFailed, match="cap exceeded: 12,000 TUSD requested, 10,000 left"):
             treasury.execute(record.id, accounts[3])
@@ -106,9 +102,7 @@ def test_rehearsal_fills_missing_signatures_on_the_fork_only(live_treasury, stri
 def test_skip_rehearsal_sends_without_forking(live_treasury, strict_proxy, owners, accounts):
     (treasury, _token), recipient = live_treasury
     with live(strict_proxy.url):
-        record = treasury.propose_transfer(recipient, "1 TUSD")
-        for owner in owners[:2]:
-            treasury.sign(record.id, owner)
+        record = signed_transfer(treasury, owners, recipient, "1 TUSD")
         treasury.execute(record.id, accounts[3], skip_rehearsal=True)
     assert treasury.store.rehearsals(record.id) == []
     assert treasury.get(record.id).status == "executed"
@@ -119,9 +113,7 @@ def test_submitting_account_with_a_pending_transaction(live_treasury, strict_pro
     (treasury, _token), recipient = live_treasury
     executor = accounts[4]
     with live(strict_proxy.url) as provider:
-        record = treasury.propose_transfer(recipient, "2 TUSD")
-        for owner in owners[:2]:
-            treasury.sign(record.id, owner)
+        record = signed_transfer(treasury, owners, recipient, "2 TUSD")
         mined_nonce = provider.web3.eth.get_transaction_count(executor.address, "latest")
         payment = executor.prepare_transaction(provider.network.ecosystem.create_transaction(
             sender=executor.address, receiver=accounts[7].address, value=1, chain_id=1, type=2))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from rpc_proxy import FaultProxy
-from standin import cli_project, live
+from standin import cli_project, live, signed_transfer
 
 from treasury.execution import execute_safe_tx
 from treasury.rpc import RetryPolicy, RPCRefused
@@ -36,13 +36,6 @@ def payable(standin_treasury_factory, accounts):
               "caps": [{"token": "TUSD", "amount": 10_000, "period": "1d"}]}
     treasury, token = standin_treasury_factory(policy=policy)
     return treasury, token, recipient
-
-
-def signed_transfer(treasury, owners, recipient, amount="10 TUSD"):
-    record = treasury.propose_transfer(recipient, amount)
-    for owner in owners[:2]:
-        treasury.sign(record.id, owner)
-    return record
 
 
 def count(methods, name):

@@ -20,6 +20,7 @@ from eth_abi.exceptions import DecodingError
 from eth_utils import function_signature_to_4byte_selector, is_address, to_checksum_address
 
 from treasury.amounts import Token, TokenBook, format_units
+from treasury.decode import KNOWN_FUNCTIONS
 from treasury.errors import InvalidInput
 from treasury.guard import _guard_errors
 
@@ -83,29 +84,16 @@ PANIC_CODES: dict[int, str] = {
     0x51: "call to an uninitialised function pointer",
 }
 
-# Functions a treasury's allowlist is usually about; anything else is shown by its selector.
-# ERC-721 approve/transferFrom share ERC-20's selectors, so one name covers both.
-WELL_KNOWN_FUNCTIONS = (
-    "transfer(address,uint256)",
-    "approve(address,uint256)",
-    "transferFrom(address,address,uint256)",
-    "safeTransferFrom(address,address,uint256)",
+# Functions a treasury's allowlist is usually about: the decoder's list, and a few more that only
+# matter when naming a refused call; anything else is shown by its selector. ERC-721
+# approve/transferFrom share ERC-20's selectors, so one name covers both.
+WELL_KNOWN_FUNCTIONS = KNOWN_FUNCTIONS + (
     "safeTransferFrom(address,address,uint256,bytes)",
     "setApprovalForAll(address,bool)",
     "safeTransferFrom(address,address,uint256,uint256,bytes)",
     "safeBatchTransferFrom(address,address,uint256[],uint256[],bytes)",
     "deposit()",
     "withdraw(uint256)",
-    "multiSend(bytes)",
-    "addOwnerWithThreshold(address,uint256)",
-    "removeOwner(address,address,uint256)",
-    "swapOwner(address,address,address)",
-    "changeThreshold(uint256)",
-    "enableModule(address)",
-    "disableModule(address,address)",
-    "setGuard(address)",
-    "setModuleGuard(address)",
-    "setFallbackHandler(address)",
     "approveHash(bytes32)",
 )
 KNOWN_SELECTORS: dict[bytes, str] = {function_signature_to_4byte_selector(s): s for s in WELL_KNOWN_FUNCTIONS}
