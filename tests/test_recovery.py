@@ -177,3 +177,39 @@ def test_an_older_execution_is_found_by_bisecting_the_safe_nonce(payable, owners
             assert fresh.get(second.id).status == "pending"
         finally:
             fresh.store.close()
+
+
+def test_a_broadcast_mined_after_its_proposal_was_settled_elsewhere(make_treasury, owners, accounts, safe_deployer, chain):
+    """Our write-ahead transaction waits (lost by the node) while an owner executes the same proposal
+    elsewhere; when ours is mined later it reverts, and reconciling closes it without touching the
+    recorded execution (the store must not refuse every later command)."""
+    from treasury.execution import sign_execution
+
+    recipient = accounts[6].address
+    treasury, _token = make_treasury(policy={"recipients": [recipient],
+                                             "calls": [{"target": "TUSD", "function": "transfer(address,uint256)"}],
+                                             "caps": [{"token": "TUSD", "amount": 10_000, "period": "1d"}]})
+    payment = signed_transfer(treasury, owners, recipient, "5 TUSD")
+    safe_tx, signatures = treasury.safe_tx(payment), treasury.collected_signatures(payment.id)
+    ours = sign_execution(safe_tx, signatures, accounts[3], treasury.version)
+    treasury.store.record_broadcast(payment.id, tx_hash=ours.tx_hash, sender=ours.sender, sender_nonce=ours.sender_nonce,
+                                    raw_tx=ours.raw, safe_nonce=payment.nonce, block_at_send=0, actor="test")
+    theirs = execute_safe_tx(safe_tx, signatures, sender=safe_deployer, version=treasury.version)
+
+    first = Treasury.load(treasury.name, treasury.config_path)
+    try:
+        first.onchain_nonce()
+        assert {(r.proposal_id, r.outcome) for r in first.reconciled} == {(payment.id, "lost"), (payment.id, "executed")}
+    finally:
+        first.store.close()
+    chain.provider.web3.eth.send_raw_transaction(ours.raw)  # the node finds ours again; it reverts (nonce used)
+    later = Treasury.load(treasury.name, treasury.config_path)
+    try:
+        later.onchain_nonce()
+        assert [(r.proposal_id, r.outcome) for r in later.reconciled] == [(payment.id, "late")]
+        [execution] = later.store.executions(payment.id)
+        assert execution.tx_hash == theirs.txn_hash and later.get(payment.id).status == "executed"
+        assert [b.status for b in later.store.broadcasts(payment.id)] == ["mined"]
+        assert later.verify_log()
+    finally:
+        later.store.close()

@@ -26,7 +26,7 @@ class Reconciled:
     """One fact learned from the chain and recorded (or, for `in-flight`, only reported)."""
 
     proposal_id: str
-    outcome: str  # executed, failed, reverted, superseded, dropped, in-flight, lost
+    outcome: str  # executed, failed, reverted, superseded, dropped, in-flight, lost, late
     detail: str
 
 
@@ -71,6 +71,11 @@ def _settle_broadcast(treasury: "Treasury", sent: "BroadcastRecord") -> Reconcil
     """Our own execTransaction, written down before it was sent: find it by hash and record it."""
     record = treasury.store.get_proposal(sent.proposal_id)
     receipt = _receipt(sent.tx_hash)
+    if receipt is not None and record.status not in OPEN:
+        # Settled meanwhile by another transaction (an owner executed it elsewhere while ours waited).
+        note = f"mined in block {int(receipt['blockNumber'])} after the proposal was already {record.status}"
+        treasury.store.set_broadcast_status(sent.id, "mined", actor=treasury.actor, note=note)
+        return Reconciled(record.id, "late", f"transaction {sent.tx_hash} {note}")
     if receipt is not None:
         return record_receipt(treasury, record, receipt, sent.sender)
     if transaction_known(sent.tx_hash):

@@ -7,6 +7,7 @@ store's audit log; the CLI and the console call these methods and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,10 +41,6 @@ class StaleProposal(TreasuryError):
 
 class RehearsalFailed(TreasuryError):
     """A live execution was refused because the proposal fails on a fork of the current block."""
-
-
-class AlreadyBroadcast(TreasuryError):
-    """The proposal's execTransaction was sent and is not mined yet: nothing new is sent."""
 
 
 @dataclass(frozen=True)
@@ -485,7 +482,9 @@ class Treasury:
         try:
             broadcast(signed)
         except Exception:
-            self.reconcile()  # whatever the chain knows of it is recorded before the error surfaces
+            # Record whatever the chain already knows of it; if the node is down, the next command will.
+            with contextlib.suppress(Exception):
+                self.reconcile()
             raise
         return self._record_mined(record, signed.tx_hash, signed.sender)
 
