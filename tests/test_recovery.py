@@ -213,3 +213,23 @@ def test_a_broadcast_mined_after_its_proposal_was_settled_elsewhere(make_treasur
         assert later.verify_log()
     finally:
         later.store.close()
+
+
+def test_an_execution_recorded_on_a_fork_is_reported_on_the_real_chain(make_treasury, owners, accounts, safe_deployer, chain):
+    """A flow run on a throw-away copy with the real store leaves an 'executed' the chain never saw:
+    reconciling says so (loudly) instead of letting anyone believe the vendor was paid."""
+    recipient = accounts[6].address
+    treasury, _token = make_treasury(policy={"recipients": [recipient],
+                                             "calls": [{"target": "TUSD", "function": "transfer(address,uint256)"}],
+                                             "caps": [{"token": "TUSD", "amount": 10_000, "period": "1d"}]})
+    payment = signed_transfer(treasury, owners, recipient, "5 TUSD")
+    with chain.isolate():  # the copy: reverted when the block ends
+        treasury.execute(payment.id, safe_deployer)
+    fresh = Treasury.load(treasury.name, treasury.config_path)
+    try:
+        fresh.onchain_nonce()
+        [found] = fresh.reconciled
+        assert (found.proposal_id, found.outcome) == (payment.id, "not-on-chain")
+        assert f"at nonce {payment.nonce}, but the Safe on this chain is at nonce {payment.nonce}" in found.detail
+    finally:
+        fresh.store.close()

@@ -26,7 +26,7 @@ class Reconciled:
     """One fact learned from the chain and recorded (or, for `in-flight`, only reported)."""
 
     proposal_id: str
-    outcome: str  # executed, failed, reverted, superseded, dropped, in-flight, lost, late
+    outcome: str  # executed, failed, reverted, superseded, dropped, in-flight, lost, late, not-on-chain
     detail: str
 
 
@@ -34,7 +34,7 @@ def reconcile(treasury: "Treasury") -> list[Reconciled]:
     """Settle our own unconfirmed broadcasts, then every open proposal whose nonce the Safe passed."""
     found = [r for b in _unconfirmed(treasury) if (r := _settle_broadcast(treasury, b))]
     found += _settle_consumed_nonces(treasury)
-    return found
+    return found + _impossible_records(treasury)
 
 
 def _web3():
@@ -124,6 +124,21 @@ def _settle_consumed_nonces(treasury: "Treasury") -> list[Reconciled]:
         treasury.store.set_status(record.id, "superseded", actor=treasury.actor, note=note)
         found.append(Reconciled(record.id, "superseded", note))
     return found
+
+
+def _impossible_records(treasury: "Treasury") -> list[Reconciled]:
+    """Executions the store has and this chain cannot have had: the Safe never reached their nonce.
+
+    They come from a fork (a flow rehearsed with the real store) or a reorganised chain. Final
+    records are not rewritten; they are reported, so nobody pays twice believing it was paid.
+    """
+    chain_nonce = treasury.onchain_nonce()
+    return [
+        Reconciled(p.id, "not-on-chain", f"recorded {p.status} at nonce {p.nonce}, but the Safe on this chain is at "
+                                         f"nonce {chain_nonce}: the record came from a fork or a reorganised chain")
+        for p in treasury.proposals()
+        if p.status in ("executed", "failed") and p.nonce >= chain_nonce
+    ]
 
 
 def _superseded_note(nonce: int, logs: list[dict]) -> str:

@@ -155,7 +155,8 @@ class Treasury:
 
         found = reconcile(self)
         for item in found:
-            logger.info(f"reconciled proposal {item.proposal_id}: {item.outcome} ({item.detail})")
+            log = logger.warning if item.outcome == "not-on-chain" else logger.info
+            log(f"reconciled proposal {item.proposal_id}: {item.outcome} ({item.detail})")
         self.reconciled.extend(found)
         return found
 
