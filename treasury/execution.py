@@ -1,9 +1,14 @@
-"""Send a signed Safe transaction with execTransaction and report what the Safe said."""
+"""Send a signed Safe transaction with execTransaction and report what the Safe said.
+
+Sending is split in two so a caller can write the transaction down in between: `sign_execution`
+(estimate, then sign at the sender's pending nonce; its hash is known from here on) and
+`broadcast` (eth_sendRawTransaction, receipt, confirmations).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from eth_utils import keccak
 
@@ -182,6 +187,11 @@ def safe_outcome(logs: Sequence[dict], safe_address: str, safe_tx_hash: bytes | 
     return None
 
 
+def plain_logs(logs: Sequence[Any]) -> list[dict]:
+    """Logs of an ape or web3 receipt as {address, topics, data}, the shape safe_outcome reads."""
+    return [{"address": log["address"], "topics": log["topics"], "data": log["data"]} for log in logs]
+
+
 def outcome_hash(log: dict) -> bytes:
     """The safeTxHash an ExecutionSuccess/ExecutionFailure log carries (indexed or not)."""
     if len(log["topics"]) > 1:
@@ -200,8 +210,7 @@ def send_safe_tx(
 ) -> tuple["ReceiptAPI", bool]:
     """Call execTransaction from `sender`; (receipt, whether the Safe emitted ExecutionSuccess)."""
     receipt = broadcast(sign_execution(safe_tx, signatures, sender, version))
-    logs = [{"address": log["address"], "topics": log["topics"], "data": log["data"]} for log in receipt.logs]
-    return receipt, bool(safe_outcome(logs, safe_tx.safe_address, safe_tx.safe_tx_hash))
+    return receipt, bool(safe_outcome(plain_logs(receipt.logs), safe_tx.safe_address, safe_tx.safe_tx_hash))
 
 
 def execute_safe_tx(

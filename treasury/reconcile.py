@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from treasury.execution import EXECUTION_FAILURE, EXECUTION_SUCCESS, outcome_hash, safe_outcome
+from treasury.execution import EXECUTION_FAILURE, EXECUTION_SUCCESS, outcome_hash, plain_logs, safe_outcome
 
 if TYPE_CHECKING:
     from treasury.store import BroadcastRecord, ProposalRecord
@@ -91,8 +91,7 @@ def _settle_broadcast(treasury: "Treasury", sent: "BroadcastRecord") -> Reconcil
 def record_receipt(treasury: "Treasury", record: "ProposalRecord", receipt: dict, executor: str) -> Reconciled:
     """Record a mined execTransaction of `record`: executed, failed (nonce spent) or reverted (not spent)."""
     tx_hash = _hex(receipt["transactionHash"])
-    logs = [{"address": log["address"], "topics": log["topics"], "data": log["data"]} for log in receipt["logs"]]
-    success = safe_outcome(logs, treasury.safe, record.safe_tx_hash)
+    success = safe_outcome(plain_logs(receipt["logs"]), treasury.safe, record.safe_tx_hash)
     reverted = int(receipt["status"]) == 0 or success is None
     treasury.store.record_execution(
         record.id, tx_hash=tx_hash, block_number=int(receipt["blockNumber"]), gas_used=int(receipt["gasUsed"]),

@@ -138,7 +138,7 @@ def _configured_fork_settings(network) -> dict:
 
 
 def _rehearse(rehearsal: Rehearsal, proposal_id: str, network: str) -> RehearsalReport:
-    from treasury.execution import exec_arguments, safe_outcome, simulate
+    from treasury.execution import exec_arguments, plain_logs, safe_outcome, simulate
     from treasury.explain import explain_revert
     from treasury.safe import safe_instance
 
@@ -162,7 +162,7 @@ def _rehearse(rehearsal: Rehearsal, proposal_id: str, network: str) -> Rehearsal
         return RehearsalReport(success=False, reason=reason, gas_used=None, filled=filled, **report)
     safe = safe_instance(safe_tx.safe_address, rehearsal.version)
     receipt = safe.execTransaction(*exec_arguments(safe_tx, signatures), sender=executor)
-    logs = [{"address": log["address"], "topics": log["topics"], "data": log["data"]} for log in receipt.logs]
+    logs = plain_logs(receipt.logs)
     success = bool(safe_outcome(logs, safe_tx.safe_address, safe_tx.safe_tx_hash))
     reason = "" if success else _inner_failure(safe_tx, receipt.block_number, rehearsal.book)
     return RehearsalReport(
