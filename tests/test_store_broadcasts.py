@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_store import dump, h32, raw_sql  # the store suite's helpers: row dump, raw edits
 
 from treasury import store as store_module
 from treasury.errors import InvalidInput, TreasuryError
@@ -38,30 +39,6 @@ OWNERS = [f"0x{i:040x}" for i in range(0x1001, 0x1011)]
 SIG = b"\x01" * 65
 RAW_TX = b"\x02\xf8" + bytes(range(256)) * 4  # a typed (EIP-1559) transaction's shape; content is opaque here
 V1_TABLES = ("store_meta", "audit_head", "proposals", "signatures", "schedule_entries", "executions", "audit_log")
-
-
-def h32(n: int) -> str:
-    return "0x" + f"{n:064x}"
-
-
-def dump(path: Path) -> str:
-    """Every row of every table, as SQL: the ground truth for "the store is unchanged"."""
-    con = sqlite3.connect(path)
-    try:
-        return "\n".join(con.iterdump())
-    finally:
-        con.close()
-
-
-def raw_sql(path: Path, *statements: str) -> None:
-    """Edit the database behind the store's back."""
-    con = sqlite3.connect(path)
-    try:
-        for statement in statements:
-            con.execute(statement)
-        con.commit()
-    finally:
-        con.close()
 
 
 def query(path: Path, sql: str) -> list[tuple]:
