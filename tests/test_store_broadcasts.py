@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_store import dump, h32, raw_sql  # the store suite's helpers: row dump, raw edits
+from test_store import SAFE, TO, db, dump, h32, propose, raw_sql, store  # the store suite's fixtures and helpers
 
 from treasury import store as store_module
 from treasury.errors import InvalidInput, TreasuryError
@@ -32,8 +32,6 @@ from treasury.store import (
 )
 
 WORKER = Path(__file__).with_name("store_worker.py")
-SAFE = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"  # EIP-55 example address
-TO = "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB"
 SENDER = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359"
 OWNERS = [f"0x{i:040x}" for i in range(0x1001, 0x1011)]
 SIG = b"\x01" * 65
@@ -63,23 +61,6 @@ def downgrade_to_v1(path: Path) -> None:
     """Turn a store into what ape-treasury with SCHEMA_VERSION 1 left behind."""
     raw_sql(path, "DROP TABLE broadcasts", "DROP TABLE rehearsals", "UPDATE store_meta SET value = '1' WHERE key = 'schema_version'")
     assert tables(path) == set(V1_TABLES)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "treasury.db"
-
-
-@pytest.fixture
-def store(db: Path):
-    with Store.open(db) as opened:
-        yield opened
-
-
-def propose(store: Store, n: int = 1, **overrides):
-    fields = dict(chain_id=1, safe=SAFE, nonce=n, to=TO, safe_tx_hash=h32(n), proposer="alice", actor="alice")
-    fields.update(overrides)
-    return store.add_proposal(**fields)
 
 
 def broadcast(store: Store, proposal_id: str, n: int = 0x100, **overrides) -> BroadcastRecord:

@@ -31,10 +31,18 @@ class Reconciled:
 
 
 def reconcile(treasury: "Treasury") -> list[Reconciled]:
-    """Settle our own unconfirmed broadcasts, then every open proposal whose nonce the Safe passed."""
-    found = [r for b in _unconfirmed(treasury) if (r := _settle_broadcast(treasury, b))]
-    found += _settle_consumed_nonces(treasury)
-    return found + _impossible_records(treasury)
+    """Settle our own unconfirmed broadcasts, then every open proposal whose nonce the Safe passed.
+
+    One read of the Safe's nonce and of the store's proposals serves every step (this runs before
+    every command); the proposals are read again only if settling a broadcast changed one.
+    """
+    chain_nonce = treasury.onchain_nonce()
+    proposals = treasury.proposals()
+    found = [r for b in _unconfirmed(treasury, proposals) if (r := _settle_broadcast(treasury, b))]
+    if found:
+        proposals = treasury.proposals()
+    impossible = _impossible_records(proposals, chain_nonce)  # settling below touches lower nonces only
+    return found + _settle_consumed_nonces(treasury, proposals, chain_nonce) + impossible
 
 
 def _web3():
@@ -43,8 +51,8 @@ def _web3():
     return chain.provider.web3
 
 
-def _unconfirmed(treasury: "Treasury") -> list["BroadcastRecord"]:
-    mine = {p.id for p in treasury.proposals()}
+def _unconfirmed(treasury: "Treasury", proposals: list["ProposalRecord"]) -> list["BroadcastRecord"]:
+    mine = {p.id for p in proposals}
     return [b for b in treasury.store.broadcasts(status="sent") if b.proposal_id in mine]
 
 
@@ -101,10 +109,9 @@ def record_receipt(treasury: "Treasury", record: "ProposalRecord", receipt: dict
     return Reconciled(record.id, outcome, f"transaction {tx_hash} in block {int(receipt['blockNumber'])}")
 
 
-def _settle_consumed_nonces(treasury: "Treasury") -> list[Reconciled]:
+def _settle_consumed_nonces(treasury: "Treasury", proposals: list["ProposalRecord"], chain_nonce: int) -> list[Reconciled]:
     """Open proposals below the Safe's nonce can never run: find out whether each ran or lost its nonce."""
-    chain_nonce = treasury.onchain_nonce()
-    stale = sorted((p for p in treasury.proposals() if p.status in OPEN and p.nonce < chain_nonce), key=lambda p: p.nonce)
+    stale = sorted((p for p in proposals if p.status in OPEN and p.nonce < chain_nonce), key=lambda p: p.nonce)
     found: list[Reconciled] = []
     consumers: dict[int, list[dict]] = {}
     recent = _recent_outcome_logs(treasury) if stale else []
@@ -125,17 +132,16 @@ def _settle_consumed_nonces(treasury: "Treasury") -> list[Reconciled]:
     return found
 
 
-def _impossible_records(treasury: "Treasury") -> list[Reconciled]:
+def _impossible_records(proposals: list["ProposalRecord"], chain_nonce: int) -> list[Reconciled]:
     """Executions the store has and this chain cannot have had: the Safe never reached their nonce.
 
     They come from a fork (a flow rehearsed with the real store) or a reorganised chain. Final
     records are not rewritten; they are reported, so nobody pays twice believing it was paid.
     """
-    chain_nonce = treasury.onchain_nonce()
     return [
         Reconciled(p.id, "not-on-chain", f"recorded {p.status} at nonce {p.nonce}, but the Safe on this chain is at "
                                          f"nonce {chain_nonce}: the record came from a fork or a reorganised chain")
-        for p in treasury.proposals()
+        for p in proposals
         if p.status in ("executed", "failed") and p.nonce >= chain_nonce
     ]
 
