@@ -424,3 +424,31 @@ def test_console_object_loads_the_treasury_and_prints_readably(setup, tmp_path, 
     assert ops.get(proposal).id == proposal.id  # a proposal object where an id is wanted
     ops.show(proposal)
     assert "safeTxHash" in capsys.readouterr().out
+
+
+# --- setup commands: bad input is refused before connecting; a dead node is one line too -----------
+
+DEAD_NODE = "ethereum:mainnet:http://127.0.0.1:9"  # port 9 (discard): nothing listens on loopback
+
+
+def test_create_safe_refuses_bad_input_before_connecting():
+    owner = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+    result = CliRunner().invoke(cli, ["create-safe", "--owner", owner, "--threshold", "2", "--network", DEAD_NODE])
+    assert result.exit_code == 1, result.output
+    assert result.output == "Error: threshold 2 must be between 1 and the number of owners (1)\n"
+
+
+def test_deploy_guard_refuses_an_unknown_treasury_before_connecting(tmp_path):
+    config = tmp_path / "ape-config.yaml"
+    config.write_text("treasury:\n  treasuries: {}\n")
+    result = CliRunner().invoke(cli, ["deploy-guard", "--treasury", "nope", "--config", str(config),
+                                      "--signer", "a", "--network", DEAD_NODE])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: unknown treasury 'nope'") and result.output.count("\n") == 1
+
+
+def test_create_safe_on_a_dead_node_is_one_line():
+    owner = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
+    result = CliRunner().invoke(cli, ["create-safe", "--owner", owner, "--threshold", "1", "--network", DEAD_NODE])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output

@@ -89,8 +89,8 @@ def test_create_safe_script_exits_non_zero_and_deploys_nothing(safe_infrastructu
     args += ["--manifest-dir", str(tmp_path)]
     block = chain.blocks.height
     result = CliRunner().invoke(load_script("create_safe"), args)
-    assert result.exit_code != 0
+    assert result.exit_code != 0, result.output
     error_lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
-    assert len(error_lines) == 1 and message in error_lines[0]
+    assert len(error_lines) == 1 and message in error_lines[0], (result.output, repr(result.exception))
     assert chain.blocks.height == block
     assert not list(tmp_path.iterdir())

@@ -70,7 +70,26 @@ def _ape_log_to_stderr() -> None:
 
 
 class ChainCommand(_OneLineErrors, ConnectedProviderCommand):
-    """A command that connects to the network chosen with --network (ape's option)."""
+    """A command that connects to the network chosen with --network (ape's option).
+
+    `check_input`, given the parsed options, rejects bad input before any connection is made: the
+    user hears about a wrong threshold even when the node is down, and no RPC is spent on it.
+    """
+
+    def __init__(self, *args: Any, check_input: Callable[..., Any] | None = None, **kwargs: Any) -> None:
+        self.check_input = check_input
+        super().__init__(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        if self.check_input is not None:
+            try:
+                self.check_input(**{k: v for k, v in ctx.params.items() if k not in _CONNECTION_PARAMS})
+            except TreasuryError as error:
+                raise click.ClickException(one_line(error)) from None
+        return super().invoke(ctx)
+
+
+_CONNECTION_PARAMS = ("network", "provider_settings")
 
 
 class LocalCommand(_OneLineErrors, click.Command):

@@ -6,12 +6,13 @@ Also the ape scripts `ape run deploy`, `ape run create_safe` and `ape run deploy
 from pathlib import Path
 
 import click
-from ape.cli import ConnectedProviderCommand, network_option
+from ape.cli import network_option
 
 from treasury.artifacts import DEFAULT_VERSION, SUPPORTED_VERSIONS
+from treasury.commands.common import ChainCommand
 
 
-@click.command("deploy", cls=ConnectedProviderCommand, short_help="Deploy the Safe contracts at their canonical addresses")
+@click.command("deploy", cls=ChainCommand, short_help="Deploy the Safe contracts at their canonical addresses")
 @network_option()
 @click.option("--version", "versions", multiple=True, type=click.Choice(SUPPORTED_VERSIONS), help="Safe version (repeatable; default: all)")
 @click.option("--account", "alias", default=None, help="ape account alias that pays (default on a local chain: test account 0)")
@@ -34,7 +35,15 @@ def deploy(provider, versions, alias, allow_noncanonical, manifest_dir):
     click.echo(f"manifest: {record_infrastructure(manifest_dir, provider, statuses)}")
 
 
-@click.command("create-safe", cls=ConnectedProviderCommand, short_help="Create an M-of-N Safe at a predicted address")
+def _check_safe_spec(owners, threshold, salt_nonce, version, fallback_handler, l2, **_ignored) -> None:
+    from treasury.safe import safe_spec
+
+    safe_spec(owners=owners, threshold=threshold, salt_nonce=salt_nonce, version=version,
+              fallback_handler=fallback_handler, l2=l2)
+
+
+@click.command("create-safe", cls=ChainCommand, check_input=_check_safe_spec,
+               short_help="Create an M-of-N Safe at a predicted address")
 @network_option()
 @click.option("--owner", "owners", multiple=True, required=True, help="owner address (repeat for each owner)")
 @click.option("--threshold", type=int, required=True, help="signatures required to execute")
@@ -64,7 +73,13 @@ def create_safe(provider, owners, threshold, salt_nonce, version, fallback_handl
     click.echo(f"manifest: {record_safe(manifest_dir, provider, created)}")
 
 
-@click.command("deploy-guard", cls=ConnectedProviderCommand, short_help="Deploy TreasuryGuard from a treasury's policy and install it")
+def _check_treasury(name, config_path, **_ignored) -> None:
+    from treasury.config import load_config
+
+    load_config(config_path).treasury(name)
+
+
+@click.command("deploy-guard", cls=ChainCommand, check_input=_check_treasury, short_help="Deploy TreasuryGuard from a treasury's policy and install it")
 @network_option()
 @click.option("--treasury", "name", required=True, help="treasury name from the `treasury:` config")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="ape-config.yaml (default: the ape project's)")
