@@ -46,6 +46,7 @@ class _OneLineErrors:
         if ctx.params.get("as_json"):
             _ape_log_to_stderr()  # stdout carries the JSON only
         try:
+            self.before_connecting(ctx)
             return super().invoke(ctx)  # type: ignore[misc]
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
@@ -55,6 +56,9 @@ class _OneLineErrors:
             if verbose:
                 traceback.print_exc(file=sys.stderr)
             raise click.ClickException(one_line(error)) from None
+
+    def before_connecting(self, ctx: click.Context) -> None:
+        """Checks that need no chain; they run before ape connects (if the command connects)."""
 
 
 def _ape_log_to_stderr() -> None:
@@ -80,13 +84,9 @@ class ChainCommand(_OneLineErrors, ConnectedProviderCommand):
         self.check_input = check_input
         super().__init__(*args, **kwargs)
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def before_connecting(self, ctx: click.Context) -> None:
         if self.check_input is not None:
-            try:
-                self.check_input(**{k: v for k, v in ctx.params.items() if k not in _CONNECTION_PARAMS})
-            except TreasuryError as error:
-                raise click.ClickException(one_line(error)) from None
-        return super().invoke(ctx)
+            self.check_input(**{k: v for k, v in ctx.params.items() if k not in _CONNECTION_PARAMS})
 
 
 _CONNECTION_PARAMS = ("network", "provider_settings")
