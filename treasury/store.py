@@ -1369,6 +1369,17 @@ class Store:
 
         return self._write(write)
 
+    def _rows_of(self, proposal_id: str, row_type: type, to_record: Callable[[Any], T]) -> list[T]:
+        """A proposal's rows of one kind (schedule entries, rehearsals, executions), oldest first."""
+        pid = _proposal_id(proposal_id)
+
+        def read(s: Session) -> list[T]:
+            _load_proposal(s, pid)
+            rows = s.execute(select(row_type).where(row_type.proposal_id == pid).order_by(row_type.id))
+            return [to_record(r) for r in rows.scalars()]
+
+        return self._read(read)
+
     def signatures(self, proposal_id: str) -> list[SignatureRecord]:
         """A proposal's signatures sorted by owner address ascending, the order execTransaction needs."""
         pid = _proposal_id(proposal_id)
@@ -1482,14 +1493,7 @@ class Store:
 
     def schedule_entries(self, proposal_id: str) -> list[ScheduleEntryRecord]:
         """A proposal's time-lock entries, oldest first."""
-        pid = _proposal_id(proposal_id)
-
-        def read(s: Session) -> list[ScheduleEntryRecord]:
-            _load_proposal(s, pid)
-            rows = s.execute(select(ScheduleRow).where(ScheduleRow.proposal_id == pid).order_by(ScheduleRow.id))
-            return [_schedule_record(r) for r in rows.scalars()]
-
-        return self._read(read)
+        return self._rows_of(proposal_id, ScheduleRow, _schedule_record)
 
     # ---- fork rehearsals -----------------------------------------------------------------------
 
@@ -1565,14 +1569,7 @@ class Store:
 
     def rehearsals(self, proposal_id: str) -> list[RehearsalRecord]:
         """A proposal's fork rehearsals, oldest first."""
-        pid = _proposal_id(proposal_id)
-
-        def read(s: Session) -> list[RehearsalRecord]:
-            _load_proposal(s, pid)
-            rows = s.execute(select(RehearsalRow).where(RehearsalRow.proposal_id == pid).order_by(RehearsalRow.id))
-            return [_rehearsal_record(r) for r in rows.scalars()]
-
-        return self._read(read)
+        return self._rows_of(proposal_id, RehearsalRow, _rehearsal_record)
 
     # ---- broadcasts (write-ahead records of sent transactions) --------------------------------
 
@@ -1794,14 +1791,7 @@ class Store:
 
     def executions(self, proposal_id: str) -> list[ExecutionRecord]:
         """A proposal's recorded executions, oldest first."""
-        pid = _proposal_id(proposal_id)
-
-        def read(s: Session) -> list[ExecutionRecord]:
-            _load_proposal(s, pid)
-            rows = s.execute(select(ExecutionRow).where(ExecutionRow.proposal_id == pid).order_by(ExecutionRow.id))
-            return [_execution_record(r) for r in rows.scalars()]
-
-        return self._read(read)
+        return self._rows_of(proposal_id, ExecutionRow, _execution_record)
 
     # ---- audit log -----------------------------------------------------------------------------
 
