@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -18,15 +17,11 @@ from typing import Iterator
 
 import requests
 
+from treasury.localnode import free_port
+
 CHAIN_ID = 1
 BLOCK_TIME = 1
 HARDFORK = "prague"  # the same as ape-config.yaml's foundry.fork.ethereum.mainnet.evm_version
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class StandinChain:
@@ -100,8 +95,10 @@ def cli_project(treasury, node_url: str, directory: Path) -> Path:
     return directory
 
 
-def project_config(directory: Path, node_url: str, treasury_section: dict) -> Path:
-    """An ape project whose mainnet is the stand-in (through `node_url`), for CLI runs in a subprocess."""
+def project_config(directory: Path, node_url: str, treasury_section: dict, foundry_host: str = "auto") -> Path:
+    """An ape project whose mainnet is the stand-in (through `node_url`), for CLI runs in a subprocess.
+
+    `foundry_host` is where an anvil ape starts for this project listens (a fork in `ape test`)."""
     import yaml
 
     config = {
@@ -109,7 +106,7 @@ def project_config(directory: Path, node_url: str, treasury_section: dict) -> Pa
         "plugins": [{"name": "foundry"}],
         "node": {"ethereum": {"mainnet": {"uri": node_url}}},
         "ethereum": {"mainnet": {"required_confirmations": 0, "default_provider": "node"}},
-        "foundry": {"host": "auto", "fork": {"ethereum": {"mainnet": {"upstream_provider": "node", "evm_version": HARDFORK}}}},
+        "foundry": {"host": foundry_host, "fork": {"ethereum": {"mainnet": {"upstream_provider": "node", "evm_version": HARDFORK}}}},
         "treasury": treasury_section,
     }
     path = Path(directory) / "ape-config.yaml"

@@ -6,6 +6,7 @@ import pytest
 from rpc_proxy import PUBLIC_NAMESPACES, FaultProxy
 from standin import live, signed_transfer
 
+from treasury.rehearsal import RehearsalUnavailable
 from treasury.treasury import RehearsalFailed
 
 POLICY = {
@@ -97,6 +98,45 @@ def test_rehearsal_fills_missing_signatures_on_the_fork_only(live_treasury, stri
         assert all(safe.approvedHashes(o.address, record.safe_tx_hash) == 0 for o in owners)
         assert token.balanceOf(recipient) == before and treasury.onchain_nonce() == record.nonce
     assert nonstandard(strict_proxy.methods) == []
+
+
+def test_a_rehearsal_answered_by_another_node_is_refused(live_treasury, standin, owners, accounts, monkeypatch):
+    """If the fork's port is answered by a node we did not start (here the live chain itself), the
+    rehearsal refuses: a passing rehearsal must come from our own fork of the rehearsed block."""
+    from treasury import rehearsal
+
+    (treasury, token), recipient = live_treasury
+    monkeypatch.setattr(rehearsal, "free_local_url", lambda: standin.url)
+    with live(standin.url):
+        record = treasury.propose_transfer(recipient, "100 TUSD")
+        before = token.balanceOf(recipient)
+        with pytest.raises(RehearsalUnavailable, match=f"another node answered at {standin.url}"):
+            treasury.rehearse(record.id, executor=accounts[3].address)
+        safe = treasury._safe()
+        assert all(safe.approvedHashes(o.address, record.safe_tx_hash) == 0 for o in owners)
+        assert token.balanceOf(recipient) == before
+    assert standin.rpc("eth_chainId") == "0x1"  # the live chain's node was not stopped
+    assert treasury.store.rehearsals(record.id) == []
+
+
+def test_the_fork_moves_to_another_port_when_its_port_is_taken(live_treasury, standin, accounts, monkeypatch):
+    """The port picked for the fork is taken before anvil binds it (here by an outgoing connection's
+    local end): anvil cannot start there, ape gives up after its fixed 20 s, and the fork is started
+    on a second port instead."""
+    import socket
+
+    from treasury import rehearsal
+
+    (treasury, _token), recipient = live_treasury
+    with socket.create_server(("127.0.0.1", 0)) as server, socket.create_connection(server.getsockname()) as client:
+        taken = f"http://127.0.0.1:{client.getsockname()[1]}"
+        urls = iter([taken, rehearsal.free_local_url()])
+        monkeypatch.setattr(rehearsal, "free_local_url", lambda: next(urls))
+        with live(standin.url):
+            record = treasury.propose_transfer(recipient, "5 TUSD")
+            report = treasury.rehearse(record.id, executor=accounts[3].address)
+    assert report.success, report.reason
+    assert next(urls, None) is None  # both ports were used
 
 
 def test_skip_rehearsal_sends_without_forking(live_treasury, strict_proxy, owners, accounts):

@@ -6,6 +6,7 @@ test runs the real `treasury` CLI in a subprocess and kills it (SIGKILL) while t
 answer to its eth_sendRawTransaction: the transaction is broadcast, the process never hears back.
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -81,6 +82,17 @@ def run_cli(directory, *words, timeout=180):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def wait_while_running(process: subprocess.Popen, done, timeout: float) -> bool:
+    """Poll `done()` until it holds (True), the process ends or `timeout` passes (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done():
+            return True
+        if process.poll() is not None:
+            return done()
+    return False
+
+
 def test_killed_between_broadcast_and_record_then_reconciled(payable, owners, standin, tmp_path):
     """SIGKILL after the node has the transaction and before the store heard of the receipt; the next
     command finds the execution on chain by the write-ahead hash and records it; execute never resends."""
@@ -91,14 +103,19 @@ def test_killed_between_broadcast_and_record_then_reconciled(payable, owners, st
     with FaultProxy(standin.url) as proxy:
         project = cli_project(treasury, proxy.url, tmp_path / "project")
         proxy.inject("hold", method="eth_sendRawTransaction")
+        log = tmp_path / "execute.log"
+        output = log.open("wb")  # a file: a pipe nobody reads could fill and block it
         process = subprocess.Popen([TREASURY_CLI, "execute", record.id, "--account", "TEST::3", "--yes",
                                     "--network", "ethereum:mainnet:node"], cwd=project,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            assert proxy.wait_forwarded("eth_sendRawTransaction", timeout=240), process.communicate(timeout=5)
+            forwarded = wait_while_running(process, lambda: proxy.wait_forwarded("eth_sendRawTransaction", 0.2), 240)
         finally:
-            os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it may have ended on its own: the assert says how
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
+            output.close()
+        assert forwarded, f"execute ended (exit {process.returncode}) before broadcasting:\n{log.read_text()}"
 
         # What the dead process left: a broadcast written ahead, no outcome.
         with Store.open(treasury.store.url) as store:

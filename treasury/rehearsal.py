@@ -21,6 +21,7 @@ from safe_eth.safe.safe_tx import SafeTx
 from treasury.addresses import ZERO_ADDRESS
 from treasury.amounts import TokenBook
 from treasury.errors import TreasuryError
+from treasury.localnode import free_local_url
 
 if TYPE_CHECKING:
     from ape.api import AccountAPI
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 TRANSFER = keccak(text="Transfer(address,address,uint256)")
 APPROVAL = keccak(text="Approval(address,address,uint256)")
 FUNDING = 10**18  # what an impersonated account gets on the copy to pay for gas
+FORK_START_ATTEMPTS = 2  # ports tried for the fork's anvil
 
 
 class RehearsalUnavailable(TreasuryError):
@@ -100,25 +102,65 @@ def run_rehearsal(rehearsal: Rehearsal, proposal_id: str) -> RehearsalReport:
 
 @contextmanager
 def _copy_of_chain(rehearsal: Rehearsal) -> Iterator[str]:
-    from ape import chain, networks
-    from ape.exceptions import ApeException
+    from ape import chain
 
     name = chain.provider.network.choice
     if not rehearsal.fork:
         with chain.isolate():
             yield f"{name} (snapshot, reverted after)"
         return
-    try:
-        settings = _configured_fork_settings(chain.provider.network)
-        context = networks.fork(provider_name="foundry", block_number=rehearsal.block_number, provider_settings=settings)
-        provider = context.__enter__()
-    except ApeException as error:
-        raise RehearsalUnavailable(f"cannot fork {name} for the rehearsal: {str(error).splitlines()[0]} "
-                                   "(configure the network in ape-config.yaml, or pass --skip-rehearsal)") from None
+    context, provider = _start_fork(rehearsal, name)
     try:
         yield f"{provider.network.choice} of block {rehearsal.block_number}"
     finally:
         context.__exit__(None, None, None)
+
+
+def _start_fork(rehearsal: Rehearsal, name: str) -> tuple[Any, Any]:
+    """An anvil fork of the rehearsed block, started on a port the kernel chose (see treasury.localnode).
+
+    A second port is tried if anvil did not come up on the first (taken between the kernel's pick
+    and anvil's bind). The fork must be our own process and hold the rehearsed block, so that a
+    passing rehearsal can never come from some other node.
+    """
+    from ape import chain, networks
+    from ape.exceptions import ApeException, SubprocessError
+
+    settings = _configured_fork_settings(chain.provider.network)
+    for attempt in range(1, FORK_START_ATTEMPTS + 1):
+        try:
+            context = networks.fork(provider_name="foundry", block_number=rehearsal.block_number,
+                                    provider_settings={**settings, "host": free_local_url()})
+            provider = context.__enter__()
+        except SubprocessError as error:
+            if attempt < FORK_START_ATTEMPTS:
+                continue
+            raise RehearsalUnavailable(f"cannot fork {name} for the rehearsal: anvil did not start on "
+                                       f"{attempt} ports tried ({_first_line(error)})") from None
+        except ApeException as error:
+            raise RehearsalUnavailable(f"cannot fork {name} for the rehearsal: {_first_line(error)} "
+                                       "(configure the network in ape-config.yaml, or pass --skip-rehearsal)") from None
+        try:
+            _check_fork(provider, rehearsal)
+        except BaseException:
+            context.__exit__(None, None, None)
+            raise
+        return context, provider
+    raise AssertionError("unreachable: every attempt returns or raises")
+
+
+def _check_fork(provider: Any, rehearsal: Rehearsal) -> None:
+    """The fork runs in the process we started and holds the block read from the real chain."""
+    if provider.process is None:
+        raise RehearsalUnavailable(f"another node answered at {provider.uri}; the rehearsal did not run")
+    forked = provider.web3.eth.get_block(rehearsal.block_number)["hash"].to_0x_hex()
+    if forked.lower() != rehearsal.block_hash.lower():
+        raise RehearsalUnavailable(f"the fork's block {rehearsal.block_number} is {forked}, not {rehearsal.block_hash} "
+                                   "as read from the network; the rehearsal did not run")
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _configured_fork_settings(network) -> dict:
