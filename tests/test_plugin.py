@@ -5,6 +5,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from treasury.localnode import free_local_url
+
 pytest_plugins = ["pytester"]
 
 APE_CONFIG = """\
@@ -14,7 +16,7 @@ ethereum:
   local:
     default_provider: foundry
 foundry:
-  host: auto
+  host: {host}
 """
 
 USER_TESTS = '''
@@ -54,7 +56,9 @@ def test_each_call_makes_a_new_safe(treasury_factory, safe_owners):
 
 
 def test_plugin_fixtures_work_in_another_ape_project(pytester):
-    pytester.makefile(".yaml", **{"ape-config": APE_CONFIG})
+    # The project's anvil gets a port the kernel says is free (with `host: auto` ape-foundry draws one
+    # that may be taken; see treasury.localnode).
+    pytester.makefile(".yaml", **{"ape-config": APE_CONFIG.format(host=free_local_url())})
     tests = pytester.mkdir("tests")
     (tests / "test_user.py").write_text(textwrap.dedent(USER_TESTS))
     assert not (pytester.path / "contracts").exists()  # nothing of ours but the installed package
