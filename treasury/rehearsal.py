@@ -132,21 +132,20 @@ def _start_fork(rehearsal: Rehearsal, name: str) -> tuple[Any, Any]:
             context = networks.fork(provider_name="foundry", block_number=rehearsal.block_number,
                                     provider_settings={**settings, "host": free_local_url()})
             provider = context.__enter__()
+            break
         except SubprocessError as error:
-            if attempt < FORK_START_ATTEMPTS:
-                continue
-            raise RehearsalUnavailable(f"cannot fork {name} for the rehearsal: anvil did not start on "
-                                       f"{attempt} ports tried ({_first_line(error)})") from None
+            if attempt == FORK_START_ATTEMPTS:
+                raise RehearsalUnavailable(f"cannot fork {name} for the rehearsal: anvil did not start on "
+                                           f"{attempt} ports tried ({_first_line(error)})") from None
         except ApeException as error:
             raise RehearsalUnavailable(f"cannot fork {name} for the rehearsal: {_first_line(error)} "
                                        "(configure the network in ape-config.yaml, or pass --skip-rehearsal)") from None
-        try:
-            _check_fork(provider, rehearsal)
-        except BaseException:
-            context.__exit__(None, None, None)
-            raise
-        return context, provider
-    raise AssertionError("unreachable: every attempt returns or raises")
+    try:
+        _check_fork(provider, rehearsal)
+    except BaseException:
+        context.__exit__(None, None, None)
+        raise
+    return context, provider
 
 
 def _check_fork(provider: Any, rehearsal: Rehearsal) -> None:
