@@ -42,11 +42,17 @@ demo: setup
 demo-library: setup
 	$(BIN)/ape run demo
 
+# Tests and benchmarks reach a local anvil as "mainnet" (tests/standin.py), and ape keeps what it
+# learns on mainnet (contract types, deployments) in its data folder for good: in ~/.ape that would
+# pile up from run to run, slow every later run, and describe another run's contract at a reused
+# address. Each run gets a data folder of its own, removed afterwards.
+RUN_WITH_OWN_APE_DATA = data=$$(mktemp -d) && trap 'rm -rf "$$data"' EXIT && export APE_DATA_FOLDER="$$data" &&
+
 test: setup
-	$(BIN)/ape test
+	$(RUN_WITH_OWN_APE_DATA) $(BIN)/ape test
 
 bench: setup
-	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	$(RUN_WITH_OWN_APE_DATA) for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) node_modules .tools .build
