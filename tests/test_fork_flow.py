@@ -33,10 +33,12 @@ DELAY = 2 * DAY  # the policy's delay ("48h")
 
 def fork_of_the_connected_network():
     """`networks.fork` with the hardfork given explicitly: ape's fork settings replace the configured
-    `foundry.fork.ethereum.mainnet` section (see treasury.rehearsal._configured_fork_settings)."""
+    `foundry.fork.ethereum.mainnet` section (see treasury.rehearsal._configured_fork_settings). The
+    fork listens on a port the kernel says is free (see treasury.localnode)."""
     from ape import networks
 
-    return networks.fork(provider_name="foundry", provider_settings={"fork": {"ethereum": {"mainnet": {"evm_version": HARDFORK}}}})
+    return networks.fork(provider_name="foundry", provider_settings={
+        "host": free_local_url(), "fork": {"ethereum": {"mainnet": {"evm_version": HARDFORK}}}})
 
 
 @pytest.fixture
