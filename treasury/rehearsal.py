@@ -20,7 +20,7 @@ from safe_eth.safe.safe_tx import SafeTx
 
 from treasury.addresses import ZERO_ADDRESS
 from treasury.amounts import TokenBook
-from treasury.errors import TreasuryError
+from treasury.errors import TreasuryError, one_line
 from treasury.localnode import free_local_url
 
 if TYPE_CHECKING:
@@ -136,9 +136,9 @@ def _start_fork(rehearsal: Rehearsal, name: str) -> tuple[Any, Any]:
         except SubprocessError as error:
             if attempt == FORK_START_ATTEMPTS:
                 raise RehearsalUnavailable(f"cannot fork {name} for the rehearsal: anvil did not start on "
-                                           f"{attempt} ports tried ({_first_line(error)})") from None
+                                           f"{attempt} ports tried ({one_line(error)})") from None
         except ApeException as error:
-            raise RehearsalUnavailable(f"cannot fork {name} for the rehearsal: {_first_line(error)} "
+            raise RehearsalUnavailable(f"cannot fork {name} for the rehearsal: {one_line(error)} "
                                        "(configure the network in ape-config.yaml, or pass --skip-rehearsal)") from None
     try:
         _check_fork(provider, rehearsal)
@@ -156,10 +156,6 @@ def _check_fork(provider: Any, rehearsal: Rehearsal) -> None:
     if forked.lower() != rehearsal.block_hash.lower():
         raise RehearsalUnavailable(f"the fork's block {rehearsal.block_number} is {forked}, not {rehearsal.block_hash} "
                                    "as read from the network; the rehearsal did not run")
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _configured_fork_settings(network) -> dict:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import click
 from ape.cli import ConnectedProviderCommand, network_option
 
-from treasury.errors import InvalidInput, TreasuryError
+from treasury.errors import InvalidInput, one_line
 
 if TYPE_CHECKING:
     from treasury.store import ProposalRecord
@@ -28,14 +28,6 @@ class PolicyRefused(click.ClickException):
     """The policy engine or the guard says no (deny, needs the delay, drift): exit code 3."""
 
     exit_code = 3
-
-
-def one_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else ""
-    if isinstance(error, TreasuryError):
-        return text or type(error).__name__
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class _OneLineErrors:
