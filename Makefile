@@ -27,8 +27,8 @@ node_modules/.installed: package.json package-lock.json
 	npm install --no-save --no-audit --no-fund --loglevel=error
 	touch $@
 
-.tools/.installed: $(VENV)/.installed node_modules/.installed treasury/toolchain.py
-	$(BIN)/python -m treasury.toolchain
+.tools/.installed: $(VENV)/.installed node_modules/.installed treasury/chain/toolchain.py
+	$(BIN)/python -m treasury.chain.toolchain
 	touch $@
 
 compile: setup
@@ -61,7 +61,7 @@ clean:
 # guard and test token shipped in the package (tests fail while either is stale).
 artifacts: setup
 	$(BIN)/ape compile
-	$(BIN)/python -c "from treasury.guard import export_guard_artifact; print(export_guard_artifact())"
-	$(BIN)/python -c "from treasury.testing import export_test_token_artifact; print(export_test_token_artifact())"
+	$(BIN)/python -c "from treasury.chain.guard import export_guard_artifact; print(export_guard_artifact())"
+	$(BIN)/python -c "from treasury.testing.fixtures import export_test_token_artifact; print(export_test_token_artifact())"
 
 guard-artifact: artifacts

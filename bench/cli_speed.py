@@ -45,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     import yaml
 
-    from treasury.store import Store
+    from treasury.store.repository import Store
 
     rows = [("treasury --help", *wall(["--help"], args.runs), 0.5)]
     with tempfile.TemporaryDirectory() as directory:

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from treasury.proposal import encode_call
-from treasury.toolchain import activate
+from treasury.proposal.build import encode_call
+from treasury.chain.toolchain import activate
 
 UNIT = 10**6  # a 6-decimal token
 
@@ -25,12 +25,12 @@ def transfer_data(to: str, amount: int) -> bytes:
 def measure(version: str) -> dict[str, int]:
     from ape import accounts, chain, project
 
-    from treasury.batch import Call, encode_batch
-    from treasury.execution import execute_with_owners
-    from treasury.guard import deploy_guard, install_guard
-    from treasury.infrastructure import deploy_infrastructure
-    from treasury.policy import Policy
-    from treasury.safe import create_safe, safe_spec
+    from treasury.proposal.multisend import Call, encode_batch
+    from treasury.execution.send import execute_with_owners
+    from treasury.chain.guard import deploy_guard, install_guard
+    from treasury.chain.infrastructure import deploy_infrastructure
+    from treasury.policy.model import Policy
+    from treasury.chain.safe import create_safe, safe_spec
 
     deployer, *owners = accounts.test_accounts[:4]
     recipients = [a.address for a in accounts.test_accounts[4:10]] + [accounts.test_accounts[0].address]
@@ -73,7 +73,7 @@ def main() -> None:
     from ape import networks
     from rich.table import Table
 
-    from treasury.report import console
+    from treasury.chain.report import console
 
     table = Table(title="TreasuryGuard gas overhead on execTransaction (gas used per transaction)")
     for column in ("Safe", "transfer: no guard", "guard", "overhead", "batch of 10: no guard", "guard", "overhead per call", "first charge of a sub-slot"):

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from treasury.toolchain import activate
+from treasury.chain.toolchain import activate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -32,11 +32,11 @@ def flow(workdir: Path) -> list[tuple[str, float]]:
     from ape import accounts
     from standin import StandinChain, live
 
-    from treasury import reconcile
-    from treasury.execution import execute_safe_tx
-    from treasury.infrastructure import deploy_infrastructure
-    from treasury.signing import sign_safe_tx
-    from treasury.testing import make_test_treasury
+    from treasury.execution import reconcile
+    from treasury.execution.send import execute_safe_tx
+    from treasury.chain.infrastructure import deploy_infrastructure
+    from treasury.signatures.sign import sign_safe_tx
+    from treasury.testing.fixtures import make_test_treasury
     from treasury.treasury import Treasury
 
     chain_process = StandinChain()
@@ -63,7 +63,7 @@ def flow(workdir: Path) -> list[tuple[str, float]]:
                 treasury.sign(skipped.id, owner)
             seconds, _ = timed(lambda: treasury.execute(skipped.id, executor, skip_rehearsal=True))
             figures.append(("execute --skip-rehearsal", seconds))
-            seconds, _ = timed(treasury.reconcile)
+            seconds, _ = timed(treasury.execution.reconcile)
             figures.append(("reconcile, nothing to do", seconds))
             for label, recent in (("found in the recent logs", reconcile.RECENT_BLOCKS), ("found by bisecting nonce()", 1)):
                 reconcile.RECENT_BLOCKS = recent

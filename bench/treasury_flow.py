@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from treasury.toolchain import activate
+from treasury.chain.toolchain import activate
 
 
 def timed(action, repeat: int = 1) -> tuple[float, object]:
@@ -31,8 +31,8 @@ def flow(workdir: Path) -> list[tuple[str, float]]:
     import yaml
     from ape import accounts, chain, networks, project
 
-    from treasury.infrastructure import deploy_infrastructure
-    from treasury.safe import create_safe, safe_spec
+    from treasury.chain.infrastructure import deploy_infrastructure
+    from treasury.chain.safe import create_safe, safe_spec
     from treasury.treasury import Treasury
 
     with networks.parse_network_choice("ethereum:local:foundry"):
@@ -58,7 +58,7 @@ def flow(workdir: Path) -> list[tuple[str, float]]:
 
 def seed(store, n: int) -> None:
     """n proposals over 10 Safes, one in seven pending (spread over every Safe)."""
-    from treasury.store import ProposalRow, Store  # noqa: F401 - the seeding goes through the public API
+    from treasury.store.repository import ProposalRow, Store  # noqa: F401 - the seeding goes through the public API
 
     safes = [f"0x{i:040x}" for i in range(0x100, 0x10a)]
     for i in range(n):
@@ -71,7 +71,7 @@ def seed(store, n: int) -> None:
 
 
 def listing(workdir: Path, n: int) -> list[tuple[str, float]]:
-    from treasury.store import Store
+    from treasury.store.repository import Store
 
     path = workdir / "listing.db"
     store = Store.open(str(path))
@@ -95,7 +95,7 @@ def main() -> None:
     activate()
     from rich.table import Table
 
-    from treasury.report import console
+    from treasury.chain.report import console
 
     with tempfile.TemporaryDirectory() as directory:
         workdir = Path(directory)

@@ -23,13 +23,13 @@ DAY = 24 * 3600
 def cli(provider):
     from ape import accounts, chain, project
 
-    from treasury.execution import execute_safe_tx, simulate_execution
-    from treasury.guard import budgets, deploy_guard, entries, install_guard, predict_verdict, schedule_intent
-    from treasury.infrastructure import deploy_infrastructure
-    from treasury.policy import Policy
-    from treasury.report import console, print_infrastructure, print_safe
-    from treasury.safe import create_safe, safe_nonce, safe_spec
-    from treasury.signing import build_safe_tx, sign_safe_tx
+    from treasury.execution.send import execute_safe_tx, simulate_execution
+    from treasury.chain.guard import budgets, deploy_guard, entries, install_guard, predict_verdict, schedule_intent
+    from treasury.chain.infrastructure import deploy_infrastructure
+    from treasury.policy.model import Policy
+    from treasury.chain.report import console, print_infrastructure, print_safe
+    from treasury.chain.safe import create_safe, safe_nonce, safe_spec
+    from treasury.signatures.sign import build_safe_tx, sign_safe_tx
 
     if not provider.network.is_dev:
         raise click.ClickException("the demo only runs on a local chain or fork")
@@ -84,7 +84,7 @@ def cli(provider):
                   "above 5,000 waits 48 h; only the vendor may be paid")
 
     def pay(amount, to=vendor):
-        from treasury.proposal import encode_call
+        from treasury.proposal.build import encode_call
 
         return token.address, encode_call("transfer(address,uint256)", [to.address, amount * USDC])
 

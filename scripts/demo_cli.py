@@ -26,7 +26,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from treasury.localnode import free_port
+from treasury.chain.localnode import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -1,4 +1,4 @@
-"""Shared fixtures: the pytest plugin (treasury.pytest_plugin) supplies the Safe infrastructure."""
+"""Shared fixtures: the pytest plugin (treasury.testing.plugin) supplies the Safe infrastructure."""
 
 import itertools
 import os
@@ -6,7 +6,7 @@ import os
 import pytest
 from hypothesis import settings
 
-from treasury.safe import create_safe, safe_spec
+from treasury.chain.safe import create_safe, safe_spec
 
 # CI runs the same examples every time: a red CI then means a real regression, never a new draw.
 settings.register_profile("ci", derandomize=True, print_blob=True)
@@ -38,8 +38,8 @@ def make_safe(safe_infrastructure, safe_deployer, chain):
 
 @pytest.fixture
 def make_treasury(safe_infrastructure, owners, safe_deployer, tmp_path):
-    """A configured Treasury in tmp_path (config and store): see treasury.testing.make_test_treasury."""
-    from treasury.testing import make_test_treasury
+    """A configured Treasury in tmp_path (config and store): see treasury.testing.fixtures.make_test_treasury."""
+    from treasury.testing.fixtures import make_test_treasury
 
     def make(policy=None, version="1.4.1", threshold=2, salt_nonce=500, guarded=True, name="ops"):
         return make_test_treasury(tmp_path, owners, safe_deployer, threshold=threshold, policy=policy,
@@ -89,7 +89,7 @@ def standin_infrastructure(standin, safe_deployer):
     from rpc_proxy import FaultProxy
     from standin import live
 
-    from treasury.infrastructure import deploy_infrastructure
+    from treasury.chain.infrastructure import deploy_infrastructure
 
     with FaultProxy(standin.url, strict=True) as proxy, live(proxy.url) as provider:
         deploy_infrastructure(safe_deployer, provider=provider)
@@ -101,7 +101,7 @@ def standin_treasury_factory(standin, standin_infrastructure, owners, safe_deplo
     """`make(policy=..., **options)`: a guarded, funded test treasury on the stand-in (chain id 1)."""
     from standin import live
 
-    from treasury.testing import make_test_treasury
+    from treasury.testing.fixtures import make_test_treasury
 
     made = []
 

@@ -39,10 +39,10 @@ from hexbytes import HexBytes
 from web3.exceptions import ContractLogicError
 
 from treasury.addresses import SENTINEL_ADDRESS, ZERO_ADDRESS
-from treasury.artifacts import SUPPORTED_VERSIONS
-from treasury.batch import Call, encode_batch, multisend_call_only
-from treasury.execution import execute_with_owners
-from treasury.guard import (
+from treasury.chain.artifacts import SUPPORTED_VERSIONS
+from treasury.proposal.multisend import Call, encode_batch, multisend_call_only
+from treasury.execution.send import execute_with_owners
+from treasury.chain.guard import (
     GUARD_STORAGE_SLOT,
     MODULE_GUARD_STORAGE_SLOT,
     decode_guard_error,
@@ -51,9 +51,9 @@ from treasury.guard import (
     predict_verdict,
     schedule_intent,
 )
-from treasury.policy import NATIVE, AllowedCall, Policy, TokenCap
-from treasury.safe import safe_instance, safe_nonce
-from treasury.signing import build_safe_tx, encode_signatures, sign_safe_tx
+from treasury.policy.model import NATIVE, AllowedCall, Policy, TokenCap
+from treasury.chain.safe import safe_instance, safe_nonce
+from treasury.signatures.sign import build_safe_tx, encode_signatures, sign_safe_tx
 
 __all__ = [
     "VERSIONS", "UNIT", "HOUR", "DAY", "DELAY", "WINDOW", "PAYEE", "PAYEE2", "ATTACKER",

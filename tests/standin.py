@@ -17,7 +17,7 @@ from typing import Iterator
 
 import requests
 
-from treasury.localnode import free_port
+from treasury.chain.localnode import free_port
 
 CHAIN_ID = 1
 BLOCK_TIME = 1

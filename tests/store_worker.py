@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from treasury import store as store_module  # noqa: E402
-from treasury.store import DuplicateSignature, Store  # noqa: E402
+from treasury.store import repository as store_module  # noqa: E402
+from treasury.store.repository import DuplicateSignature, Store  # noqa: E402
 
 SAFE = "0x" + "5a" * 20
 RECIPIENT = "0x" + "7e" * 20

@@ -2,10 +2,10 @@
 
 from eth_account.messages import encode_typed_data
 
-from treasury import proposal as build
+from treasury.proposal import build
 from treasury.amounts import TokenBook
-from treasury.decode import decode_safe_tx, hashes
-from treasury.signing import build_safe_tx
+from treasury.decode.calls import decode_safe_tx, hashes
+from treasury.signatures.sign import build_safe_tx
 
 SAFE = "0x29fcB43b46531BcA003ddC8FCB67FFE91900C762"
 USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"

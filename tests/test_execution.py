@@ -2,10 +2,10 @@
 
 import pytest
 
-from treasury.artifacts import SUPPORTED_VERSIONS
-from treasury.execution import ExecutionReverted, execute_safe_tx
-from treasury.safe import safe_nonce
-from treasury.signing import build_safe_tx, encode_signatures, sign_safe_tx
+from treasury.chain.artifacts import SUPPORTED_VERSIONS
+from treasury.execution.send import ExecutionReverted, execute_safe_tx
+from treasury.chain.safe import safe_nonce
+from treasury.signatures.sign import build_safe_tx, encode_signatures, sign_safe_tx
 
 ONE_ETH = 10**18
 

@@ -7,8 +7,8 @@ from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector
 
 from treasury.amounts import TokenBook
-from treasury.explain import explain_guard_error, explain_revert
-from treasury.guard import GUARD_ARTIFACT
+from treasury.decode.revert import explain_guard_error, explain_revert
+from treasury.chain.guard import GUARD_ARTIFACT
 
 USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
 UNKNOWN_TOKEN = "0x1111111111111111111111111111111111111111"
@@ -224,8 +224,8 @@ def test_truncated_or_malformed_error_data_falls_back_to_the_raw_sentence(data):
 def test_a_real_guard_revert_from_exec_transaction(make_treasury, owners, accounts, chain):
     from web3.exceptions import ContractCustomError, ContractLogicError
 
-    from treasury.safe import safe_instance
-    from treasury.signing import encode_signatures
+    from treasury.chain.safe import safe_instance
+    from treasury.signatures.sign import encode_signatures
 
     vendor = accounts[6]
     # max_per_tx above the cap so that 12,000 TUSD passes the per-transaction limit and hits the budget

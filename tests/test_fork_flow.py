@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from standin import HARDFORK, live, project_config
 
-from treasury.guard import entries
-from treasury.localnode import free_local_url
-from treasury.store import Store
+from treasury.chain.guard import entries
+from treasury.chain.localnode import free_local_url
+from treasury.store.repository import Store
 from treasury.treasury import Treasury
 
 pytest_plugins = ["pytester"]
@@ -33,8 +33,8 @@ DELAY = 2 * DAY  # the policy's delay ("48h")
 
 def fork_of_the_connected_network():
     """`networks.fork` with the hardfork given explicitly: ape's fork settings replace the configured
-    `foundry.fork.ethereum.mainnet` section (see treasury.rehearsal._configured_fork_settings). The
-    fork listens on a port the kernel says is free (see treasury.localnode)."""
+    `foundry.fork.ethereum.mainnet` section (see treasury.execution.rehearsal._configured_fork_settings). The
+    fork listens on a port the kernel says is free (see treasury.chain.localnode)."""
     from ape import networks
 
     return networks.fork(provider_name="foundry", provider_settings={
@@ -206,7 +206,7 @@ def test_plugin_fixtures_on_a_fork_in_a_user_project(pytester, standin, standin_
     chain, make a guarded treasury on the fork, and the delayed payment goes through with time
     travel. The stand-in's accounts send nothing meanwhile: every transaction stayed on the fork."""
     # The fork's anvil gets a port the kernel says is free: with `host: auto`, ape-foundry draws one
-    # that may be taken, and then waits 20 s and fails (see treasury.localnode).
+    # that may be taken, and then waits 20 s and fails (see treasury.chain.localnode).
     project_config(pytester.path, standin.url, {}, foundry_host=free_local_url())
     tests = pytester.mkdir("tests")
     (tests / "test_user.py").write_text(textwrap.dedent(USER_TESTS))

@@ -2,7 +2,7 @@
 
 import json
 
-from treasury.guard import GUARD_ARTIFACT, guard_contract_type
+from treasury.chain.guard import GUARD_ARTIFACT, guard_contract_type
 
 
 def test_shipped_artifact_matches_the_source(project):

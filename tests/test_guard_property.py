@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from guard_helpers import *
-from treasury.policy import MAX_AMOUNT, AllowedCall, Policy, TokenCap
+from treasury.policy.model import MAX_AMOUNT, AllowedCall, Policy, TokenCap
 
 AMOUNT = 1000
 # (Safe version, cap period). 61 s is the shortest odd period: sub-slots of ceil(61 / 2) = 31 s.

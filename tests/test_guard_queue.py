@@ -10,8 +10,8 @@ import pytest
 from eth_utils import to_checksum_address
 
 from guard_helpers import *
-from treasury.execution import ExecutionFailed
-from treasury.guard import (
+from treasury.execution.send import ExecutionFailed
+from treasury.chain.guard import (
     cancel_entry,
     cancel_typed_data,
     entries,
@@ -19,7 +19,7 @@ from treasury.guard import (
     schedule_typed_data,
     sign_typed_data,
 )
-from treasury.policy import Policy
+from treasury.policy.model import Policy
 
 BIG = 300 * UNIT  # above the 100 delay threshold, within the 500 per-transaction limit
 NEW_OWNER = to_checksum_address("0x" + "0b" * 20)

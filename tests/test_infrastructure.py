@@ -5,8 +5,8 @@ import json
 import pytest
 from eth_utils import keccak
 
-from treasury import infrastructure
-from treasury.artifacts import (
+from treasury.chain import infrastructure
+from treasury.chain.artifacts import (
     DETERMINISTIC_DEPLOYMENT_PROXY,
     ROLES,
     SAFE_SINGLETON_FACTORY,
@@ -14,10 +14,10 @@ from treasury.artifacts import (
     safe_contract,
 )
 from treasury.errors import DeploymentError, InvalidInput
-from treasury.infrastructure import deploy_infrastructure
-from treasury.toolchain import node_modules
+from treasury.chain.infrastructure import deploy_infrastructure
+from treasury.chain.toolchain import node_modules
 
-# Read straight from safe-deployments, independently of treasury.artifacts' table.
+# Read straight from safe-deployments, independently of treasury.chain.artifacts' table.
 ASSET_NAMES = {
     "1.3.0": ["gnosis_safe", "gnosis_safe_l2", "proxy_factory", "compatibility_fallback_handler", "multi_send",
               "multi_send_call_only", "create_call", "simulate_tx_accessor"],

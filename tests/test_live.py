@@ -6,7 +6,7 @@ import pytest
 from rpc_proxy import PUBLIC_NAMESPACES, FaultProxy
 from standin import live, signed_transfer
 
-from treasury.rehearsal import RehearsalUnavailable
+from treasury.execution.rehearsal import RehearsalUnavailable
 from treasury.treasury import RehearsalFailed
 
 POLICY = {
@@ -103,7 +103,7 @@ def test_rehearsal_fills_missing_signatures_on_the_fork_only(live_treasury, stri
 def test_a_rehearsal_answered_by_another_node_is_refused(live_treasury, standin, owners, accounts, monkeypatch):
     """If the fork's port is answered by a node we did not start (here the live chain itself), the
     rehearsal refuses: a passing rehearsal must come from our own fork of the rehearsed block."""
-    from treasury import rehearsal
+    from treasury.execution import rehearsal
 
     (treasury, token), recipient = live_treasury
     monkeypatch.setattr(rehearsal, "free_local_url", lambda: standin.url)
@@ -125,7 +125,7 @@ def test_the_fork_moves_to_another_port_when_its_port_is_taken(live_treasury, st
     on a second port instead."""
     import socket
 
-    from treasury import rehearsal
+    from treasury.execution import rehearsal
 
     (treasury, _token), recipient = live_treasury
     with socket.create_server(("127.0.0.1", 0)) as server, socket.create_connection(server.getsockname()) as client:

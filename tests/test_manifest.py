@@ -2,7 +2,7 @@
 
 import json
 
-from treasury.manifest import load_manifest, manifest_path, record_infrastructure, record_safe, save_manifest
+from treasury.chain.manifest import load_manifest, manifest_path, record_infrastructure, record_safe, save_manifest
 
 
 def test_manifest_records_infrastructure_and_safes(safe_infrastructure, make_safe, owners, chain, tmp_path):

@@ -5,7 +5,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from treasury.localnode import free_local_url
+from treasury.chain.localnode import free_local_url
 
 pytest_plugins = ["pytester"]
 
@@ -57,7 +57,7 @@ def test_each_call_makes_a_new_safe(treasury_factory, safe_owners):
 
 def test_plugin_fixtures_work_in_another_ape_project(pytester):
     # The project's anvil gets a port the kernel says is free (with `host: auto` ape-foundry draws one
-    # that may be taken; see treasury.localnode).
+    # that may be taken; see treasury.chain.localnode).
     pytester.makefile(".yaml", **{"ape-config": APE_CONFIG.format(host=free_local_url())})
     tests = pytester.mkdir("tests")
     (tests / "test_user.py").write_text(textwrap.dedent(USER_TESTS))

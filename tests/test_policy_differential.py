@@ -25,14 +25,14 @@ from eth_utils import function_signature_to_4byte_selector as selector
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
-from treasury.artifacts import safe_contract
-from treasury.batch import multisend_call_only
-from treasury.execution import ExecutionFailed, ExecutionReverted, execute_with_owners
-from treasury.guard import (
+from treasury.chain.artifacts import safe_contract
+from treasury.proposal.multisend import multisend_call_only
+from treasury.execution.send import ExecutionFailed, ExecutionReverted, execute_with_owners
+from treasury.chain.guard import (
     decode_guard_error, deploy_guard, install_guard, installed_guard, predict_verdict, schedule_intent,
 )
-from treasury.policy import NATIVE, Policy
-from treasury.policy_engine import MULTI_SEND, SET_GUARD, charges, evaluate, intent_id, read_guard_state
+from treasury.policy.model import NATIVE, Policy
+from treasury.policy.engine import MULTI_SEND, SET_GUARD, charges, evaluate, intent_id, read_guard_state
 
 U256_MAX = 2**256 - 1
 CUSTOM = bytes.fromhex("deadbeef")

@@ -1,4 +1,4 @@
-"""The Python verdict (treasury.policy_engine) rule by rule, and its reads of a real guard.
+"""The Python verdict (treasury.policy.engine) rule by rule, and its reads of a real guard.
 
 The first part needs no chain: a GuardState is written by hand and evaluate() must name the
 guard's error for each rule and pick the same first failure when several rules fail. The second
@@ -13,12 +13,12 @@ from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector as selector
 
 from guard_helpers import approve, transfer, transfer_from
-from treasury.batch import multisend_call_only
+from treasury.proposal.multisend import multisend_call_only
 from treasury.errors import InvalidInput
-from treasury.execution import execute_with_owners
-from treasury.guard import deploy_guard, install_guard, predict_verdict, schedule_intent
-from treasury.policy import NATIVE, Policy
-from treasury.policy_engine import (
+from treasury.execution.send import execute_with_owners
+from treasury.chain.guard import deploy_guard, install_guard, predict_verdict, schedule_intent
+from treasury.policy.model import NATIVE, Policy
+from treasury.policy.engine import (
     APPROVE, MULTI_SEND, SET_GUARD, TRANSFER, TRANSFER_FROM, GuardState, PolicyViolation, charges, evaluate,
     intent_id, policy_drift, read_guard_state,
 )

@@ -18,11 +18,11 @@ import pytest
 from rpc_proxy import FaultProxy
 from standin import cli_project, live, signed_transfer
 
-from treasury.execution import execute_safe_tx
-from treasury.rpc import RetryPolicy, RPCRefused
-from treasury.signing import sign_safe_tx
+from treasury.execution.send import execute_safe_tx
+from treasury.chain.rpc import RetryPolicy, RPCRefused
+from treasury.signatures.sign import sign_safe_tx
 from treasury.errors import InvalidInput
-from treasury.store import Store
+from treasury.store.repository import Store
 from treasury.treasury import Treasury
 
 TREASURY_CLI = str(Path(sys.executable).parent / "treasury")
@@ -173,7 +173,7 @@ def test_execution_by_another_tool_is_reconciled_and_rivals_superseded(make_trea
 
 def test_an_older_execution_is_found_by_bisecting_the_safe_nonce(payable, owners, accounts, standin, monkeypatch):
     """Past the recent-log window, the block where the Safe's nonce moved is found by bisection."""
-    from treasury import reconcile
+    from treasury.execution import reconcile
 
     treasury, _token, recipient = payable
     with live(standin.url) as provider:
@@ -200,7 +200,7 @@ def test_a_broadcast_mined_after_its_proposal_was_settled_elsewhere(make_treasur
     """Our write-ahead transaction waits (lost by the node) while an owner executes the same proposal
     elsewhere; when ours is mined later it reverts, and reconciling closes it without touching the
     recorded execution (the store must not refuse every later command)."""
-    from treasury.execution import sign_execution
+    from treasury.execution.send import sign_execution
 
     recipient = accounts[6].address
     treasury, _token = make_treasury(policy={"recipients": [recipient],

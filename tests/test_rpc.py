@@ -1,4 +1,4 @@
-"""treasury.rpc against the session anvil, through a FaultProxy that plays a flaky hosted node.
+"""treasury.chain.rpc against the session anvil, through a FaultProxy that plays a flaky hosted node.
 
 Each test uses a plain web3 client hardened by `harden`, with a recording `sleep`: the backoff
 delays are asserted, never waited for (only the client-timeout test waits, 0.5 s).
@@ -13,7 +13,7 @@ from web3 import HTTPProvider, Web3
 from web3.exceptions import Web3RPCError
 from web3.providers import AutoProvider
 
-from treasury.rpc import RetryPolicy, RPCRefused, RPCUnavailable, harden
+from treasury.chain.rpc import RetryPolicy, RPCRefused, RPCUnavailable, harden
 
 SECRET_PATH = "/v3/SECRETKEY?apikey=SECRETKEY"
 
@@ -56,12 +56,12 @@ def test_transient_fault_is_retried_with_exponential_backoff(proxy, direct, kind
     web3, delays = hardened_client(proxy.url)
     proxy.inject(kind, "eth_blockNumber", times=2)
 
-    with caplog.at_level(logging.WARNING, logger="treasury.rpc"):
+    with caplog.at_level(logging.WARNING, logger="treasury.chain.rpc"):
         assert web3.eth.block_number == direct.eth.block_number
 
     assert proxy.methods.count("eth_blockNumber") == 3
     assert delays == [0.25, 0.5]
-    retries = [r.getMessage() for r in caplog.records if r.name == "treasury.rpc"]
+    retries = [r.getMessage() for r in caplog.records if r.name == "treasury.chain.rpc"]
     assert len(retries) == 2 and "eth_blockNumber" in retries[0] and "attempt 2 of 6" in retries[0]
 
 

@@ -4,7 +4,7 @@ import traceback
 
 from click.testing import CliRunner
 
-from treasury.guard import guard_at, installed_guard
+from treasury.chain.guard import guard_at, installed_guard
 
 
 def test_deploy_guard_installs_the_configured_policy(make_treasury, tmp_path, chain, load_script):

@@ -1,6 +1,6 @@
 """Owner signatures of every kind, verified against the Safe's current owners, executed on anvil.
 
-Safes are the canonical contracts (treasury.infrastructure); owners are ape test accounts. A Safe
+Safes are the canonical contracts (treasury.chain.infrastructure); owners are ape test accounts. A Safe
 owned by another Safe checks its owner's signature through EIP-1271, the owner Safe's
 CompatibilityFallbackHandler answering with its own owners' signatures.
 """
@@ -14,11 +14,11 @@ from eth_utils import function_signature_to_4byte_selector
 from safe_eth.safe.safe_signature import SafeSignatureApprovedHash
 
 from treasury.addresses import SENTINEL_ADDRESS
-from treasury.artifacts import SUPPORTED_VERSIONS
+from treasury.chain.artifacts import SUPPORTED_VERSIONS
 from treasury.errors import InvalidInput
-from treasury.execution import ExecutionReverted, execute_safe_tx, simulate_execution
-from treasury.safe import safe_instance, safe_nonce
-from treasury.signatures import (
+from treasury.execution.send import ExecutionReverted, execute_safe_tx, simulate_execution
+from treasury.chain.safe import safe_instance, safe_nonce
+from treasury.signatures.collect import (
     BUNDLE_FORMAT_VERSION,
     InvalidBundle,
     InvalidSignature,
@@ -37,7 +37,7 @@ from treasury.signatures import (
     threshold_met,
     verify,
 )
-from treasury.signing import build_safe_tx
+from treasury.signatures.sign import build_safe_tx
 
 ONE_ETH = 10**18
 ECDSA_KINDS = ("eip712", "eth_sign", "approved_hash")

@@ -21,9 +21,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from treasury import store as store_module
+from treasury.store import repository as store_module
 from treasury.errors import InvalidInput, TreasuryError
-from treasury.store import (
+from treasury.store.repository import (
     UINT256_MAX,
     DuplicateProposal,
     DuplicateSignature,

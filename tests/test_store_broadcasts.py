@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from test_store import SAFE, TO, db, dump, h32, propose, raw_sql, store  # the store suite's fixtures and helpers
 
-from treasury import store as store_module
+from treasury.store import repository as store_module
 from treasury.errors import InvalidInput, TreasuryError
-from treasury.store import (
+from treasury.store.repository import (
     BROADCAST_STATUSES,
     SCHEMA_VERSION,
     BroadcastRecord,

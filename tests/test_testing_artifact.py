@@ -2,7 +2,7 @@
 
 import json
 
-from treasury.testing import TEST_TOKEN_ARTIFACT, token_contract_type
+from treasury.testing.fixtures import TEST_TOKEN_ARTIFACT, token_contract_type
 
 
 def test_shipped_test_token_matches_the_source(project):

@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 from treasury.errors import InvalidInput, TreasuryError
-from treasury.store import TamperedRecord
+from treasury.store.repository import TamperedRecord
 from treasury.treasury import StaleProposal
 
 UNIT = 10**6
@@ -111,8 +111,8 @@ def test_bundle_round_trip_for_an_offline_signer(ops, vendor, owners, safe_deplo
     path = tmp_path / "bundle.json"
     treasury.export_bundle(record.id, path)
     # the offline owner signs from the bundle alone
-    from treasury import signatures
-    from treasury.signing import build_safe_tx
+    from treasury.signatures import collect as signatures
+    from treasury.signatures.sign import build_safe_tx
 
     data = json.loads(path.read_text())
     offline_tx = build_safe_tx(data["safe"], data["to"], int(data["value"]), bytes.fromhex(data["data"][2:]), data["operation"],
@@ -181,7 +181,7 @@ def test_duplicate_signature_is_refused(ops, vendor, owners):
 
 
 def test_stale_nonce_is_refused(ops, vendor):
-    from treasury.proposal import token_transfer
+    from treasury.proposal.build import token_transfer
 
     treasury, _ = ops
     assert treasury.onchain_nonce() == 1  # installing the guard used nonce 0
@@ -226,7 +226,7 @@ def test_owner_change_waits_in_the_queue_then_executes(ops, owners, outsider, sa
 
 
 def test_batch_proposal_executes_every_call(ops, owners, vendor, safe_deployer):
-    from treasury import proposal as build
+    from treasury.proposal import build
 
     treasury, token = ops
     intents = [build.token_transfer(treasury.safe, treasury.book, vendor.address, f"{n} TUSD") for n in (1, 2, 3)]

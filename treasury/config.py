@@ -39,9 +39,9 @@ from ape.api.config import PluginConfig
 
 from treasury.addresses import parse_address
 from treasury.amounts import TokenBook, to_base_units
-from treasury.artifacts import DEFAULT_VERSION, check_version
+from treasury.chain.artifacts import DEFAULT_VERSION, check_version
 from treasury.errors import InvalidInput
-from treasury.policy import AllowedCall, Policy, TokenCap
+from treasury.policy.model import AllowedCall, Policy, TokenCap
 
 DEFAULT_STORE = ".treasury/treasury.db"
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
@@ -162,14 +162,14 @@ class TreasuryEntry(_Section):
 
 
 class RetryConfig(_Section):
-    """How hard to try a live node before giving up (treasury.rpc.RetryPolicy)."""
+    """How hard to try a live node before giving up (treasury.chain.rpc.RetryPolicy)."""
 
     attempts: int = Field(default=6, ge=1, le=20)
     timeout: float = Field(default=30.0, gt=0)  # seconds per request
     max_delay: float = Field(default=8.0, ge=0)  # the longest wait between two attempts
 
     def policy(self):
-        from treasury.rpc import RetryPolicy
+        from treasury.chain.rpc import RetryPolicy
 
         return RetryPolicy(attempts=self.attempts, timeout=self.timeout, max_delay=self.max_delay)
 

@@ -54,7 +54,7 @@ class ProposalList(list):
 
 
 def _readable(value: Any) -> Any:
-    from treasury.store import ProposalRecord
+    from treasury.store.repository import ProposalRecord
 
     if isinstance(value, ProposalRecord):
         return Proposal(value)
@@ -67,7 +67,7 @@ def _readable(value: Any) -> Any:
 
 def _plain(value: Any) -> Any:
     """A Proposal (or a raw record) where an id is wanted."""
-    from treasury.store import ProposalRecord
+    from treasury.store.repository import ProposalRecord
 
     if isinstance(value, Proposal):
         return value.record.id
@@ -109,7 +109,7 @@ class ConsoleTreasury:
 
     def show(self, proposal: Any) -> None:
         """Print what `treasury show` prints: decoded intent, verdict, warnings, the three hashes."""
-        from treasury.commands.common import print_view
+        from treasury.cli.common import print_view
 
         print_view(self._treasury, self._treasury.view(_plain(proposal)))
 
@@ -129,7 +129,7 @@ class TreasuryConsole:
 
     def load(self, name: str | None = None) -> ConsoleTreasury:
         """The treasury `name` (default: the only one configured), ready to propose, sign, execute."""
-        from treasury.commands.common import treasury_name
+        from treasury.cli.common import treasury_name
         from treasury.treasury import Treasury
 
         name = treasury_name(name, self._config_path)

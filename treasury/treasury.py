@@ -16,17 +16,17 @@ from typing import TYPE_CHECKING, Any, Sequence
 from safe_eth.safe.safe_signature import SafeSignature
 from safe_eth.safe.safe_tx import SafeTx
 
-from treasury import proposal as build
+from treasury.proposal import build
 from treasury.addresses import parse_address
 from treasury.amounts import TokenBook
 from treasury.config import TreasuryEntry, load_config
-from treasury.decode import DecodedProposal, decode_safe_tx
+from treasury.decode.calls import DecodedProposal, decode_safe_tx
 from treasury.errors import InvalidInput, TreasuryError
-from treasury.guard import Verdict
-from treasury.policy import Policy
-from treasury.proposal import Intent
-from treasury.signing import build_safe_tx
-from treasury.store import ExecutionRecord, ProposalRecord, ScheduleEntryRecord, SignatureRecord, Store, TamperedRecord
+from treasury.chain.guard import Verdict
+from treasury.policy.model import Policy
+from treasury.proposal.build import Intent
+from treasury.signatures.sign import build_safe_tx
+from treasury.store.repository import ExecutionRecord, ProposalRecord, ScheduleEntryRecord, SignatureRecord, Store, TamperedRecord
 
 if TYPE_CHECKING:
     from ape.api import AccountAPI
@@ -84,9 +84,9 @@ class Treasury:
         self.book: TokenBook = entry.token_book()
         self.policy: Policy = entry.to_policy()
         self._reconciled: Any = None  # the provider last reconciled with: once per connection
-        self.retry_policy = None  # treasury.rpc.RetryPolicy for a live node; None: its defaults
+        self.retry_policy = None  # treasury.chain.rpc.RetryPolicy for a live node; None: its defaults
         self.config_path: Path | None = None  # the ape-config.yaml it was loaded from (None: the project's)
-        self.reconciled: list = []  # what reconciling learned from the chain so far (treasury.reconcile.Reconciled)
+        self.reconciled: list = []  # what reconciling learned from the chain so far (treasury.execution.reconcile.Reconciled)
 
     @classmethod
     def load(cls, name: str, config_path: Path | None = None, store: Store | str | None = None) -> "Treasury":
@@ -130,7 +130,7 @@ class Treasury:
         if self._reconciled is not chain.provider:
             self._reconciled = chain.provider  # first: reconciling reads the chain through this method
             if not chain.provider.network.is_dev:
-                from treasury.rpc import harden
+                from treasury.chain.rpc import harden
 
                 harden(chain.provider, self.retry_policy)
             self.reconcile()
@@ -139,7 +139,7 @@ class Treasury:
     @property
     def is_live(self) -> bool:
         """Connected to a network that is neither local nor a fork: mistakes there are permanent."""
-        from treasury.infrastructure import is_dev_chain
+        from treasury.chain.infrastructure import is_dev_chain
 
         return not is_dev_chain(self._connected().provider)
 
@@ -147,11 +147,11 @@ class Treasury:
         """Record what the chain says happened to our broadcasts and to proposals whose nonce was used.
 
         Runs by itself on the first chain access of every Treasury (so every command that connects
-        picks up an execution a crashed process did not record); returns `treasury.reconcile.Reconciled`s.
+        picks up an execution a crashed process did not record); returns `treasury.execution.reconcile.Reconciled`s.
         """
         from ape.logging import logger
 
-        from treasury.reconcile import reconcile
+        from treasury.execution.reconcile import reconcile
 
         found = reconcile(self)
         for item in found:
@@ -161,7 +161,7 @@ class Treasury:
         return found
 
     def _safe(self) -> "ContractInstance":
-        from treasury.safe import safe_instance
+        from treasury.chain.safe import safe_instance
 
         self._connected()
         return safe_instance(self.safe, self.version)
@@ -176,7 +176,7 @@ class Treasury:
         return int(self._safe().call_view_method("nonce"))
 
     def guard(self) -> "ContractInstance | None":
-        from treasury.guard import guard_at
+        from treasury.chain.guard import guard_at
 
         return guard_at(self.entry.guard) if self.entry.guard else None
 
@@ -200,7 +200,7 @@ class Treasury:
 
     def status(self) -> TreasuryStatus:
         """Everything `treasury info` shows, read from the chain now."""
-        from treasury.guard import budgets, entries, installed_guard
+        from treasury.chain.guard import budgets, entries, installed_guard
 
         guard = self.guard()
         budget: dict[str, int] = {}
@@ -306,7 +306,7 @@ class Treasury:
 
     def verdict(self, proposal_id: str) -> Verdict:
         """The policy verdict from the configured policy and the guard's live state."""
-        from treasury.policy_engine import evaluate, read_guard_state
+        from treasury.policy.engine import evaluate, read_guard_state
 
         record = self.get(proposal_id)
         guard = self.guard()
@@ -326,7 +326,7 @@ class Treasury:
 
     def sign(self, proposal_id: str, account: "AccountAPI", kind: str = "eip712") -> SignatureRecord:
         """Sign as `account` (an ape account), verify against the current owners, then store."""
-        from treasury import signatures
+        from treasury.signatures import collect as signatures
 
         record = self._open(proposal_id)
         safe_tx = self.safe_tx(record)
@@ -334,14 +334,14 @@ class Treasury:
         return self._store_signature(record, safe_tx, signature, kind)
 
     def _store_signature(self, record: ProposalRecord, safe_tx: SafeTx, signature: SafeSignature, kind: str) -> SignatureRecord:
-        from treasury import signatures
+        from treasury.signatures import collect as signatures
 
         signatures.verify(signature, safe_tx, self.owners())
         return self.store.add_signature(record.id, signature.owner, kind, bytes(signature.export_signature()), actor=self.actor)
 
     def collected_signatures(self, proposal_id: str) -> list[SafeSignature]:
         """The stored signatures, parsed back and verified again against the current owners."""
-        from treasury import signatures
+        from treasury.signatures import collect as signatures
 
         record = self.get(proposal_id)
         safe_tx = self.safe_tx(record)
@@ -355,14 +355,14 @@ class Treasury:
 
     def export_bundle(self, proposal_id: str, path: Path | None = None) -> dict:
         """The proposal and its signatures as JSON, for an offline signer."""
-        from treasury import signatures
+        from treasury.signatures import collect as signatures
 
         record = self.get(proposal_id)
         return signatures.export_bundle(self.safe_tx(record), self.version, self.collected_signatures(record.id), path)
 
     def import_bundle(self, source: Path | dict) -> tuple[ProposalRecord, int]:
         """Add the bundle's new signatures to the matching proposal; everything is verified again."""
-        from treasury import signatures
+        from treasury.signatures import collect as signatures
 
         stated = signatures.bundle_safe_tx_hash(source)
         record = self.store.find_by_safe_tx_hash(self.chain_id, self.safe, stated)
@@ -397,7 +397,7 @@ class Treasury:
 
     def schedule(self, proposal_id: str, signers: Sequence["AccountAPI"], sender: "AccountAPI") -> ScheduleEntryRecord:
         """Queue a proposal the policy holds for the delay, with owner signatures over the guard's hash."""
-        from treasury.guard import entries, schedule_intent
+        from treasury.chain.guard import entries, schedule_intent
 
         record = self._open(proposal_id)
         guard = self.guard()
@@ -418,7 +418,7 @@ class Treasury:
         The entry is marked cancelled in the store; the proposal goes back to pending (it may be
         scheduled again) or, with `reopen=False`, is cancelled for good.
         """
-        from treasury.guard import cancel_entry, entries
+        from treasury.chain.guard import cancel_entry, entries
 
         record = self.get(proposal_id)
         if record.status != "scheduled":
@@ -451,8 +451,8 @@ class Treasury:
         is written to the store before it is broadcast, so a crash before the outcome is recorded
         is reconciled from the chain later, and the proposal is never sent twice.
         """
-        from treasury.execution import broadcast, sign_execution, simulate
-        from treasury.explain import explain_revert
+        from treasury.execution.send import broadcast, sign_execution, simulate
+        from treasury.decode.revert import explain_revert
 
         record = self._open(proposal_id)
         confirmations = self.entry.confirmations if confirmations is None else confirmations
@@ -505,7 +505,7 @@ class Treasury:
 
         The same signed bytes can only be mined once, so resending them cannot execute twice.
         """
-        from treasury.reconcile import transaction_known
+        from treasury.execution.reconcile import transaction_known
 
         provider = self._connected().provider
         if not transaction_known(sent.tx_hash):
@@ -514,7 +514,7 @@ class Treasury:
         return self._record_mined(record, sent.tx_hash, sent.sender)
 
     def _record_mined(self, record: ProposalRecord, tx_hash: str, executor: str) -> ExecutionRecord:
-        from treasury.reconcile import record_receipt
+        from treasury.execution.reconcile import record_receipt
 
         receipt = dict(self._connected().provider.web3.eth.get_transaction_receipt(tx_hash))
         record_receipt(self, record, receipt, executor)
@@ -530,11 +530,11 @@ class Treasury:
 
         Missing signatures are filled on the fork only, by approving the hash from the owners'
         addresses, so a proposal can be rehearsed before anyone signs. The result is recorded.
-        Returns a `treasury.rehearsal.RehearsalReport`.
+        Returns a `treasury.execution.rehearsal.RehearsalReport`.
         """
         from eth_utils import to_hex
 
-        from treasury.rehearsal import Rehearsal, run_rehearsal
+        from treasury.execution.rehearsal import Rehearsal, run_rehearsal
 
         record = self._open(proposal_id)
         head = self._connected().blocks.head

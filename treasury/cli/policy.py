@@ -1,0 +1,138 @@
+"""`treasury policy show|check` and `treasury log`: what the rules are, and what happened."""
+
+from __future__ import annotations
+
+import click
+
+from treasury.cli.common import PolicyRefused, chain_command, console, emit_json, local_command, open_treasury
+from treasury.errors import InvalidInput
+
+
+@click.group(short_help="Show the configured policy, or check it against the guard")
+def policy():
+    """The treasury's policy: `show` prints it from the config, `check` compares it with the
+    settings of the guard installed on chain (exit code 3 when they differ)."""
+
+
+def _token_name(treasury, address: str) -> str:
+    token = treasury.book.by_address(address)
+    return token.symbol if token else address
+
+
+def _amount(treasury, address: str, units: int | None) -> str | None:
+    from treasury.amounts import format_units
+
+    if units is None:
+        return None
+    token = treasury.book.by_address(address)
+    return f"{format_units(units, token.decimals)} {token.symbol}" if token else f"{units} (base units)"
+
+
+def policy_dict(treasury) -> dict:
+    p = treasury.policy
+    return {
+        "treasury": treasury.name,
+        "safe": treasury.safe,
+        "chain_id": treasury.chain_id,
+        "guard": treasury.entry.guard,
+        "recipients": list(p.recipients),
+        "calls": [{"target": c.target, "selector": "0x" + c.selector.hex()} for c in p.calls],
+        "caps": [{"token": c.token, "symbol": _token_name(treasury, c.token), "amount": str(c.amount), "period": c.period,
+                  "max_per_tx": None if c.max_per_tx is None else str(c.max_per_tx),
+                  "delay_threshold": None if c.delay_threshold is None else str(c.delay_threshold)} for c in p.caps],
+        "delay": p.delay,
+        "window": p.window,
+        "allow_refunds": p.allow_refunds,
+    }
+
+
+@local_command("show")
+def show(name, config_path, as_json, verbose):
+    """Print the policy of the treasury's config, amounts in token units. No chain needed."""
+    from rich.table import Table
+
+    treasury = open_treasury(name, config_path)
+    if as_json:
+        emit_json(policy_dict(treasury))
+        return
+    p = treasury.policy
+    out = console()
+    out.print(f"[bold]{treasury.name}[/]: Safe {treasury.safe} on chain {treasury.chain_id}, "
+              f"guard {treasury.entry.guard or '[yellow]none installed[/]'}")
+    caps = Table(title="Spending caps", title_justify="left")
+    for column in ("token", "per period", "period", "max per tx", "waits the delay above"):
+        caps.add_column(column)
+    for c in p.caps:
+        caps.add_row(_token_name(treasury, c.token), _amount(treasury, c.token, c.amount), f"{c.period}s",
+                     _amount(treasury, c.token, c.max_per_tx) or "the cap", _amount(treasury, c.token, c.delay_threshold) or "never")
+    out.print(caps)
+    calls = Table(title="Allowed calls", title_justify="left")
+    calls.add_column("target")
+    calls.add_column("selector")
+    for c in p.calls:
+        calls.add_row(f"{_token_name(treasury, c.target)}", "0x" + c.selector.hex())
+    out.print(calls)
+    out.print("Allowed recipients: " + (", ".join(p.recipients) or "none"))
+    out.print(f"Delay {p.delay}s, window {p.window}s, gas refunds {'allowed' if p.allow_refunds else 'refused'}")
+
+
+@chain_command("check")
+def check(name, config_path, as_json, verbose):
+    """Compare the config's policy with the installed guard's settings (exit code 3 on drift)."""
+    from treasury.policy.engine import policy_drift
+
+    treasury = open_treasury(name, config_path)
+    guard = treasury.guard()
+    if guard is None:
+        raise InvalidInput(f"treasury {treasury.name} has no guard configured: nothing to check")
+    drift = policy_drift(treasury.policy, guard)
+    if as_json:
+        emit_json({"treasury": treasury.name, "safe": treasury.safe, "guard": guard.address, "in_sync": not drift,
+                   "drift": drift})
+    else:
+        for line in drift:
+            console().print(f"[bold red]drift[/] {line}")
+        if not drift:
+            console().print(f"[green]in sync[/]: guard {guard.address} enforces the configured policy")
+    if drift:
+        raise PolicyRefused(f"the guard differs from the policy in {len(drift)} setting(s)")
+
+
+policy.add_command(show)
+policy.add_command(check)
+
+
+@local_command("log")
+@click.option("--proposal", "proposal_id", default=None, help="only this proposal's entries")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="the newest this many entries")
+def log(name, config_path, as_json, verbose, proposal_id, limit):
+    """The store's append-only audit log, newest last, and whether its hash chain verifies.
+
+    Exit code 1 when the chain is broken (an entry was edited, removed or reordered).
+    """
+    from rich.markup import escape
+    from rich.table import Table
+
+    treasury = open_treasury(name, config_path)
+    if proposal_id is not None:
+        treasury.get(proposal_id)  # unknown ids and other Safes' proposals are refused here
+    entries = treasury.audit_log(proposal_id)[-limit:]
+    report = treasury.verify_log()
+    if as_json:
+        emit_json({"verified": report.ok, "entries": report.entries, "first_bad_seq": report.first_bad_seq,
+                   "problem": report.problem, "log": [
+                       {"seq": e.seq, "at": e.at.isoformat(), "actor": e.actor, "action": e.action,
+                        "proposal_id": e.proposal_id, "payload": e.payload, "entry_hash": e.entry_hash} for e in entries]})
+    else:
+        table = Table(title="Audit log", title_justify="left")
+        for column in ("seq", "at", "actor", "action", "proposal", "details"):
+            table.add_column(column, overflow="fold")
+        for e in entries:
+            details = ", ".join(f"{k}={v}" for k, v in sorted(e.payload.items()) if k not in ("data", "content_hash"))
+            table.add_row(str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"), escape(e.actor), e.action, e.proposal_id or "",
+                          escape(details[:120]))
+        console().print(table)
+        if report.ok:
+            console().print(f"[green]verified[/]: {report.entries} entries, hash chain intact")
+    if not report.ok:
+        raise click.ClickException(f"audit log broken at entry {report.first_bad_seq}: {report.problem}")

@@ -1,1 +1,0 @@
-"""The `treasury` commands, one module per area; imported lazily by treasury.cli."""

@@ -1,0 +1,430 @@
+"""Why a Safe transaction reverted, in one line a treasury team can act on.
+
+Revert data reaches us as bytes: a TreasuryGuard custom error, the Safe's `Error("GSxxx")`, a
+Solidity `Panic(uint256)`, or something we do not know. Signers should not have to decode ABI words
+or divide by 10**6 in their head, so each case becomes a short sentence with amounts in token
+terms (through the treasury's TokenBook) and times in UTC. A guard sentence keeps the raw error
+name in brackets, because that name is what support and the contract's NatSpec are indexed by.
+
+Formatting only: nothing here touches the chain, so it works on data from any source (an
+eth_call, a receipt trace, a log line pasted into a ticket).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+from eth_abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
+from eth_utils import function_signature_to_4byte_selector, is_address, to_checksum_address
+
+from treasury.amounts import Token, TokenBook, format_units
+from treasury.decode.calls import KNOWN_FUNCTIONS
+from treasury.errors import InvalidInput
+from treasury.chain.guard import _guard_errors
+
+ERROR_STRING = function_signature_to_4byte_selector("Error(string)")  # 0x08c379a0
+PANIC = function_signature_to_4byte_selector("Panic(uint256)")  # 0x4e487b71
+# Revert data longer than this is cut in the sentence: a selector and two words identify it.
+RAW_SHOWN = 68
+MESSAGE_SHOWN = 200
+WORD = 32  # bytes in an ABI word
+
+# The Safe reverts with five-character codes to save gas; these are their meanings (Safe 1.3.0 to
+# 1.5.0 use the same codes; GS013 and GS027 exist up to 1.4.1, GS301 from 1.5.0 on).
+SAFE_CODES: dict[str, str] = {
+    "GS000": "the setup call made while creating the Safe failed",
+    "GS001": "the Safe has no threshold yet, so it cannot check signatures (not set up)",
+    "GS002": "the setup target given when creating the Safe is not a contract",
+    "GS010": "not enough gas left to run the transaction with its safeTxGas; send it with a higher gas limit",
+    "GS011": "the gas refund in the native currency could not be paid",
+    "GS012": "the gas refund in the gas token could not be paid",
+    "GS013": "the inner call failed, and with safeTxGas and gasPrice both 0 the whole transaction reverts",
+    "GS020": "not enough signatures for the threshold (the signature data is too short)",
+    "GS021": "a contract signature points into the fixed-size part of the signature data",
+    "GS022": "a contract signature points past the end of the signature data",
+    "GS023": "a contract signature's bytes run past the end of the signature data",
+    "GS024": "a contract owner (EIP-1271) did not accept its signature",
+    "GS025": "an approved-hash signature is for an owner who has not approved this hash and is not the sender",
+    "GS026": "a signature is not from an owner (or is over another hash), or signatures repeat or are not "
+             "sorted by owner address",
+    "GS027": "the data given with a contract signature does not hash to the signed hash",
+    "GS030": "only an owner can approve a hash",
+    "GS031": "only the Safe itself may call this function, through a Safe transaction",
+    "GS100": "the Safe's modules were already initialised",
+    "GS101": "the module address is invalid (zero or the list's sentinel)",
+    "GS102": "the module is already enabled",
+    "GS103": "the given previous module does not point to this module",
+    "GS104": "only an enabled module may call this function",
+    "GS105": "the page start is neither the sentinel nor an enabled module",
+    "GS106": "the page size must be at least 1",
+    "GS200": "the Safe's owners were already set up",
+    "GS201": "the threshold would exceed the number of owners",
+    "GS202": "the threshold must be at least 1",
+    "GS203": "the owner address is invalid (zero, the sentinel, the Safe itself, or a duplicate)",
+    "GS204": "the address is already an owner",
+    "GS205": "the given previous owner does not point to this owner",
+    "GS300": "the new guard does not declare the transaction guard interface (ERC-165)",
+    "GS301": "the new module guard does not declare the module guard interface (ERC-165)",
+    "GS400": "the Safe cannot be its own fallback handler",
+}
+
+# Solidity's Panic(uint256) codes.
+PANIC_CODES: dict[int, str] = {
+    0x00: "generic compiler panic",
+    0x01: "assertion failed",
+    0x11: "arithmetic overflow or underflow",
+    0x12: "division or modulo by zero",
+    0x21: "invalid enum value",
+    0x22: "corrupt storage byte array",
+    0x31: "pop from an empty array",
+    0x32: "array index out of bounds",
+    0x41: "out of memory",
+    0x51: "call to an uninitialised function pointer",
+}
+
+# Functions a treasury's allowlist is usually about: the decoder's list, and a few more that only
+# matter when naming a refused call; anything else is shown by its selector. ERC-721
+# approve/transferFrom share ERC-20's selectors, so one name covers both.
+WELL_KNOWN_FUNCTIONS = KNOWN_FUNCTIONS + (
+    "safeTransferFrom(address,address,uint256,bytes)",
+    "setApprovalForAll(address,bool)",
+    "safeTransferFrom(address,address,uint256,uint256,bytes)",
+    "safeBatchTransferFrom(address,address,uint256[],uint256[],bytes)",
+    "deposit()",
+    "withdraw(uint256)",
+    "approveHash(bytes32)",
+)
+KNOWN_SELECTORS: dict[bytes, str] = {function_signature_to_4byte_selector(s): s for s in WELL_KNOWN_FUNCTIONS}
+
+
+# --- entry points -------------------------------------------------------------------------------
+
+
+def explain_revert(revert_data: str | bytes | None, book: TokenBook | None = None) -> str:
+    """One line saying why a call reverted, from its raw revert data.
+
+    Never raises on bad input: data that does not decode as what its selector promises (cut
+    short, dirty padding) is shown raw, since a wrong explanation is worse than none.
+    """
+    raw = _as_bytes(revert_data)
+    if raw is None:
+        return f"reverted with data that is not hex: {_clip(str(revert_data), MESSAGE_SHOWN)}"
+    if not raw:
+        return "reverted without a reason"
+    selector, body = raw[:4], raw[4:]
+    explained = None
+    if selector == ERROR_STRING:
+        explained = _explain_error_string(body)
+    elif selector == PANIC:
+        explained = _explain_panic(body)
+    elif selector in _guard_errors():
+        explained = _explain_guard_data(selector, body, book)
+    return explained or _raw_sentence(raw)
+
+
+def explain_guard_error(name: str, fields: Mapping[str, Any], book: TokenBook | None = None) -> str:
+    """The sentence for a decoded TreasuryGuard error, ending with `[name]` for support.
+
+    `fields` maps the error's ABI input names to values as eth_abi or ape decode them (addresses
+    as hex strings, bytes4/bytes32 as bytes or 0x strings). Without a book only the native
+    currency has a symbol; other tokens are shown in base units of their address.
+    """
+    book = book or TokenBook.of()
+    fixed = GUARD_FIXED.get(name)
+    if fixed is not None:
+        return f"{fixed} [{name}]"
+    worded = GUARD_WORDED.get(name)
+    try:
+        sentence = worded(fields, book) if worded else None
+    except (KeyError, TypeError, ValueError):
+        sentence = None  # fields not shaped as the guard's ABI says: show them as they are
+    return f"{sentence or _generic(name, fields)} [{name}]"
+
+
+# --- guard errors ---------------------------------------------------------------------------------
+
+# Errors without fields: the sentence is all there is to say.
+GUARD_FIXED: dict[str, str] = {
+    "CheckInProgress": "a guard check is already running: a Safe transaction and a module transaction cannot nest",
+    "NoCheckInProgress": "the guard's after-execution hook ran without a matching check",
+    "RefundsNotAllowed": "gas refunds are not allowed (the caps cannot see them): set gasPrice to 0",
+    "InvalidMultiSend": "the batch is not a canonical multiSend(bytes) delegatecall with value 0",
+    "EmptyBatch": "the batch has no transactions",
+    "SafeConfigChanged": "the Safe's owners, threshold, modules, guard or fallback handler changed in a "
+                         "transaction that was not a scheduled configuration change",
+    "SnapshotFailed": "the guard could not read the Safe's configuration: the Safe did not answer as a Safe does",
+    "InvalidAddress": "invalid guard setup: the Safe or the MultiSendCallOnly is the zero address, or they are the same",
+}
+
+
+def _exceeds_budget(fields: Mapping[str, Any], book: TokenBook) -> str:
+    token = _address(fields["token"])
+    requested = _amount(book, token, fields["total"])
+    return f"cap exceeded: {requested} requested, {_bare_amount(book, token, fields['left'])} left"
+
+
+def _exceeds_per_tx_limit(fields: Mapping[str, Any], book: TokenBook) -> str:
+    token = _address(fields["token"])
+    requested, limit = _amount(book, token, fields["total"]), _amount(book, token, fields["limit"])
+    return f"per-transaction limit exceeded: {requested} requested, limit {limit}"
+
+
+def _cap_not_set(fields: Mapping[str, Any], book: TokenBook) -> str:
+    token = _address(fields["token"])
+    known = _token(book, token)
+    label = known.symbol if known else f"token {token}"
+    return f"{label} has no spending cap, so it cannot be spent"
+
+
+def _recipient_not_allowed(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return f"recipient {_address(fields['recipient'])} is not on the allowlist"
+
+
+def _call_not_allowed(fields: Mapping[str, Any], book: TokenBook) -> str:
+    target = _target(book, _address(fields["target"]))
+    return f"call not allowed: {_function(fields['selector'])} on {target} is not on the allowlist"
+
+
+def _malformed_calldata(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return (f"malformed calldata to {_target(book, _address(fields['to']))}: 1 to 3 bytes, or an ERC-20 call "
+            "with the wrong length or a dirty address word")
+
+
+def _delegatecall_not_allowed(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return (f"delegatecall to {_address(fields['to'])} is not allowed: only the guard's MultiSendCallOnly "
+            "may be delegatecalled")
+
+
+def _invalid_operation(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return f"operation {int(fields['operation'])} is neither a call (0) nor a delegatecall (1)"
+
+
+def _invalid_batch_entry(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return (f"batch entry at byte {int(fields['offset'])} is cut short, is not a plain call, "
+            "or is sent to the zero address")
+
+
+def _not_scheduled(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return f"needs the time-lock delay: schedule intent {_hex(fields['intentId'])} first"
+
+
+def _not_yet_due(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return f"scheduled entry {int(fields['entryId'])} is not due yet: it can run from {_utc(fields['eta'])}"
+
+
+def _entry_expired(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return (f"scheduled entry {int(fields['entryId'])} expired at {_utc(fields['expiry'])}: "
+            "schedule the transaction again")
+
+
+def _already_scheduled(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return f"this intent is already scheduled as entry {int(fields['entryId'])}: wait for it or cancel it"
+
+
+def _entry_not_pending(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return f"entry {int(fields['entryId'])} is not pending: it is unknown, already executed or cancelled"
+
+
+def _not_safe(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return f"only the Safe may call the guard here, not {_address(fields['caller'])}"
+
+
+def _invalid_period(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return f"cap period of {_duration(fields['period'])} is outside the allowed 1 minute to 365 days"
+
+
+def _amount_too_large(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return f"amount {int(fields['amount'])} (base units) is above the guard's maximum of 2**104 - 1"
+
+
+def _invalid_delay(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return f"delay of {_duration(fields['delay'])} is outside the allowed 1 hour to 30 days"
+
+
+def _invalid_window(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return f"execution window of {_duration(fields['window'])} is outside the allowed 1 hour to 30 days"
+
+
+GUARD_WORDED: dict[str, Callable[[Mapping[str, Any], TokenBook], str]] = {
+    "ExceedsBudget": _exceeds_budget,
+    "ExceedsPerTxLimit": _exceeds_per_tx_limit,
+    "CapNotSet": _cap_not_set,
+    "RecipientNotAllowed": _recipient_not_allowed,
+    "CallNotAllowed": _call_not_allowed,
+    "MalformedCalldata": _malformed_calldata,
+    "DelegateCallNotAllowed": _delegatecall_not_allowed,
+    "InvalidOperation": _invalid_operation,
+    "InvalidBatchEntry": _invalid_batch_entry,
+    "NotScheduled": _not_scheduled,
+    "NotYetDue": _not_yet_due,
+    "EntryExpired": _entry_expired,
+    "AlreadyScheduled": _already_scheduled,
+    "EntryNotPending": _entry_not_pending,
+    "NotSafe": _not_safe,
+    "InvalidPeriod": _invalid_period,
+    "AmountTooLarge": _amount_too_large,
+    "InvalidDelay": _invalid_delay,
+    "InvalidWindow": _invalid_window,
+}
+
+
+def _generic(name: str, fields: Mapping[str, Any]) -> str:
+    """For an error this module has no sentence for (a newer guard): at least show its fields."""
+    shown = ", ".join(f"{key}={_hex(value) if isinstance(value, (bytes, str)) else value}"
+                      for key, value in fields.items())
+    return f"the guard refused: {name}({shown})"
+
+
+# --- decoding -----------------------------------------------------------------------------------
+
+
+def _as_bytes(revert_data: str | bytes | None) -> bytes | None:
+    """Revert data as bytes (b"" for nothing), or None if a string is not hex."""
+    if revert_data is None:
+        return b""
+    if isinstance(revert_data, (bytes, bytearray, memoryview)):
+        return bytes(revert_data)
+    text = str(revert_data).strip()
+    if text[:2].lower() == "0x":
+        text = text[2:]
+    try:
+        return bytes.fromhex(text)
+    except ValueError:
+        return None
+
+
+def _explain_error_string(body: bytes) -> str | None:
+    """Error(string): the Safe's GSxxx codes get their meaning, any other message is quoted."""
+    message = _decode_string(body)
+    if message is None:
+        return None
+    if message in SAFE_CODES:
+        return f"{message}: {SAFE_CODES[message]}"
+    if not message:
+        return "reverted without a reason"
+    return f'reverted: "{_clip(_printable(message), MESSAGE_SHOWN)}"'
+
+
+def _explain_panic(body: bytes) -> str | None:
+    """Panic(uint256): a compiler-inserted check failed; name the common ones."""
+    if len(body) != WORD:
+        return None
+    code = int.from_bytes(body, "big")
+    return f"{PANIC_CODES.get(code, 'panic')} (Panic 0x{code:02x})"
+
+
+def _explain_guard_data(selector: bytes, body: bytes, book: TokenBook | None) -> str | None:
+    """A TreasuryGuard custom error, decoded strictly with the shipped ABI."""
+    name, names, types = _guard_errors()[selector]
+    # Every guard error has static fields only: exactly one word each. The length is checked here
+    # because ape pads short uint words instead of letting eth_abi refuse them.
+    if len(body) != WORD * len(types):
+        return None
+    try:
+        values = abi_decode(types, body)
+    except DecodingError:
+        return None
+    return explain_guard_error(name, dict(zip(names, values)), book)
+
+
+def _decode_string(body: bytes) -> str | None:
+    """The ABI-encoded string argument of Error(string), or None if the data is cut or malformed.
+
+    Decoded by hand rather than with eth_abi: under ape, eth_abi pads a short uint word instead
+    of refusing it, which would turn a truncated revert into a made-up message.
+    """
+    if len(body) < 2 * WORD or int.from_bytes(body[:WORD], "big") != WORD:
+        return None
+    length = int.from_bytes(body[WORD:2 * WORD], "big")
+    if len(body) < 2 * WORD + length:
+        return None
+    try:
+        return body[2 * WORD:2 * WORD + length].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _raw_sentence(raw: bytes) -> str:
+    if len(raw) <= RAW_SHOWN:
+        return f"reverted with data 0x{raw.hex()}"
+    return f"reverted with data 0x{raw[:RAW_SHOWN].hex()}… ({len(raw)} bytes)"
+
+
+# --- formatting helpers ---------------------------------------------------------------------------
+
+
+def _address(value: Any) -> str:
+    """A checksummed address from eth_abi's lowercase hex, 20 raw bytes or an ape value."""
+    if isinstance(value, (bytes, bytearray)) and len(value) == 20:
+        value = "0x" + bytes(value).hex()
+    text = str(getattr(value, "address", value))
+    return to_checksum_address(text) if is_address(text) else text
+
+
+def _hex(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    text = str(value)
+    return text.lower() if text[:2].lower() == "0x" else text
+
+
+def _token(book: TokenBook, address: str) -> Token | None:
+    try:
+        return book.by_address(address)
+    except InvalidInput:
+        return None
+
+
+def _amount(book: TokenBook, token: str, amount: Any) -> str:
+    """'12,000 USDC', or the book's wording for a token it does not know."""
+    if _token(book, token) is None and not is_address(token):
+        return f"{int(amount)} base units of {token}"
+    return book.format(token, int(amount))
+
+
+def _bare_amount(book: TokenBook, token: str, amount: Any) -> str:
+    """An amount of a token already named in the sentence: '10,000', or '10000000000 base units'."""
+    known = _token(book, token)
+    if known is None:
+        return f"{int(amount)} base units"
+    return format_units(int(amount), known.decimals)
+
+
+def _target(book: TokenBook, address: str) -> str:
+    """A call target by its token symbol if the book has it (the native 'token' is no contract)."""
+    known = _token(book, address)
+    return known.symbol if known and not known.is_native else address
+
+
+def _function(selector: Any) -> str:
+    raw = bytes(selector) if isinstance(selector, (bytes, bytearray)) else bytes.fromhex(_hex(selector)[2:])
+    return KNOWN_SELECTORS.get(raw, f"function 0x{raw.hex()}")
+
+
+def _utc(timestamp: Any) -> str:
+    """A block timestamp as a UTC date-time: teams across time zones read the same instant."""
+    try:
+        return datetime.fromtimestamp(int(timestamp), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):
+        return f"timestamp {int(timestamp)}"
+
+
+def _duration(seconds: Any) -> str:
+    """Seconds in the largest unit that divides them exactly: '2 days', '90 seconds'."""
+    seconds = int(seconds)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} second{'' if seconds == 1 else 's'}"
+
+
+def _printable(text: str) -> str:
+    """Keep a revert message on one line: control characters are shown escaped."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,120 @@
+"""The treasury's policy as data: what may be called, who may be paid, how much, how fast.
+
+The same model configures TreasuryGuard on chain (treasury.chain.guard encodes it) and, later, the
+off-chain policy engine, so the two cannot drift apart by construction. Amounts are integers in
+the token's base units; human amounts ("1.5 ETH") are parsed elsewhere.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from eth_utils import function_signature_to_4byte_selector
+
+from treasury.addresses import ZERO_ADDRESS, parse_address
+
+NATIVE = ZERO_ADDRESS  # the "token" address that stands for the chain's native currency
+MAX_AMOUNT = 2**104 - 1  # TreasuryGuard.MAX_AMOUNT: what its packed cap words can hold
+MIN_PERIOD, MAX_PERIOD = 60, 365 * 24 * 3600  # TreasuryGuard.MIN_PERIOD / MAX_PERIOD
+MIN_DELAY, MAX_DELAY = 3600, 30 * 24 * 3600  # TreasuryGuard.MIN_DELAY / MAX_DELAY (also the window bounds)
+
+
+def selector_of(value: str) -> bytes:
+    """A 4-byte selector from "0xa9059cbb" or from a signature such as "transfer(address,uint256)"."""
+    if value.startswith("0x"):
+        raw = bytes.fromhex(value[2:])
+        if len(raw) != 4:
+            raise ValueError(f"selector {value} is not 4 bytes")
+        return raw
+    if "(" not in value or not value.endswith(")"):
+        raise ValueError(f"{value!r} is neither a 0x selector nor a function signature like transfer(address,uint256)")
+    return function_signature_to_4byte_selector(value.replace(" ", ""))
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AllowedCall(_Frozen):
+    """A (target contract, function) pair the Safe may call."""
+
+    target: str
+    selector: bytes
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target(cls, value: object) -> str:
+        return parse_address(value, "call target")
+
+    @field_validator("selector", mode="before")
+    @classmethod
+    def _selector(cls, value: object) -> bytes:
+        return value if isinstance(value, bytes) and len(value) == 4 else selector_of(str(value))
+
+
+class TokenCap(_Frozen):
+    """A spending cap: at most `amount` in any `period` seconds, `max_per_tx` per transaction,
+    and anything above `delay_threshold` in one transaction waits in the delay queue."""
+
+    token: str = NATIVE
+    amount: int
+    period: int
+    max_per_tx: int | None = None  # None: the cap amount
+    delay_threshold: int | None = None  # None: never delayed for size
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _token(cls, value: object) -> str:
+        return parse_address(value, "token")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "TokenCap":
+        if not 0 < self.amount <= MAX_AMOUNT:
+            raise ValueError(f"cap amount {self.amount} must be positive and at most 2**104 - 1")
+        if not MIN_PERIOD <= self.period <= MAX_PERIOD:
+            raise ValueError(f"cap period {self.period}s must be between {MIN_PERIOD}s and one year")
+        for name in ("max_per_tx", "delay_threshold"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value <= MAX_AMOUNT:
+                raise ValueError(f"{name} {value} must be between 0 and 2**104 - 1")
+        return self
+
+    @property
+    def per_tx_limit(self) -> int:
+        return self.amount if self.max_per_tx is None else self.max_per_tx
+
+    @property
+    def delay_above(self) -> int:
+        return MAX_AMOUNT if self.delay_threshold is None else self.delay_threshold
+
+
+class Policy(_Frozen):
+    """Everything TreasuryGuard enforces for one Safe."""
+
+    recipients: tuple[str, ...] = ()
+    calls: tuple[AllowedCall, ...] = ()
+    caps: tuple[TokenCap, ...] = ()
+    delay: int = 48 * 3600
+    window: int = 7 * 24 * 3600
+    allow_refunds: bool = False
+
+    @field_validator("recipients", mode="before")
+    @classmethod
+    def _recipients(cls, values: object) -> tuple[str, ...]:
+        parsed = tuple(parse_address(v, "recipient") for v in values)
+        if len(set(parsed)) != len(parsed):
+            raise ValueError("a recipient is listed more than once")
+        return parsed
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Policy":
+        tokens = [cap.token for cap in self.caps]
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("a token has more than one cap")
+        for name in ("delay", "window"):
+            if not MIN_DELAY <= getattr(self, name) <= MAX_DELAY:
+                raise ValueError(f"{name} {getattr(self, name)}s must be between one hour and 30 days")
+        return self
+
+    def cap_for(self, token: str) -> TokenCap | None:
+        token = parse_address(token, "token")
+        return next((cap for cap in self.caps if cap.token == token), None)
