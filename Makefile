@@ -11,7 +11,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(CURDIR)/.tools/bin:$(BIN):$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/.tools/solcx
 
-.PHONY: setup compile demo demo-library test bench clean artifacts guard-artifact
+.PHONY: setup compile demo demo-library lint test bench clean artifacts guard-artifact
 
 setup: .tools/.installed
 
@@ -48,8 +48,23 @@ demo-library: setup
 # address. Each run gets a data folder of its own, removed afterwards.
 RUN_WITH_OWN_APE_DATA = data=$$(mktemp -d) && trap 'rm -rf "$$data"' EXIT && export APE_DATA_FOLDER="$$data" &&
 
-test: setup
+# ruff over every Python file of the repository and mypy over the package (both configured in
+# pyproject.toml); needs only the virtualenv, no chain. `make test` runs it first.
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint setup
 	$(RUN_WITH_OWN_APE_DATA) $(BIN)/ape test
+
+# One tier of the suite (tests/conftest.py gives every test one marker; `make test` runs them all):
+#   unit - no chain, seconds; chain - the session's anvil; live - the stand-in live chain and forks
+#   of it; slow - property-based runs and many-process tests; postgres - needs PostgreSQL.
+# Each prints the wall time per tier at the end, as `make test` does.
+TIERS := unit chain live slow postgres
+.PHONY: $(addprefix test-,$(TIERS))
+$(addprefix test-,$(TIERS)): test-%: setup
+	$(RUN_WITH_OWN_APE_DATA) $(BIN)/ape test -m $*
 
 bench: setup
 	$(RUN_WITH_OWN_APE_DATA) for script in bench/*.py; do $(BIN)/python $$script || exit 1; done

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from treasury.proposal.build import encode_call
 from treasury.chain.toolchain import activate
+from treasury.proposal.build import encode_call
 
 UNIT = 10**6  # a 6-decimal token
 
@@ -25,12 +25,12 @@ def transfer_data(to: str, amount: int) -> bytes:
 def measure(version: str) -> dict[str, int]:
     from ape import accounts, chain, project
 
-    from treasury.proposal.multisend import Call, encode_batch
-    from treasury.execution.send import execute_with_owners
     from treasury.chain.guard import deploy_guard, install_guard
     from treasury.chain.infrastructure import deploy_infrastructure
-    from treasury.policy.model import Policy
     from treasury.chain.safe import create_safe, safe_spec
+    from treasury.execution.send import execute_with_owners
+    from treasury.policy.model import Policy
+    from treasury.proposal.multisend import Call, encode_batch
 
     deployer, *owners = accounts.test_accounts[:4]
     recipients = [a.address for a in accounts.test_accounts[4:10]] + [accounts.test_accounts[0].address]
@@ -45,9 +45,13 @@ def measure(version: str) -> dict[str, int]:
     def run(to, data, operation=0) -> int:
         return execute_with_owners(safe.address, version, to, 0, data, operation, signers=owners[:2], sender=deployer).gas_used
 
-    single = lambda: run(token.address, transfer_data(recipients[0], 100 * UNIT))
+    def single() -> int:
+        return run(token.address, transfer_data(recipients[0], 100 * UNIT))
+
     multisend, batch_data = encode_batch([Call(token.address, 0, transfer_data(r, 10 * UNIT)) for r in recipients], version)
-    batch = lambda: run(multisend, batch_data, 1)
+
+    def batch() -> int:
+        return run(multisend, batch_data, 1)
 
     single()  # the Safe's first transaction also turns its nonce from 0 to 1: not part of the comparison
     figures = {"transfer, no guard": single(), "batch of 10, no guard": batch()}

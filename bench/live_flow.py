@@ -32,10 +32,10 @@ def flow(workdir: Path) -> list[tuple[str, float]]:
     from ape import accounts
     from standin import StandinChain, live
 
+    from treasury.chain.infrastructure import deploy_infrastructure
     from treasury.execution import reconcile
     from treasury.execution.send import execute_safe_tx
-    from treasury.chain.infrastructure import deploy_infrastructure
-    from treasury.signatures.sign import sign_safe_tx
+    from treasury.signatures.signing import sign_safe_tx
     from treasury.testing.fixtures import make_test_treasury
     from treasury.treasury import Treasury
 

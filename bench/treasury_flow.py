@@ -49,7 +49,7 @@ def flow(workdir: Path) -> list[tuple[str, float]]:
         seconds, record = timed(lambda: treasury.propose_transfer(vendor.address, "100 TUSD"))
         figures.append(("propose", seconds))
         for owner in (a, b, c):
-            seconds, _ = timed(lambda: treasury.sign(record.id, owner))
+            seconds, _ = timed(lambda owner=owner: treasury.sign(record.id, owner))
             figures.append((f"sign + verify (owner {owner.address[:10]})", seconds))
         seconds, _ = timed(lambda: treasury.execute(record.id, sender=deployer))
         figures.append(("execute (simulate, send, receipt, record)", seconds))

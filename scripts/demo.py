@@ -8,7 +8,7 @@
    held in the delay queue and executed after the delay.
 """
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 from ape.cli import ConnectedProviderCommand, network_option
@@ -23,13 +23,14 @@ DAY = 24 * 3600
 def cli(provider):
     from ape import accounts, chain, project
 
-    from treasury.execution.send import execute_safe_tx, simulate_execution
     from treasury.chain.guard import budgets, deploy_guard, entries, install_guard, predict_verdict, schedule_intent
     from treasury.chain.infrastructure import deploy_infrastructure
-    from treasury.policy.model import Policy
     from treasury.chain.report import console, print_infrastructure, print_safe
     from treasury.chain.safe import create_safe, safe_nonce, safe_spec
-    from treasury.signatures.sign import build_safe_tx, sign_safe_tx
+    from treasury.execution.send import execute_safe_tx, simulate_execution
+    from treasury.policy.model import Policy
+    from treasury.proposal.safe_tx import build_safe_tx
+    from treasury.signatures.signing import sign_safe_tx
 
     if not provider.network.is_dev:
         raise click.ClickException("the demo only runs on a local chain or fork")
@@ -112,7 +113,10 @@ def cli(provider):
         target, data = pay(6_000)
         entry_id = schedule_intent(guard, target, 0, data, 0, signers=[alice, bob], sender=carol)
         entry = entries(guard)[-1]
-        when = lambda t: datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+        def when(t: int) -> str:
+            return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
         console.print(f"  scheduled as entry {entry_id} by Alice and Bob: executable from {when(entry.eta)} until {when(entry.expiry)}")
         console.print(f"  executing now: {simulate_execution(*held, sender=carol, version=created.version)}")
         chain.pending_timestamp += policy.delay + 60

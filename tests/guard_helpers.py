@@ -53,7 +53,8 @@ from treasury.chain.guard import (
 )
 from treasury.policy.model import NATIVE, AllowedCall, Policy, TokenCap
 from treasury.chain.safe import safe_instance, safe_nonce
-from treasury.signatures.sign import build_safe_tx, encode_signatures, sign_safe_tx
+from treasury.proposal.safe_tx import build_safe_tx
+from treasury.signatures import encode_signatures, sign_safe_tx
 
 __all__ = [
     "VERSIONS", "UNIT", "HOUR", "DAY", "DELAY", "WINDOW", "PAYEE", "PAYEE2", "ATTACKER",
@@ -61,8 +62,8 @@ __all__ = [
     "MODULE_GUARD_STORAGE_SLOT", "SENTINEL_ADDRESS", "ZERO_ADDRESS", "NATIVE",
     "Call", "GuardedSafe", "standard_policy", "build_guarded_safe", "guarded", "relayer",
     "selector", "transfer", "approve", "transfer_from", "packed_entry", "multisend_calldata",
-    "revert_name", "send_expecting_revert", "call_error", "wait_until", "storage_word", "head_timestamp",
-    "module_salt", "view",
+    "revert_name", "send_expecting_revert", "call_error", "wait_until", "pin_next_block", "storage_word",
+    "head_timestamp", "module_salt", "view",
 ]
 
 VERSIONS = SUPPORTED_VERSIONS
@@ -141,11 +142,20 @@ def head_timestamp() -> int:
 
 
 def wait_until(timestamp: int) -> None:
-    """Mine a block at `timestamp`; the next transaction lands at it or a second or two later."""
+    """Mine a block at `timestamp`, so reads at "latest" see it; the next transaction lands one second
+    later (tests/conftest.py pins the chain's clock), or at the time `pin_next_block` sets."""
     from ape import chain
 
     chain.pending_timestamp = timestamp
     chain.mine()
+
+
+def pin_next_block(timestamp: int) -> None:
+    """The next block gets exactly `timestamp`, and so does every eth_call at "pending" until it is
+    mined (predict_verdict reads there): a verdict predicted now is for that very block."""
+    from ape import chain
+
+    chain.pending_timestamp = timestamp
 
 
 def storage_word(address: str, slot: int) -> int:
@@ -165,10 +175,10 @@ def revert_name(data: Any) -> str:
     return name if name != "Reverted" else f"Reverted(0x{raw.hex()})"
 
 
-def call_error(sender: str, to: str, data: bytes, value: int = 0) -> str | None:
-    """eth_call `data` from `sender`: None if it would succeed, else the revert's name."""
+def call_error(sender: str, to: str, data: bytes, value: int = 0, block: str = "latest") -> str | None:
+    """eth_call `data` from `sender` at `block`: None if it would succeed, else the revert's name."""
     try:
-        _web3().eth.call({"from": sender, "to": to, "data": HexBytes(data), "value": value})
+        _web3().eth.call({"from": sender, "to": to, "data": HexBytes(data), "value": value}, block)
     except ContractLogicError as error:
         return revert_name(error.data)
     return None
@@ -177,18 +187,19 @@ def call_error(sender: str, to: str, data: bytes, value: int = 0) -> str | None:
 def send_expecting_revert(sender: str, to: str, data: bytes, value: int = 0, gas: int = 5_000_000, at: int | None = None) -> str:
     """Mine `data` from `sender` to `to`, require the transaction to revert; return the revert's name.
 
-    With `at`, both the preview call and the mined transaction run at exactly that timestamp.
+    The preview call runs at "pending", so at the very timestamp the transaction is mined at: the
+    next second, or with `at` exactly `at` (a block is mined at `at` first, so reads at "latest"
+    see that time too).
     """
-    from ape import chain
-
     w3 = _web3()
     if at is not None:
         wait_until(at)
-    name = call_error(sender, to, data, value)
+        pin_next_block(at)
+    name = call_error(sender, to, data, value, block="pending")
     if name is None:
         pytest.fail(f"the transaction to {to} would succeed; expected it to be refused")
     if at is not None:
-        chain.pending_timestamp = at
+        pin_next_block(at)
     tx_hash = w3.eth.send_transaction({"from": sender, "to": to, "data": HexBytes(data), "value": value, "gas": gas})
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
     assert receipt.status == 0, f"the call reverted but the mined transaction succeeded ({name})"
@@ -239,9 +250,7 @@ class GuardedSafe:
         """A transaction the guard must accept, through the toolkit (ExecutionSuccess required);
         with `at`, mined at exactly that timestamp."""
         if at is not None:
-            from ape import chain
-
-            chain.pending_timestamp = at
+            pin_next_block(at)
         return execute_with_owners(
             self.address, self.version, to, value, data, operation, signers=self.signers, sender=self.relayer, **gas_fields
         )
@@ -298,7 +307,11 @@ class GuardedSafe:
     def wait_until_due(self, entry_id: int) -> None:
         wait_until(self.eta(entry_id))
 
-    def predict(self, to: str, value: int = 0, data: bytes = b"", operation: int = 0):
+    def predict(self, to: str, value: int = 0, data: bytes = b"", operation: int = 0, *, at: int | None = None):
+        """predict_verdict: the guard's verdict for the next block, or with `at` for a block at `at`
+        (which the next transaction then lands in)."""
+        if at is not None:
+            pin_next_block(at)
         return predict_verdict(self.guard, to, value, data, operation)
 
     # -- reading ---------------------------------------------------------------------------------

@@ -77,14 +77,6 @@ def live(url: str, confirmations: int = 0) -> Iterator:
         network.config.required_confirmations = saved
 
 
-def signed_transfer(treasury, owners, recipient: str, amount: str = "10 TUSD"):
-    """A transfer proposal signed by the first two owners (the test Safes are 2-of-3)."""
-    record = treasury.propose_transfer(recipient, amount)
-    for owner in owners[:2]:
-        treasury.sign(record.id, owner)
-    return record
-
-
 def cli_project(treasury, node_url: str, directory: Path) -> Path:
     """A user's ape project (for `treasury ...` in a subprocess) whose mainnet is `node_url`, holding `treasury`."""
     import yaml

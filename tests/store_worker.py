@@ -1,7 +1,8 @@
 """A separate OS process that works on a proposal store, for tests/test_store.py.
 
 Concurrency and crash safety are properties between processes (file locks, WAL recovery), so the
-tests run the store from real subprocesses instead of threads. Modes:
+tests run the store from real subprocesses instead of threads. DB is whatever Store.open takes: a
+SQLite file path or a database URL (the suite runs these on SQLite and on PostgreSQL). Modes:
 
   sign DB PROPOSAL_ID WORKER COUNT GO_FILE   after the barrier, add COUNT signatures of this worker's
                                              own owners plus COUNT contested ones every worker tries
@@ -25,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from treasury.store import repository as store_module  # noqa: E402
-from treasury.store.repository import DuplicateSignature, Store  # noqa: E402
+from treasury.store import DuplicateSignature, Store
+from treasury.store import repository as store_module
 
 SAFE = "0x" + "5a" * 20
 RECIPIENT = "0x" + "7e" * 20

@@ -17,6 +17,11 @@ BOOK = TokenBook.of({"USDC": {"address": USDC, "decimals": 6}})
     ("0.000001 USDC", "USDC", 1),
     ("0.000000000000000001 ETH", "ETH", 1),
     ("115792089237316195423570985008687907853269984665640564039457.584007913129639935 ETH", "ETH", 2**256 - 1),
+    ("10,000.5 USDC", "USDC", 10_000_500_000),
+    ("1,000,000 USDC", "USDC", 10**12),
+    ("1_000_000 USDC", "USDC", 10**12),
+    (".5 USDC", "USDC", 500_000),
+    ("1.5000000 USDC", "USDC", 1_500_000),  # trailing zeros are not decimals the token lacks
 ])
 def test_amounts_parse_exactly(text, symbol, units):
     token, parsed = BOOK.parse(text)
@@ -37,6 +42,28 @@ def test_bad_amounts_are_one_clear_error(text, message):
     with pytest.raises(InvalidInput) as error:
         BOOK.parse(text)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("text", ["1,5 USDC", "1,,,5 USDC", "10,00 USDC", ",5 USDC", "1,0000 USDC", "1,000_000 USDC",
+                                  "1_5 USDC", "1,000.000,5 USDC"])
+def test_a_thousands_separator_outside_groups_of_three_is_ambiguous(text):
+    # "1,5" was stored as 15 USDC: ten times a European 1.5, while the title said "1,5".
+    with pytest.raises(InvalidInput, match="is ambiguous") as error:
+        BOOK.parse(text)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("text,message", [
+    ("5. USDC", "not a decimal number"),
+    ("1.2.3 USDC", "not a decimal number"),
+    ("\u0661\u0662 USDC", "is not a number"),  # Arabic-Indic digits are digits to Python, not to us
+    ("1" * 300 + " USDC", "longer than"),
+    ("1.0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001 ETH",
+     "more than 18 decimals"),  # exact: no 28-digit (or 200-digit) context rounds the tail away
+])
+def test_malformed_amounts(text, message):
+    with pytest.raises(InvalidInput, match=message):
+        BOOK.parse(text)
 
 
 def test_formatting_round_trips():

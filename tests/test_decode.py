@@ -1,11 +1,18 @@
 """The decoded view: what moves where in token units, every call named, delegatecalls flagged, hashes."""
 
+import pytest
 from eth_account.messages import encode_typed_data
+from safe_eth.safe.multi_send import MultiSend
 
-from treasury.proposal import build
+from guard_helpers import multisend_calldata, packed_entry
 from treasury.amounts import TokenBook
+from treasury.chain.guard import deploy_guard, predict_verdict
 from treasury.decode.calls import decode_safe_tx, hashes
-from treasury.signatures.sign import build_safe_tx
+from treasury.policy.engine import GuardState, evaluate
+from treasury.policy.model import Policy
+from treasury.proposal import build
+from treasury.proposal.multisend import MalformedBatch, decode_batch, encode_batch, iter_batch, multisend_call_only
+from treasury.proposal.safe_tx import build_safe_tx
 
 SAFE = "0x29fcB43b46531BcA003ddC8FCB67FFE91900C762"
 USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
@@ -80,3 +87,127 @@ def test_nft_and_ape_method_calls_encode_correctly(project, accounts):
     nft = build.nft_transfer(SAFE, BOB, ALICE, 42)
     _, view = decoded(nft)
     assert view.calls[0].function == "safeTransferFrom" and view.calls[0].arguments == (SAFE, ALICE, "42")
+
+
+# --- batches: one strict decoder for the signer, the policy engine and the guard -------------------
+
+MULTISEND = multisend_call_only("1.4.1")
+GUARD = "0x6000000000000000000000000000000000000006"
+NATIVE_CAP = {"token": "0x0000000000000000000000000000000000000000", "amount": 10**18, "period": 3600}
+POLICY = Policy(recipients=[ALICE, BOB], caps=[NATIVE_CAP], delay=3600, window=7200)
+GOOD = packed_entry(ALICE, 5) + packed_entry(BOB, 7)
+
+
+def nested_batch() -> bytes:
+    """A batch whose one entry calls MultiSendCallOnly.multiSend itself, as a plain call, with a batch inside."""
+    return multisend_calldata(packed_entry(MULTISEND, 0, multisend_calldata(packed_entry(ALICE, 5))))
+
+
+# (calldata of the Safe's delegatecall to MultiSendCallOnly, the guard's error for it)
+MALFORMED = {
+    "trailing garbage": (multisend_calldata(GOOD, padding=bytes(-len(GOOD) % 32) + b"\xff" * 32), "InvalidMultiSend"),
+    "dirty padding": (multisend_calldata(GOOD, padding=bytes(-len(GOOD) % 32 - 1) + b"\x01"), "InvalidMultiSend"),
+    "a whole zero word of padding": (multisend_calldata(GOOD, padding=bytes(-len(GOOD) % 32 + 32)), "InvalidMultiSend"),
+    "declared length cutting the last entry": (multisend_calldata(GOOD, length=len(GOOD) - 10, padding=b""), "InvalidBatchEntry"),
+    "declared length past the end": (multisend_calldata(GOOD, length=len(GOOD) + 1, padding=b""), "InvalidMultiSend"),
+    "declared length into the padding": (multisend_calldata(GOOD, length=len(GOOD) + 1), "InvalidBatchEntry"),
+    "declared length overflowing": (multisend_calldata(GOOD, length=2**256 - 1), "InvalidMultiSend"),
+    "truncated entry": (multisend_calldata(GOOD[:-1]), "InvalidBatchEntry"),
+    "entry data length past the end": (multisend_calldata(packed_entry(ALICE, 5, b"\xaa" * 4, data_length=5)), "InvalidBatchEntry"),
+    "entry data length overflowing": (multisend_calldata(packed_entry(ALICE, 5, b"", data_length=2**256 - 1)), "InvalidBatchEntry"),
+    "inner delegatecall": (multisend_calldata(packed_entry(ALICE, 0, b"", operation=1)), "InvalidBatchEntry"),
+    "operation 2": (multisend_calldata(packed_entry(ALICE, 5, operation=2)), "InvalidBatchEntry"),
+    "call to address 0": (multisend_calldata(packed_entry("0x" + "00" * 20, 5)), "InvalidBatchEntry"),
+    "no entries": (multisend_calldata(b""), "EmptyBatch"),
+    "offset not 32": (multisend_calldata(GOOD, offset=0x40), "InvalidMultiSend"),
+}
+
+
+def guard_state() -> GuardState:
+    return GuardState(now=1_000_000, budget_left={NATIVE_CAP["token"]: 10**18}, pending={}, allow_refunds=False,
+                      safe=SAFE, guard=GUARD, multisend_call_only=MULTISEND)
+
+
+def test_a_batch_decodes_back_to_its_calls():
+    intents = [build.token_transfer(SAFE, BOOK, ALICE, "10 USDC"), build.native_transfer(SAFE, BOOK, BOB, "1.5 ETH")]
+    target, data = encode_batch([i.as_call() for i in intents], "1.4.1")
+    entries = decode_batch(data)
+    assert target == MULTISEND
+    assert [(e.operation, e.to, e.value, e.data) for e in entries] == [(0, i.to, i.value, i.data) for i in intents]
+    # safe-eth-py, an independent implementation, reads the same calls out of our encoding.
+    theirs = MultiSend.from_transaction_data(data)
+    assert [(t.operation.value, t.to, t.value, bytes(t.data)) for t in theirs] == [(0, i.to, i.value, i.data) for i in intents]
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_the_decoder_and_the_engine_refuse_a_malformed_batch_alike(case):
+    data, error = MALFORMED[case]
+    with pytest.raises(MalformedBatch) as refused:
+        decode_batch(data)
+    assert refused.value.error == error and "\n" not in str(refused.value)
+    assert evaluate(POLICY, guard_state(), MULTISEND, 0, data, 1).error == error
+    tx = build_safe_tx(SAFE, MULTISEND, 0, data, 1, nonce=1, chain_id=1, version="1.4.1")
+    view = decode_safe_tx(tx, BOOK)
+    assert len(view.calls) == 1 and view.calls[0].to == MULTISEND  # shown as one opaque delegatecall, no made-up calls
+    assert any(w.startswith("the batch does not decode") and w.endswith(f"[{error}]") for w in view.warnings)
+    assert any(w.startswith("DELEGATECALL") for w in view.warnings)
+
+
+def test_trailing_garbage_was_shown_as_a_clean_batch_by_the_lenient_parser():
+    """The regression: safe-eth-py's parser ignores trailing bytes, so a signer saw two clean calls."""
+    data, _ = MALFORMED["trailing garbage"]
+    assert len(MultiSend.from_transaction_data(data)) == 2
+    assert len(decode_safe_tx(build_safe_tx(SAFE, MULTISEND, 0, data, 1, nonce=1, chain_id=1, version="1.4.1"), BOOK).calls) == 1
+
+
+def test_an_entry_is_checked_only_after_the_ones_before_it():
+    """The decoder yields entries one by one, so the engine meets a bad entry where the guard does."""
+    stranger = "0x3333333333333333333333333333333333333333"
+    first_is_refused = multisend_calldata(packed_entry(stranger, 1) + packed_entry(ALICE, 5, operation=2))
+    assert evaluate(POLICY, guard_state(), MULTISEND, 0, first_is_refused, 1).error == "RecipientNotAllowed"
+    entries = iter_batch(first_is_refused)
+    assert next(entries).to == stranger
+    with pytest.raises(MalformedBatch, match="batch entry at byte 85 is not a call"):
+        next(entries)
+
+
+def test_a_nested_multisend_is_one_plain_call_that_is_flagged():
+    data = nested_batch()
+    (inner,) = decode_batch(data)
+    assert inner.to == MULTISEND and inner.operation == 0
+    view = decode_safe_tx(build_safe_tx(SAFE, MULTISEND, 0, data, 1, nonce=1, chain_id=1, version="1.4.1"), BOOK)
+    assert view.calls[0].function == "multiSend"
+    assert f"multiSend as a plain call: the calls inside would run from {MULTISEND}, not from the Safe" in view.warnings
+    assert evaluate(POLICY, guard_state(), MULTISEND, 0, data, 1).error == "CallNotAllowed"
+
+
+def test_a_plain_multisend_may_carry_delegatecalls_but_they_are_flagged():
+    """Only MultiSendCallOnly refuses inner delegatecalls; another batch contract is shown as it is."""
+    other = "0x38869bf66a61cF6bDB996A6aE40D5853Fd43B526"  # MultiSend 1.4.1 (not call-only)
+    data = multisend_calldata(packed_entry(ALICE, 0, b"\x12\x34\x56\x78", operation=1))
+    assert decode_batch(data, call_only=False)[0].operation == 1
+    view = decode_safe_tx(build_safe_tx(SAFE, other, 0, data, 1, nonce=1, chain_id=1, version="1.4.1"), BOOK)
+    assert any(w.startswith(f"DELEGATECALL to {ALICE}") for w in view.warnings)
+    assert any(w.startswith(f"DELEGATECALL to {other}") for w in view.warnings)
+
+
+@pytest.fixture(scope="module")
+def policed_guard(make_safe, owners, safe_deployer):
+    """A real TreasuryGuard for a 1.4.1 Safe, allowing native payments to ALICE and BOB."""
+    created = make_safe(owners, 2, version="1.4.1", salt_nonce=7301)
+    return deploy_guard(created.address, "1.4.1", POLICY, safe_deployer)
+
+
+UNWRAPPED = {"well-formed": (multisend_calldata(GOOD), ""), "nested multiSend": (nested_batch(), "CallNotAllowed")}
+
+
+@pytest.mark.parametrize("case", [*MALFORMED, *UNWRAPPED])
+def test_the_guard_refuses_exactly_what_the_decoder_refuses(policed_guard, case):
+    """The guard itself (an eth_call of checkTransaction from the Safe) on every case above."""
+    data, error = {**MALFORMED, **UNWRAPPED}[case]
+    assert predict_verdict(policed_guard, MULTISEND, 0, data, 1).error == error
+    if case in UNWRAPPED:
+        assert len(decode_batch(data)) >= 1  # the guard unwraps it: so does the decoder
+    else:
+        with pytest.raises(MalformedBatch):
+            decode_batch(data)

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from builders import sign_by, tusd_policy
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector
 
@@ -225,18 +226,12 @@ def test_a_real_guard_revert_from_exec_transaction(make_treasury, owners, accoun
     from web3.exceptions import ContractCustomError, ContractLogicError
 
     from treasury.chain.safe import safe_instance
-    from treasury.signatures.sign import encode_signatures
+    from treasury.signatures import encode_signatures
 
     vendor = accounts[6]
     # max_per_tx above the cap so that 12,000 TUSD passes the per-transaction limit and hits the budget
-    treasury, _ = make_treasury({
-        "recipients": [vendor.address],
-        "calls": [{"target": "TUSD", "function": "transfer(address,uint256)"}],
-        "caps": [{"token": "TUSD", "amount": 10_000, "period": "1d", "max_per_tx": 20_000}],
-    })
-    record = treasury.propose_transfer(vendor.address, "12,000 TUSD")
-    treasury.sign(record.id, owners[0])
-    treasury.sign(record.id, owners[1])
+    treasury, _ = make_treasury(tusd_policy(vendor.address, max_per_tx=20_000))
+    record = sign_by(treasury, treasury.propose_transfer(vendor.address, "12,000 TUSD"), owners)
     tx = treasury.safe_tx(treasury.get(record.id))
     calldata = safe_instance(treasury.safe, treasury.version).execTransaction.encode_input(
         tx.to, tx.value, tx.data, tx.operation, tx.safe_tx_gas, tx.base_gas, tx.gas_price, tx.gas_token,

@@ -17,11 +17,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from builders import sign_by, tusd_policy
 from standin import HARDFORK, live, project_config
 
 from treasury.chain.guard import entries
 from treasury.chain.localnode import free_local_url
-from treasury.store.repository import Store
+from treasury.store import Store
 from treasury.treasury import Treasury
 
 pytest_plugins = ["pytester"]
@@ -50,13 +51,7 @@ def vendor(accounts):
 def delayed_treasury(standin_treasury_factory, vendor):
     """A guarded treasury on the stand-in: TUSD transfers to the vendor, 10,000 a day, and anything
     above 5,000 in one transaction waits in the guard's queue for the 48h delay."""
-    policy = {
-        "recipients": [vendor.address],
-        "calls": [{"target": "TUSD", "function": "transfer(address,uint256)"}],
-        "caps": [{"token": "TUSD", "amount": "10,000", "period": "1d", "delay_threshold": 5000}],
-        "delay": "48h",
-    }
-    return standin_treasury_factory(policy=policy)
+    return standin_treasury_factory(policy=tusd_policy(vendor.address, amount="10,000", delay_threshold=5000, delay="48h"))
 
 
 def live_state(treasury, token, holders):
@@ -126,8 +121,7 @@ def run_payments_on_the_fork(ops, token, owners, vendor, executor, live_before):
     assert ops.verdict(small.id).outcome == "allow"
     assert ops.verdict(large.id).outcome == "needs-delay"
     for proposal in (small, large):
-        for owner in owners[:2]:
-            ops.sign(proposal.id, owner)
+        sign_by(ops, proposal, owners)
 
     # The small payment: the rehearsal (a snapshot of the fork, reverted after) passes, then it runs.
     report = ops.rehearse(small.id, executor=executor.address)
@@ -143,9 +137,11 @@ def run_payments_on_the_fork(ops, token, owners, vendor, executor, live_before):
     refused = ops.rehearse(large.id, executor=executor.address)
     assert not refused.success
     assert "needs the time-lock delay" in refused.reason
+    scheduled_at = chain.blocks.head.timestamp + 1
+    chain.pending_timestamp = scheduled_at  # the schedule transaction's block (on the fork only)
     entry = ops.schedule(large.id, signers=owners[:2], sender=executor)
     assert ops.get(large.id).status == "scheduled"
-    assert entry.eta >= chain.pending_timestamp + DELAY - 60
+    assert entry.eta == scheduled_at + DELAY
     assert "not due yet" in ops.rehearse(large.id, executor=executor.address).reason
     chain.pending_timestamp = entry.eta + 60  # time travel, on the fork only
     chain.mine()

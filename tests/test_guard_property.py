@@ -66,14 +66,18 @@ def windowed(request, make_safe, owners, safe_deployer, relayer, project):
 
 
 def attempt(guarded, amount: int, at: int) -> tuple[bool, object]:
-    """Predict, then mine a transfer of `amount` at exactly `at`; (accepted, verdict)."""
+    """Predict for a block at exactly `at`, then mine a transfer of `amount` in that block; (accepted, verdict).
+
+    The prediction is an eth_call at "pending" with the next block's timestamp set to `at`, so the
+    verdict and the execution see the same time whatever the wall clock does in between.
+    """
     from ape import chain
 
     data = transfer(PAYEE, amount)
     wait_until(at)
-    verdict = guarded.predict(guarded.token.address, 0, data)
+    verdict = guarded.predict(guarded.token.address, 0, data, at=at)
     calldata = guarded.exec_calldata(guarded.token.address, 0, data)
-    chain.pending_timestamp = at
+    pin_next_block(at)
     w3 = chain.provider.web3
     receipt = w3.eth.wait_for_transaction_receipt(
         w3.eth.send_transaction({"from": guarded.relayer.address, "to": guarded.address, "data": calldata, "gas": 1_000_000})

@@ -3,17 +3,12 @@ through ape's node provider as ethereum:mainnet:node, behind a strict proxy that
 eth_/net_/web3_ namespaces, as a hosted node does."""
 
 import pytest
+from builders import sign_by, signed_transfer, tusd_policy
 from rpc_proxy import PUBLIC_NAMESPACES, FaultProxy
-from standin import live, signed_transfer
+from standin import live
 
 from treasury.execution.rehearsal import RehearsalUnavailable
-from treasury.treasury import RehearsalFailed
-
-POLICY = {
-    "calls": [{"target": "TUSD", "function": "transfer(address,uint256)"}],
-    "caps": [{"token": "TUSD", "amount": 10_000, "period": "1d", "max_per_tx": 20_000}],
-}
-
+from treasury.treasury import PolicyRefusal, RehearsalFailed
 
 DEV_NAMESPACES = ("anvil_", "evm_", "hardhat_")
 
@@ -31,8 +26,8 @@ def strict_proxy(standin):
 @pytest.fixture
 def live_treasury(standin_treasury_factory, accounts):
     recipient = accounts[6].address
-    policy = {**POLICY, "recipients": [recipient]}
-    return standin_treasury_factory(policy=policy), recipient
+    # max_per_tx above the cap, so that 12,000 TUSD passes the per-transaction limit and hits the budget
+    return standin_treasury_factory(policy=tusd_policy(recipient, max_per_tx=20_000)), recipient
 
 
 def test_infrastructure_deployed_with_standard_rpc_only(standin_infrastructure):
@@ -70,8 +65,10 @@ def test_live_execute_refused_when_the_rehearsal_fails(live_treasury, strict_pro
     with live(strict_proxy.url):
         record = signed_transfer(treasury, owners, recipient, "12,000 TUSD")
         nonce = treasury.onchain_nonce()
+        with pytest.raises(PolicyRefusal, match="^policy verdict deny"):
+            treasury.execute(record.id, accounts[3])  # the verdict refuses first, before any fork is made
         with pytest.raises(RehearsalFailed, match="cap exceeded: 12,000 TUSD requested, 10,000 left"):
-            treasury.execute(record.id, accounts[3])
+            treasury.execute(record.id, accounts[3], force=True)  # past the verdict, the fork refuses
         assert treasury.onchain_nonce() == nonce
     assert "eth_sendRawTransaction" not in strict_proxy.methods
     assert treasury.store.broadcasts(record.id) == []
@@ -179,8 +176,7 @@ def test_cli_rehearse_and_execute_on_the_live_network(live_treasury, strict_prox
     with live(strict_proxy.url):
         paid = treasury.propose_transfer(recipient, "300 TUSD")
         too_much = treasury.propose_transfer(recipient, "12,000 TUSD")  # the next nonce: rehearsed as if paid had run
-        for owner in owners[:2]:
-            treasury.sign(paid.id, owner)
+        sign_by(treasury, paid, owners)
         before = token.balanceOf(recipient)
     project = cli_project(treasury, strict_proxy.url, tmp_path / "project")
     cli = [str(Path(sys.executable).parent / "treasury")]

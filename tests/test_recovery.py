@@ -16,13 +16,14 @@ from pathlib import Path
 
 import pytest
 from rpc_proxy import FaultProxy
-from standin import cli_project, live, signed_transfer
+from builders import signed_transfer, tusd_policy
+from standin import cli_project, live
 
 from treasury.execution.send import execute_safe_tx
 from treasury.chain.rpc import RetryPolicy, RPCRefused
-from treasury.signatures.sign import sign_safe_tx
+from treasury.signatures import sign_safe_tx
 from treasury.errors import InvalidInput
-from treasury.store.repository import Store
+from treasury.store import Store
 from treasury.treasury import Treasury
 
 TREASURY_CLI = str(Path(sys.executable).parent / "treasury")
@@ -33,9 +34,7 @@ UNIT = 10**6
 def payable(standin_treasury_factory, accounts):
     """A guarded treasury on the stand-in that may pay accounts[6] in TUSD."""
     recipient = accounts[6].address
-    policy = {"recipients": [recipient], "calls": [{"target": "TUSD", "function": "transfer(address,uint256)"}],
-              "caps": [{"token": "TUSD", "amount": 10_000, "period": "1d"}]}
-    treasury, token = standin_treasury_factory(policy=policy)
+    treasury, token = standin_treasury_factory(policy=tusd_policy(recipient))
     return treasury, token, recipient
 
 
@@ -45,14 +44,15 @@ def count(methods, name):
 
 def test_transient_faults_are_retried_and_the_payment_lands_once(payable, owners, accounts, standin):
     treasury, token, recipient = payable
-    treasury.retry_policy = RetryPolicy(jitter=0, first_delay=0.05, timeout=2)
+    # A timeout with room for a loaded machine: only the injected delay may outlast it.
+    treasury.retry_policy = RetryPolicy(jitter=0, first_delay=0.05, timeout=6)
     with FaultProxy(standin.url) as proxy, live(proxy.url) as provider:
         record = signed_transfer(treasury, owners, recipient)
         nonce, before = treasury.onchain_nonce(), token.balanceOf(recipient)
         proxy.inject("503", method="eth_call", times=2)
         proxy.inject("429", method="eth_estimateGas")
         proxy.inject("drop", method="eth_getTransactionCount")
-        proxy.inject("delay", method="eth_blockNumber", delay=3)  # outlasts the 2 s timeout
+        proxy.inject("delay", method="eth_blockNumber", delay=9)  # outlasts the 6 s timeout
         proxy.inject("reset_after_forward", method="eth_sendRawTransaction")  # the node has it; we never hear
         proxy.inject("502", method="eth_getTransactionReceipt", times=2)
         execution = treasury.execute(record.id, accounts[3], skip_rehearsal=True)
@@ -147,9 +147,7 @@ def test_execution_by_another_tool_is_reconciled_and_rivals_superseded(make_trea
     """Someone executes a proposal outside this tool (Safe{Wallet}, a script): the next command records
     it from the Safe's ExecutionSuccess log, and the rejection at the same nonce becomes superseded."""
     recipient = accounts[6].address
-    treasury, token = make_treasury(policy={"recipients": [recipient],
-                                            "calls": [{"target": "TUSD", "function": "transfer(address,uint256)"}],
-                                            "caps": [{"token": "TUSD", "amount": 10_000, "period": "1d"}]})
+    treasury, token = make_treasury(policy=tusd_policy(recipient))
     payment = signed_transfer(treasury, owners, recipient, "5 TUSD")
     rejection = treasury.reject(payment.id)
     later = treasury.propose_transfer(recipient, "1 TUSD")
@@ -203,9 +201,7 @@ def test_a_broadcast_mined_after_its_proposal_was_settled_elsewhere(make_treasur
     from treasury.execution.send import sign_execution
 
     recipient = accounts[6].address
-    treasury, _token = make_treasury(policy={"recipients": [recipient],
-                                             "calls": [{"target": "TUSD", "function": "transfer(address,uint256)"}],
-                                             "caps": [{"token": "TUSD", "amount": 10_000, "period": "1d"}]})
+    treasury, _token = make_treasury(policy=tusd_policy(recipient))
     payment = signed_transfer(treasury, owners, recipient, "5 TUSD")
     safe_tx, signatures = treasury.safe_tx(payment), treasury.collected_signatures(payment.id)
     ours = sign_execution(safe_tx, signatures, accounts[3], treasury.version)
@@ -236,9 +232,7 @@ def test_an_execution_recorded_on_a_fork_is_reported_on_the_real_chain(make_trea
     """A flow run on a throw-away copy with the real store leaves an 'executed' the chain never saw:
     reconciling says so (loudly) instead of letting anyone believe the vendor was paid."""
     recipient = accounts[6].address
-    treasury, _token = make_treasury(policy={"recipients": [recipient],
-                                             "calls": [{"target": "TUSD", "function": "transfer(address,uint256)"}],
-                                             "caps": [{"token": "TUSD", "amount": 10_000, "period": "1d"}]})
+    treasury, _token = make_treasury(policy=tusd_policy(recipient))
     payment = signed_transfer(treasury, owners, recipient, "5 TUSD")
     with chain.isolate():  # the copy: reverted when the block ends
         treasury.execute(payment.id, safe_deployer)

@@ -30,6 +30,10 @@ def direct(chain):
     return Web3(HTTPProvider(chain.provider.uri))
 
 
+# Long enough that only an injected delay outlasts it, never a loaded machine's ordinary answer.
+SLOW_ANSWER_TIMEOUT = 2.0
+
+
 def hardened_client(url, **policy):
     """A Web3 on `url` hardened with a jitter-free policy; returns it and its recorded delays."""
     delays = []
@@ -85,8 +89,8 @@ def test_backoff_is_bounded_by_max_delay(proxy):
 
 
 def test_answer_slower_than_the_timeout_is_retried(proxy, direct):
-    web3, delays = hardened_client(proxy.url, timeout=0.5)
-    proxy.inject("delay", "eth_blockNumber", delay=2.0)
+    web3, delays = hardened_client(proxy.url, timeout=SLOW_ANSWER_TIMEOUT)
+    proxy.inject("delay", "eth_blockNumber", delay=2 * SLOW_ANSWER_TIMEOUT)
 
     assert web3.eth.block_number == direct.eth.block_number
     assert proxy.methods.count("eth_blockNumber") == 2
@@ -173,7 +177,7 @@ def test_broadcast_held_past_the_timeout_is_settled_by_the_retry(chain, accounts
     sender, receiver = accounts[7], accounts[6]
     nonce = direct.eth.get_transaction_count(sender.address)
     raw, tx_hash = signed_transfer(chain, sender, receiver, nonce, value=1)
-    web3, delays = hardened_client(proxy.url, timeout=0.5)
+    web3, delays = hardened_client(proxy.url, timeout=SLOW_ANSWER_TIMEOUT)
     proxy.inject("hold", "eth_sendRawTransaction")  # the node has it; the answer never comes
 
     assert web3.eth.send_raw_transaction(raw).to_0x_hex() == tx_hash

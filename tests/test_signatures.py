@@ -9,6 +9,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from builders import ONE_ETH, fund, safe_transfer_tx
 from eth_abi import encode as abi_encode
 from eth_utils import function_signature_to_4byte_selector
 from safe_eth.safe.safe_signature import SafeSignatureApprovedHash
@@ -18,7 +19,7 @@ from treasury.chain.artifacts import SUPPORTED_VERSIONS
 from treasury.errors import InvalidInput
 from treasury.execution.send import ExecutionReverted, execute_safe_tx, simulate_execution
 from treasury.chain.safe import safe_instance, safe_nonce
-from treasury.signatures.collect import (
+from treasury.signatures import (
     BUNDLE_FORMAT_VERSION,
     InvalidBundle,
     InvalidSignature,
@@ -37,9 +38,8 @@ from treasury.signatures.collect import (
     threshold_met,
     verify,
 )
-from treasury.signatures.sign import build_safe_tx
+from treasury.proposal.safe_tx import build_safe_tx
 
-ONE_ETH = 10**18
 ECDSA_KINDS = ("eip712", "eth_sign", "approved_hash")
 
 
@@ -61,40 +61,27 @@ def inner_owners(accounts):
     return [accounts[6], accounts[7], accounts[8]]
 
 
-def funded(created, safe_deployer, amount=2 * ONE_ETH):
-    safe_deployer.transfer(created.address, amount)
-    return created
-
-
 @pytest.fixture(params=SUPPORTED_VERSIONS)
 def safe(request, make_safe, owners, safe_deployer):
     """A funded 2-of-3 Safe of each version."""
-    return funded(make_safe(owners, 2, version=request.param, salt_nonce=700), safe_deployer)
+    return fund(make_safe(owners, 2, version=request.param, salt_nonce=700), safe_deployer)
 
 
 @pytest.fixture
 def safe141(make_safe, owners, safe_deployer):
-    return funded(make_safe(owners, 2, version="1.4.1", salt_nonce=700), safe_deployer)
+    return fund(make_safe(owners, 2, version="1.4.1", salt_nonce=700), safe_deployer)
 
 
 def nested_safes(make_safe, owners, inner_owners, safe_deployer, outer_version, inner_version):
     """(outer, inner): a funded 2-of-3 Safe owned by owners 0, 1 and a 2-of-3 inner Safe."""
     inner = make_safe(inner_owners, 2, version=inner_version, salt_nonce=710)
     outer = make_safe([owners[0], owners[1], SimpleNamespace(address=inner.address)], 2, version=outer_version, salt_nonce=711)
-    return funded(outer, safe_deployer), inner
+    return fund(outer, safe_deployer), inner
 
 
 @pytest.fixture
 def nested141(make_safe, owners, inner_owners, safe_deployer):
     return nested_safes(make_safe, owners, inner_owners, safe_deployer, "1.4.1", "1.4.1")
-
-
-def transfer_tx(chain, created, to, value=ONE_ETH, nonce=None, chain_id=None):
-    return build_safe_tx(
-        created.address, to, value,
-        nonce=safe_nonce(created.address, created.version) if nonce is None else nonce,
-        chain_id=chain.chain_id if chain_id is None else chain_id, version=created.version,
-    )
 
 
 def execute_and_check(chain, tx, signatures, sender, recipient):
@@ -113,7 +100,7 @@ def execute_and_check(chain, tx, signatures, sender, recipient):
 
 @pytest.mark.parametrize("kind", ECDSA_KINDS)
 def test_two_signatures_of_each_kind_execute(relayer, safe, owners, outsider, chain, kind):
-    tx = transfer_tx(chain, safe, outsider.address)
+    tx = safe_transfer_tx(chain, safe, outsider.address)
     collected = SignatureSet(tx)
     assert set(collected.owners) == {o.address for o in owners}
     for owner in (owners[2], owners[0]):
@@ -126,7 +113,7 @@ def test_two_signatures_of_each_kind_execute(relayer, safe, owners, outsider, ch
 
 
 def test_eip712_and_eth_sign_mix(relayer, safe, owners, outsider, chain):
-    tx = transfer_tx(chain, safe, outsider.address)
+    tx = safe_transfer_tx(chain, safe, outsider.address)
     collected = SignatureSet(tx)
     collected.sign(owners[1], "eth_sign")
     collected.sign(owners[0], "eip712")
@@ -136,7 +123,7 @@ def test_eip712_and_eth_sign_mix(relayer, safe, owners, outsider, chain):
 
 def test_the_executing_owner_needs_no_on_chain_approval(safe141, owners, outsider, chain):
     """v=1 from the owner that sends execTransaction is accepted by the Safe without approveHash."""
-    tx = transfer_tx(chain, safe141, outsider.address)
+    tx = safe_transfer_tx(chain, safe141, outsider.address)
     own = SafeSignatureApprovedHash.build_for_owner(owners[1].address, "0x" + tx.safe_tx_hash.hex())
     with pytest.raises(InvalidSignature, match=f"no approveHash.* from {owners[1].address} on chain"):
         verify(own, tx, current_owners(safe141.address, "1.4.1"))
@@ -154,7 +141,7 @@ def test_a_safe_owned_by_a_safe_signs_through_eip1271(relayer,
     make_safe, owners, inner_owners, outsider, safe_deployer, chain, outer_version, inner_version
 ):
     outer, inner = nested_safes(make_safe, owners, inner_owners, safe_deployer, outer_version, inner_version)
-    tx = transfer_tx(chain, outer, outsider.address)
+    tx = safe_transfer_tx(chain, outer, outsider.address)
 
     # The message the inner owners sign is the one the inner Safe's fallback handler computes.
     message = contract_owner_message(inner.address, tx)
@@ -173,7 +160,7 @@ def test_a_safe_owned_by_a_safe_signs_through_eip1271(relayer,
 @pytest.mark.parametrize("inner_kind", ["eth_sign", "approved_hash"])
 def test_inner_owners_may_sign_with_other_kinds(relayer, nested141, owners, inner_owners, outsider, chain, inner_kind):
     outer, inner = nested141
-    tx = transfer_tx(chain, outer, outsider.address)
+    tx = safe_transfer_tx(chain, outer, outsider.address)
     contract = sign_as_contract_owner(inner.address, inner_owners[:2], tx, kind=inner_kind)
     signatures = [sign(owners[1], tx), contract]
     for signature in signatures:
@@ -183,7 +170,7 @@ def test_inner_owners_may_sign_with_other_kinds(relayer, nested141, owners, inne
 
 def test_approved_hash_and_contract_owner_mix(relayer, nested141, owners, inner_owners, outsider, chain):
     outer, inner = nested141
-    tx = transfer_tx(chain, outer, outsider.address)
+    tx = safe_transfer_tx(chain, outer, outsider.address)
     collected = SignatureSet(tx)
     collected.sign(owners[0], "approved_hash")
     collected.add_contract_owner(inner.address, inner_owners[1:])
@@ -194,7 +181,7 @@ def test_approved_hash_and_contract_owner_mix(relayer, nested141, owners, inner_
 def test_a_1_5_0_owner_safe_cannot_sign_for_an_older_safe(make_safe, owners, inner_owners, outsider, safe_deployer, chain):
     """The 1.5.0 handler has no isValidSignature(bytes,bytes), the check a Safe 1.4.1 makes."""
     outer, inner = nested_safes(make_safe, owners, inner_owners, safe_deployer, "1.4.1", "1.5.0")
-    tx = transfer_tx(chain, outer, outsider.address)
+    tx = safe_transfer_tx(chain, outer, outsider.address)
     with pytest.raises(InvalidSignature, match="1.5.0 CompatibilityFallbackHandler, which has no isValidSignature") as error:
         sign_as_contract_owner(inner.address, inner_owners[:2], tx)
     one_line(error)
@@ -209,7 +196,7 @@ def test_a_1_5_0_owner_safe_cannot_sign_for_an_older_safe(make_safe, owners, inn
 
 
 def test_a_non_owner_signature_is_refused(safe, owners, outsider, chain):
-    tx = transfer_tx(chain, safe, outsider.address)
+    tx = safe_transfer_tx(chain, safe, outsider.address)
     foreign = sign(outsider, tx)
     with pytest.raises(InvalidSignature, match=f"eip712 signer {outsider.address} is not an owner of Safe {safe.address}") as error:
         verify(foreign, tx, current_owners(safe.address, safe.version))
@@ -231,11 +218,11 @@ def test_a_non_owner_signature_is_refused(safe, owners, outsider, chain):
 )
 @pytest.mark.parametrize("kind", ["eip712", "eth_sign"])
 def test_a_signature_over_another_hash_is_refused(safe141, owners, outsider, chain, tamper, expected, kind):
-    tx = transfer_tx(chain, safe141, outsider.address)
+    tx = safe_transfer_tx(chain, safe141, outsider.address)
     other = {
-        "chain_id": lambda: transfer_tx(chain, safe141, outsider.address, chain_id=1),
-        "nonce": lambda: transfer_tx(chain, safe141, outsider.address, nonce=tx.safe_nonce + 1),
-        "payload": lambda: transfer_tx(chain, safe141, outsider.address, value=2 * ONE_ETH),
+        "chain_id": lambda: safe_transfer_tx(chain, safe141, outsider.address, chain_id=1),
+        "nonce": lambda: safe_transfer_tx(chain, safe141, outsider.address, nonce=tx.safe_nonce + 1),
+        "payload": lambda: safe_transfer_tx(chain, safe141, outsider.address, value=2 * ONE_ETH),
     }[tamper]()
     signed = sign(owners[0], other, kind)
     owners_now = current_owners(safe141.address, "1.4.1")
@@ -253,7 +240,7 @@ def test_a_signature_over_another_hash_is_refused(safe141, owners, outsider, cha
 
 
 def test_a_second_signature_of_the_same_owner_is_refused(safe141, owners, outsider, chain):
-    tx = transfer_tx(chain, safe141, outsider.address)
+    tx = safe_transfer_tx(chain, safe141, outsider.address)
     collected = SignatureSet(tx)
     first = collected.sign(owners[0], "eip712")
     with pytest.raises(InvalidSignature, match=f"owner {owners[0].address} already signed this transaction \\(eip712\\); a second signature \\(eth_sign\\) is refused"):
@@ -266,7 +253,7 @@ def test_a_second_signature_of_the_same_owner_is_refused(safe141, owners, outsid
 
 
 def test_an_approved_hash_claim_without_approval_is_refused(safe141, owners, outsider, chain):
-    tx = transfer_tx(chain, safe141, outsider.address)
+    tx = safe_transfer_tx(chain, safe141, outsider.address)
     claim = SafeSignatureApprovedHash.build_for_owner(owners[1].address, "0x" + tx.safe_tx_hash.hex())
     with pytest.raises(InvalidSignature, match=f"approved_hash signature for owner {owners[1].address}: .* no approveHash") as error:
         SignatureSet(tx).add(claim)
@@ -275,7 +262,7 @@ def test_an_approved_hash_claim_without_approval_is_refused(safe141, owners, out
     with pytest.raises(ExecutionReverted, match="GS025"):
         execute_safe_tx(tx, signatures, sender=outsider, version="1.4.1")
     # Approved for another transaction does not count either.
-    sign(owners[1], transfer_tx(chain, safe141, outsider.address, nonce=tx.safe_nonce + 1), "approved_hash")
+    sign(owners[1], safe_transfer_tx(chain, safe141, outsider.address, nonce=tx.safe_nonce + 1), "approved_hash")
     with pytest.raises(InvalidSignature, match="no approveHash"):
         verify(claim, tx, current_owners(safe141.address, "1.4.1"))
 
@@ -285,7 +272,7 @@ def test_an_owner_safe_below_its_threshold_is_refused(
     make_safe, owners, inner_owners, outsider, safe_deployer, chain, outer_version, inner_version
 ):
     outer, inner = nested_safes(make_safe, owners, inner_owners, safe_deployer, outer_version, inner_version)
-    tx = transfer_tx(chain, outer, outsider.address)
+    tx = safe_transfer_tx(chain, outer, outsider.address)
     with pytest.raises(InvalidSignature, match=f"EIP-1271 owner {inner.address} rejected the signature: .*GS020") as error:
         sign_as_contract_owner(inner.address, [inner_owners[0]], tx)
     one_line(error)
@@ -301,7 +288,7 @@ def test_an_owner_safe_below_its_threshold_is_refused(
 
 def test_an_owner_safe_signature_by_a_stranger_is_refused(nested141, owners, inner_owners, outsider, chain):
     outer, inner = nested141
-    tx = transfer_tx(chain, outer, outsider.address)
+    tx = safe_transfer_tx(chain, outer, outsider.address)
     with pytest.raises(InvalidSignature, match=f"signer {outsider.address} is not an owner of Safe {inner.address}"):
         sign_as_contract_owner(inner.address, [inner_owners[0], outsider], tx)
     with pytest.raises(InvalidSignature, match="signed twice"):
@@ -320,14 +307,14 @@ def test_an_owner_safe_signature_by_a_stranger_is_refused(nested141, owners, inn
     ],
 )
 def test_malformed_signature_bytes_are_refused(safe141, outsider, chain, raw, expected):
-    tx = transfer_tx(chain, safe141, outsider.address)
+    tx = safe_transfer_tx(chain, safe141, outsider.address)
     with pytest.raises(InvalidSignature, match=f"malformed.*{expected}") as error:
         parse_signature(raw, tx)
     one_line(error)
 
 
 def test_threshold_met_counts_distinct_current_owners(safe141, owners, outsider, chain):
-    tx = transfer_tx(chain, safe141, outsider.address)
+    tx = safe_transfer_tx(chain, safe141, outsider.address)
     signatures = [sign(owners[0], tx), sign(outsider, tx)]
     members = current_owners(safe141.address, "1.4.1")
     assert not threshold_met(signatures, members, 2)
@@ -339,7 +326,7 @@ def test_threshold_met_counts_distinct_current_owners(safe141, owners, outsider,
 
 @pytest.fixture
 def signed_bundle(safe141, owners, outsider, chain, tmp_path):
-    tx = transfer_tx(chain, safe141, outsider.address)
+    tx = safe_transfer_tx(chain, safe141, outsider.address)
     signatures = [sign(owners[0], tx, "eip712"), sign(owners[2], tx, "eth_sign")]
     return tx, export_bundle(tx, "1.4.1", signatures, tmp_path / "bundle.json"), tmp_path / "bundle.json"
 
@@ -363,7 +350,7 @@ def test_bundle_round_trip_through_a_file(relayer, signed_bundle, owners, outsid
 
 def test_bundle_round_trip_with_approved_hash_and_contract_owner(relayer, nested141, owners, inner_owners, outsider, chain, tmp_path):
     outer, inner = nested141
-    tx = transfer_tx(chain, outer, outsider.address)
+    tx = safe_transfer_tx(chain, outer, outsider.address)
     signatures = [sign(owners[1], tx, "approved_hash"), sign_as_contract_owner(inner.address, inner_owners[:2], tx)]
     export_bundle(tx, None, signatures, tmp_path / "b.json")
     imported = import_bundle(tmp_path / "b.json", tx)
@@ -421,15 +408,15 @@ def test_a_tampered_bundle_is_refused(signed_bundle, owners, how, error_type, ex
 
 def test_a_bundle_for_another_proposal_is_refused(signed_bundle, outsider, chain, safe141):
     tx, bundle, _ = signed_bundle
-    later = transfer_tx(chain, safe141, outsider.address, nonce=tx.safe_nonce + 1)
+    later = safe_transfer_tx(chain, safe141, outsider.address, nonce=tx.safe_nonce + 1)
     with pytest.raises(InvalidBundle, match=f"for another transaction .*: nonce {tx.safe_nonce} instead of {tx.safe_nonce + 1}"):
         import_bundle(bundle, later)
 
 
 def test_a_bundle_signed_by_an_owner_since_removed_is_refused(make_safe, owners, relayer, outsider, safe_deployer, chain, tmp_path):
     """Import re-verifies against the owners on chain now, not those at signing time."""
-    created = funded(make_safe(owners, 2, version="1.4.1", salt_nonce=720), safe_deployer)
-    later = transfer_tx(chain, created, outsider.address, nonce=safe_nonce(created.address, "1.4.1") + 1)
+    created = fund(make_safe(owners, 2, version="1.4.1", salt_nonce=720), safe_deployer)
+    later = safe_transfer_tx(chain, created, outsider.address, nonce=safe_nonce(created.address, "1.4.1") + 1)
     export_bundle(later, "1.4.1", [sign(owners[0], later), sign(owners[1], later, "eth_sign")], tmp_path / "later.json")
     assert len(import_bundle(tmp_path / "later.json", later)) == 2
 
@@ -477,14 +464,14 @@ def test_a_malformed_bundle_gives_one_line(signed_bundle, tmp_path, mutate, expe
 
 
 def test_a_missing_bundle_file_gives_one_line(safe141, outsider, chain, tmp_path):
-    tx = transfer_tx(chain, safe141, outsider.address)
+    tx = safe_transfer_tx(chain, safe141, outsider.address)
     with pytest.raises(InvalidBundle, match="cannot read bundle .*nope.json: No such file") as error:
         import_bundle(tmp_path / "nope.json", tx)
     one_line(error)
 
 
 def test_exporting_a_signature_over_another_hash_is_refused(safe141, owners, outsider, chain):
-    tx = transfer_tx(chain, safe141, outsider.address)
-    stale = sign(owners[0], transfer_tx(chain, safe141, outsider.address, nonce=tx.safe_nonce + 1))
+    tx = safe_transfer_tx(chain, safe141, outsider.address)
+    stale = sign(owners[0], safe_transfer_tx(chain, safe141, outsider.address, nonce=tx.safe_nonce + 1))
     with pytest.raises(InvalidSignature, match="made for nonce"):
         export_bundle(tx, "1.4.1", [stale])

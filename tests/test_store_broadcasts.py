@@ -1,6 +1,7 @@
 """Schema version 2 of the proposal store: broadcasts, fork rehearsals and the migration from version 1.
 
-Like tests/test_store.py: real SQLite files under tmp_path, no mocks of the database, and the
+Like tests/test_store.py: every test that takes `db` runs on a SQLite file and on a fresh database
+of a real PostgreSQL server (tests/store_db.py), no mocks of the database, and the
 concurrent-migration test runs the store in separate OS processes (tests/store_worker.py).
 A version-1 store is made the way an upgrade meets one: a store written and filled, then stripped
 of the version-2 tables and marked version 1 (the version-1 tables are unchanged by version 2).
@@ -9,17 +10,17 @@ of the version-2 tables and marked version 1 (the version-1 tables are unchanged
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from test_store import SAFE, TO, db, dump, h32, propose, raw_sql, store  # the store suite's fixtures and helpers
+from sqlalchemy import text
+from store_db import StoreDB
+from test_store import TO, h32, propose  # the store suite's helpers
 
-from treasury.store import repository as store_module
 from treasury.errors import InvalidInput, TreasuryError
-from treasury.store.repository import (
+from treasury.store import (
     BROADCAST_STATUSES,
     SCHEMA_VERSION,
     BroadcastRecord,
@@ -29,7 +30,9 @@ from treasury.store.repository import (
     Store,
     TamperedRecord,
     UnknownProposal,
+    migrations,
 )
+from treasury.store import repository as store_module
 
 WORKER = Path(__file__).with_name("store_worker.py")
 SENDER = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359"
@@ -39,51 +42,33 @@ RAW_TX = b"\x02\xf8" + bytes(range(256)) * 4  # a typed (EIP-1559) transaction's
 V1_TABLES = ("store_meta", "audit_head", "proposals", "signatures", "schedule_entries", "executions", "audit_log")
 
 
-def query(path: Path, sql: str) -> list[tuple]:
-    con = sqlite3.connect(path)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
-def tables(path: Path) -> set[str]:
-    return {name for (name,) in query(path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
-
-
-def schema_sql(path: Path, *names: str) -> list[tuple]:
-    """The DDL SQLite keeps for these tables and their indexes."""
-    marks = ", ".join(f"'{n}'" for n in names)
-    return query(path, f"SELECT type, name, tbl_name, sql FROM sqlite_master WHERE tbl_name IN ({marks}) ORDER BY name")
-
-
-def downgrade_to_v1(path: Path) -> None:
+def downgrade_to_v1(db: StoreDB) -> None:
     """Turn a store into what ape-treasury with SCHEMA_VERSION 1 left behind."""
-    raw_sql(path, "DROP TABLE broadcasts", "DROP TABLE rehearsals", "UPDATE store_meta SET value = '1' WHERE key = 'schema_version'")
-    assert tables(path) == set(V1_TABLES)
+    db.execute("DROP TABLE broadcasts", "DROP TABLE rehearsals", "UPDATE store_meta SET value = '1' WHERE key = 'schema_version'")
+    assert db.tables() == set(V1_TABLES)
 
 
 def broadcast(store: Store, proposal_id: str, n: int = 0x100, **overrides) -> BroadcastRecord:
-    fields = dict(
-        tx_hash=h32(n), sender=SENDER, sender_nonce=7, raw_tx=RAW_TX, safe_nonce=1, block_at_send=19_000_000, actor="bot"
-    )
+    fields = {
+        "tx_hash": h32(n), "sender": SENDER, "sender_nonce": 7, "raw_tx": RAW_TX, "safe_nonce": 1, "block_at_send": 19_000_000, "actor": "bot"
+    }
     fields.update(overrides)
     return store.record_broadcast(proposal_id, **fields)
 
 
 def rehearse(store: Store, proposal, **overrides) -> RehearsalRecord:
-    fields = dict(
-        safe_tx_hash=proposal.safe_tx_hash,
-        chain_id=1,
-        block_number=19_000_000,
-        block_hash=h32(0xB10C),
-        success=True,
-        reason="",
-        gas_used=84_123,
-        filled=[OWNERS[1], OWNERS[0]],
-        executor=SENDER,
-        actor="bot",
-    )
+    fields = {
+        "safe_tx_hash": proposal.safe_tx_hash,
+        "chain_id": 1,
+        "block_number": 19_000_000,
+        "block_hash": h32(0xB10C),
+        "success": True,
+        "reason": "",
+        "gas_used": 84_123,
+        "filled": [OWNERS[1], OWNERS[0]],
+        "executor": SENDER,
+        "actor": "bot",
+    }
     fields.update(overrides)
     return store.record_rehearsal(proposal.id, **fields)
 
@@ -91,19 +76,18 @@ def rehearse(store: Store, proposal, **overrides) -> RehearsalRecord:
 # ---- schema version 2 and the migration from 1 ----------------------------------------------------
 
 
-def test_fresh_store_is_version_2_with_both_new_tables(store: Store, db: Path):
+def test_fresh_store_is_version_2_with_both_new_tables(store: Store, db: StoreDB):
     assert SCHEMA_VERSION == 2
-    assert query(db, "SELECT value FROM store_meta WHERE key = 'schema_version'") == [("2",)]
-    assert tables(db) == set(V1_TABLES) | {"broadcasts", "rehearsals"}
-    indexes = {name for (_, name, _, _) in schema_sql(db, "broadcasts")}
-    assert "ix_broadcasts_proposal_status" in indexes
+    assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("2",)]
+    assert db.tables() == set(V1_TABLES) | {"broadcasts", "rehearsals"}
+    assert any("ix_broadcasts_proposal_status" in repr(entry) for entry in db.schema("broadcasts"))
     assert store.audit_entries() == []  # nothing to migrate, nothing logged
 
 
 @pytest.fixture
-def v1_store(db: Path) -> dict:
+def v1_store(db: StoreDB) -> dict:
     """A version-1 store holding every kind of version-1 row; returns what it held."""
-    with Store.open(db) as store:
+    with Store.open(db.url) as store:
         first = propose(store, 1, data=b"\xca\xfe" * 1000)
         second = propose(store, 2)
         for owner in OWNERS[:3]:
@@ -121,17 +105,17 @@ def v1_store(db: Path) -> dict:
             "audit": store.audit_entries(),
         }
     downgrade_to_v1(db)
-    held["rows"] = {t: query(db, f"SELECT * FROM {t}") for t in V1_TABLES if t not in ("store_meta", "audit_head")}
+    held["rows"] = {t: db.query(f"SELECT * FROM {t} ORDER BY 1") for t in V1_TABLES if t not in ("store_meta", "audit_head")}
     return held
 
 
-def test_migration_from_v1_keeps_everything_and_is_audited(db: Path, v1_store: dict, tmp_path: Path):
-    with Store.open(db) as store:
-        assert query(db, "SELECT value FROM store_meta WHERE key = 'schema_version'") == [("2",)]
+def test_migration_from_v1_keeps_everything_and_is_audited(db: StoreDB, v1_store: dict):
+    with Store.open(db.url) as store:
+        assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("2",)]
         # Not one version-1 row changed, and the audit log only grew by the migration entry.
         for table, rows in v1_store["rows"].items():
             if table != "audit_log":
-                assert query(db, f"SELECT * FROM {table}") == rows, table
+                assert db.query(f"SELECT * FROM {table} ORDER BY 1") == rows, table
         entries = store.audit_entries()
         assert entries[:-1] == v1_store["audit"]
         migrated = entries[-1]
@@ -151,15 +135,15 @@ def test_migration_from_v1_keeps_everything_and_is_audited(db: Path, v1_store: d
         broadcast(store, third.id)
         rehearse(store, third)
         assert store.verify_audit_log()
-    with Store.open(tmp_path / "fresh.db"):
-        pass
-    assert schema_sql(db, "broadcasts", "rehearsals") == schema_sql(tmp_path / "fresh.db", "broadcasts", "rehearsals")
-    with Store.open(db) as again:  # migrated once: reopening logs nothing more
+    fresh = db.fresh()
+    Store.open(fresh.url).close()
+    assert db.schema("broadcasts", "rehearsals") == fresh.schema("broadcasts", "rehearsals")
+    with Store.open(db.url) as again:  # migrated once: reopening logs nothing more
         assert [e.action for e in again.audit_entries()].count("store.migrated") == 1
 
 
-def test_failed_migration_leaves_the_store_at_version_1(db: Path, v1_store: dict, monkeypatch):
-    before = dump(db)
+def test_failed_migration_leaves_the_store_at_version_1(db: StoreDB, v1_store: dict, monkeypatch):
+    before = db.dump()
     original = store_module._Tx.audit
 
     def fail_on_migration_entry(self, actor, action, *args, **kwargs):
@@ -169,19 +153,19 @@ def test_failed_migration_leaves_the_store_at_version_1(db: Path, v1_store: dict
 
     monkeypatch.setattr(store_module._Tx, "audit", fail_on_migration_entry)
     with pytest.raises(RuntimeError, match="crash inside"):
-        Store.open(db)
+        Store.open(db.url)
     monkeypatch.undo()
-    assert dump(db) == before  # no half-made tables, version still 1, no audit entry
-    assert tables(db) == set(V1_TABLES)
-    with Store.open(db) as store:  # the next open migrates for real
+    assert db.dump() == before  # no half-made tables, version still 1, no audit entry
+    assert db.tables() == set(V1_TABLES)
+    with Store.open(db.url) as store:  # the next open migrates for real
         assert store.audit_entries()[-1].action == "store.migrated"
         assert store.verify_audit_log()
 
 
-def test_processes_opening_a_v1_store_at_once_migrate_it_once(db: Path, v1_store: dict, tmp_path: Path):
+def test_processes_opening_a_v1_store_at_once_migrate_it_once(db: StoreDB, v1_store: dict, tmp_path: Path):
     go = tmp_path / "go"
     workers = [
-        subprocess.Popen([sys.executable, str(WORKER), "propose", str(db), str(w), str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, str(WORKER), "propose", db.url, str(w), str(go)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for w in range(4)
     ]
     for process in workers:
@@ -192,13 +176,35 @@ def test_processes_opening_a_v1_store_at_once_migrate_it_once(db: Path, v1_store
         out, err = process.communicate(timeout=120)
         assert process.returncode == 0, err
         ids.add(json.loads(out.strip().splitlines()[-1])["id"])
-    with Store.open(db) as store:
+    with Store.open(db.url) as store:
         entries = store.audit_entries()
         assert [e.action for e in entries].count("store.migrated") == 1
         assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
         assert ids <= {p.id for p in store.list_proposals()} and len(ids) == 4
         assert store.verify_audit_log()
-    assert query(db, "SELECT value FROM store_meta WHERE key = 'schema_version'") == [("2",)]
+    assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("2",)]
+
+
+def test_a_new_schema_version_is_one_registered_function(db: StoreDB, monkeypatch):
+    """Bump the version, register the step: the next open runs it, audited, in its one transaction."""
+    with Store.open(db.url) as store:
+        propose(store)
+    monkeypatch.setattr(migrations, "MIGRATIONS", dict(migrations.MIGRATIONS))
+    for module in (migrations, store_module):
+        monkeypatch.setattr(module, "SCHEMA_VERSION", 3)
+
+    @migrations.migration(2)
+    def add_notes(tx) -> None:
+        tx.session.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+
+    with pytest.raises(RuntimeError, match="two migrations from schema version 2"):
+        migrations.migration(2)(add_notes)
+    with Store.open(db.url) as store:
+        last = store.audit_entries()[-1]
+        assert (last.action, last.payload) == ("store.migrated", {"from": 2, "to": 3})
+        assert store.verify_audit_log()
+    assert "notes" in db.tables()
+    assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("3",)]
 
 
 @pytest.mark.parametrize(
@@ -208,22 +214,22 @@ def test_processes_opening_a_v1_store_at_once_migrate_it_once(db: Path, v1_store
         pytest.param("0", TreasuryError, "schema version 0; no migration to 2 exists", id="v0"),
     ],
 )
-def test_unknown_schema_versions_refused_and_file_untouched(db: Path, version: str, error, message):
-    with Store.open(db) as store:
+def test_unknown_schema_versions_refused_and_file_untouched(db: StoreDB, version: str, error, message):
+    with Store.open(db.url) as store:
         propose(store)
-    raw_sql(db, f"UPDATE store_meta SET value = '{version}' WHERE key = 'schema_version'")
-    before = dump(db)
+    db.execute(f"UPDATE store_meta SET value = '{version}' WHERE key = 'schema_version'")
+    before = db.dump()
     with pytest.raises(error, match=message) as raised:
-        Store.open(db)
+        Store.open(db.url)
     assert "\n" not in str(raised.value)
-    assert dump(db) == before
+    assert db.dump() == before
 
 
 # ---- broadcasts ------------------------------------------------------------------------------------
 
 
-def test_broadcast_round_trip_filters_and_audit(db: Path):
-    with Store.open(db) as store:
+def test_broadcast_round_trip_filters_and_audit(db: StoreDB):
+    with Store.open(db.url) as store:
         proposal = propose(store, 1)
         other = propose(store, 2)
         sent = broadcast(store, proposal.id, tx_hash=h32(0xAA).upper().replace("0X", "0x"), sender=SENDER.lower())
@@ -234,7 +240,7 @@ def test_broadcast_round_trip_filters_and_audit(db: Path):
             sent.status = "mined"  # type: ignore[misc]
         other_sent = broadcast(store, other.id, n=0xBB, raw_tx="0x" + RAW_TX.hex(), safe_nonce=2**256 - 1)
         assert other_sent.raw_tx == RAW_TX and other_sent.safe_nonce == 2**256 - 1
-    with Store.open(db) as store:  # a fresh engine: nothing comes from a cache
+    with Store.open(db.url) as store:  # a fresh engine: nothing comes from a cache
         assert store.broadcasts() == [sent, other_sent]
         assert store.broadcasts(proposal.id) == [sent]
         assert store.broadcasts(status="sent") == [sent, other_sent]
@@ -258,28 +264,28 @@ def test_broadcast_round_trip_filters_and_audit(db: Path):
         assert BROADCAST_STATUSES == ("sent", "mined", "dropped")
 
 
-def test_second_sent_broadcast_refused_store_unchanged(store: Store, db: Path):
+def test_second_sent_broadcast_refused_store_unchanged(store: Store, db: StoreDB):
     proposal = propose(store)
     first = broadcast(store, proposal.id, n=1)
-    before = dump(db)
+    before = db.dump()
     with pytest.raises(InvalidInput, match=f"already has broadcast {first.id} .* in flight") as raised:
         broadcast(store, proposal.id, n=2, sender_nonce=8)  # a different tx for the same proposal
     assert "\n" not in str(raised.value)
-    assert dump(db) == before
+    assert db.dump() == before
     store.set_broadcast_status(first.id, "mined", actor="bot", note="reverted: GS013")
     broadcast(store, proposal.id, n=2, sender_nonce=8)  # settled: a new attempt may go out
 
 
-def test_transaction_hash_is_recorded_once_ever(store: Store, db: Path):
+def test_transaction_hash_is_recorded_once_ever(store: Store, db: StoreDB):
     proposal = propose(store, 1)
     other = propose(store, 2)
     first = broadcast(store, proposal.id, n=5)
     store.set_broadcast_status(first.id, "dropped", actor="bot")
-    before = dump(db)
+    before = db.dump()
     for pid in (proposal.id, other.id):
         with pytest.raises(InvalidInput, match=f"already broadcast {first.id} of proposal {proposal.id}"):
             broadcast(store, pid, n=5)
-    assert dump(db) == before
+    assert db.dump() == before
 
 
 @pytest.mark.parametrize(
@@ -330,22 +336,22 @@ def test_transaction_hash_is_recorded_once_ever(store: Store, db: Path):
         pytest.param(lambda s, p: s.rehearsals("0123456789abcdef"), "no proposal", id="rehearsals-unknown-proposal"),
     ],
 )
-def test_malformed_input_refused_with_one_line_message(store: Store, db: Path, call, message):
+def test_malformed_input_refused_with_one_line_message(store: Store, db: StoreDB, call, message):
     in_flight = propose(store, 1)
     broadcast(store, in_flight.id)  # broadcast 1, so status changes on it reach their own checks
     fresh = propose(store, 2)  # no broadcast yet: only the malformed field can be the reason for a refusal
-    before = dump(db)
+    before = db.dump()
     with pytest.raises(InvalidInput, match=message) as raised:
         call(store, fresh)
     assert "\n" not in str(raised.value)
-    assert dump(db) == before
+    assert db.dump() == before
 
 
 def _rehearsal_fields(proposal) -> dict:
-    return dict(
-        safe_tx_hash=proposal.safe_tx_hash, chain_id=1, block_number=1, block_hash=h32(1), success=True, reason="",
-        gas_used=None, filled=[], executor=SENDER, actor="bot",
-    )
+    return {
+        "safe_tx_hash": proposal.safe_tx_hash, "chain_id": 1, "block_number": 1, "block_hash": h32(1), "success": True, "reason": "",
+        "gas_used": None, "filled": [], "executor": SENDER, "actor": "bot",
+    }
 
 
 def test_unknown_ids_raise_unknown_proposal(store: Store):
@@ -358,15 +364,15 @@ def test_unknown_ids_raise_unknown_proposal(store: Store):
 
 
 @pytest.mark.parametrize("closing", ["executed", "failed", "rejected", "superseded", "cancelled"])
-def test_closed_proposal_takes_no_broadcast_or_rehearsal(store: Store, db: Path, closing: str):
+def test_closed_proposal_takes_no_broadcast_or_rehearsal(store: Store, db: StoreDB, closing: str):
     proposal = propose(store)
     store.set_status(proposal.id, closing, actor="alice")
-    before = dump(db)
+    before = db.dump()
     with pytest.raises(InvalidTransition, match=f"is {closing}; nothing may be broadcast"):
         broadcast(store, proposal.id)
     with pytest.raises(InvalidTransition, match=f"is {closing}; only open proposals are rehearsed"):
         rehearse(store, proposal)
-    assert dump(db) == before
+    assert db.dump() == before
 
 
 def test_scheduled_proposal_is_open_for_broadcast_and_rehearsal(store: Store):
@@ -381,15 +387,15 @@ def test_scheduled_proposal_is_open_for_broadcast_and_rehearsal(store: Store):
     "first, then",
     [("mined", "dropped"), ("mined", "mined"), ("dropped", "mined"), ("dropped", "sent"), (None, "sent")],
 )
-def test_broadcast_transitions_refused_store_unchanged(store: Store, db: Path, first, then):
+def test_broadcast_transitions_refused_store_unchanged(store: Store, db: StoreDB, first, then):
     proposal = propose(store)
     sent = broadcast(store, proposal.id)
     if first is not None:
         store.set_broadcast_status(sent.id, first, actor="bot")
-    before = dump(db)
+    before = db.dump()
     with pytest.raises(InvalidTransition, match=f"broadcast {sent.id} is {first or 'sent'}; it cannot become {then}"):
         store.set_broadcast_status(sent.id, then, actor="bot", note="second thoughts")
-    assert dump(db) == before
+    assert db.dump() == before
 
 
 def test_stale_sent_broadcast_of_a_closed_proposal_can_still_be_settled(store: Store):
@@ -448,10 +454,10 @@ def test_execution_of_another_hash_or_proposal_leaves_a_broadcast_alone(store: S
     assert store.verify_audit_log()
 
 
-def test_execution_and_broadcast_settle_together_or_not_at_all(store: Store, db: Path, monkeypatch):
+def test_execution_and_broadcast_settle_together_or_not_at_all(store: Store, db: StoreDB, monkeypatch):
     proposal = propose(store)
     broadcast(store, proposal.id, n=1)
-    before = dump(db)
+    before = db.dump()
 
     def crash(self, *args, **kwargs):
         raise RuntimeError("crash before the audit entry")
@@ -460,19 +466,19 @@ def test_execution_and_broadcast_settle_together_or_not_at_all(store: Store, db:
     with pytest.raises(RuntimeError):
         store.record_execution(proposal.id, tx_hash=h32(1), block_number=9, gas_used=1, success=True, executor=TO, actor="bot")
     monkeypatch.undo()
-    assert dump(db) == before
+    assert db.dump() == before
     assert store.broadcasts(status="sent")[0].proposal_id == proposal.id
 
 
 # ---- rehearsals ------------------------------------------------------------------------------------
 
 
-def test_rehearsal_round_trip(db: Path):
-    with Store.open(db) as store:
+def test_rehearsal_round_trip(db: StoreDB):
+    with Store.open(db.url) as store:
         proposal = propose(store)
         passed = rehearse(store, proposal, filled=(OWNERS[2], OWNERS[0].upper().replace("0X", "0x")))
         failed = rehearse(store, proposal, success=False, reason="GS013", gas_used=None, filled=[], block_hash=bytes(range(32)))
-    with Store.open(db) as store:
+    with Store.open(db.url) as store:
         assert store.rehearsals(proposal.id) == [passed, failed]
         entries = store.audit_entries(proposal.id)
         assert store.verify_audit_log()
@@ -493,47 +499,48 @@ def test_rehearsal_round_trip(db: Path):
 @pytest.mark.parametrize(
     "assignment",
     [
-        "raw_tx = x'02f801'",
-        "raw_tx = x'" + (RAW_TX[:-1] + b"\x00").hex() + "'",  # same length, one byte changed
-        "tx_hash = '" + h32(0xEE) + "'",
-        "sender = '" + TO + "'",
-        "sender_nonce = 8",
-        "safe_nonce = '" + "0" * 77 + "2'",
-        "block_at_send = 1",
-        "proposal_id = '{other}'",
+        pytest.param({"raw_tx": bytes.fromhex("02f801")}, id="raw-tx"),
+        pytest.param({"raw_tx": RAW_TX[:-1] + b"\x00"}, id="raw-tx-one-byte"),  # same length, one byte changed
+        pytest.param({"tx_hash": h32(0xEE)}, id="tx-hash"),
+        pytest.param({"sender": TO}, id="sender"),
+        pytest.param({"sender_nonce": 8}, id="sender-nonce"),
+        pytest.param({"safe_nonce": "0" * 77 + "2"}, id="safe-nonce"),
+        pytest.param({"block_at_send": 1}, id="block-at-send"),
+        pytest.param({"proposal_id": "{other}"}, id="proposal-id"),
     ],
 )
-def test_tampered_broadcast_detected_on_read(store: Store, db: Path, assignment: str):
+def test_tampered_broadcast_detected_on_read(store: Store, db: StoreDB, assignment: dict):
     proposal = propose(store, 1)
     other = propose(store, 2)
     sent = broadcast(store, proposal.id, n=0xE1)
-    raw_sql(db, f"UPDATE broadcasts SET {assignment.format(other=other.id)} WHERE id = {sent.id}")
+    values = {column: other.id if value == "{other}" else value for column, value in assignment.items()}
+    db.update("broadcasts", f"id = {sent.id}", **values)
     with pytest.raises(TamperedRecord, match=f"broadcast {sent.id} was modified outside the store"):
         store.broadcasts()
     with pytest.raises(TamperedRecord):
         store.set_broadcast_status(sent.id, "dropped", actor="bot")  # never build on a forged row
-    tx_hash = query(db, "SELECT tx_hash FROM broadcasts")[0][0]
-    pid = query(db, "SELECT proposal_id FROM broadcasts")[0][0]
-    before = dump(db)
+    tx_hash = db.query("SELECT tx_hash FROM broadcasts")[0][0]
+    pid = db.query("SELECT proposal_id FROM broadcasts")[0][0]
+    before = db.dump()
     with pytest.raises(TamperedRecord):
         store.record_execution(pid, tx_hash=tx_hash, block_number=9, gas_used=1, success=True, executor=TO, actor="bot")
-    assert dump(db) == before
+    assert db.dump() == before
     assert not store.verify_audit_log()
 
 
-def test_broadcast_status_and_note_edits_caught_by_the_audit_cross_check(store: Store, db: Path):
+def test_broadcast_status_and_note_edits_caught_by_the_audit_cross_check(store: Store, db: StoreDB):
     proposal = propose(store)
     sent = broadcast(store, proposal.id)
     assert store.verify_audit_log()
-    raw_sql(db, f"UPDATE broadcasts SET status = 'dropped' WHERE id = {sent.id}")  # would allow a second send
+    db.execute(f"UPDATE broadcasts SET status = 'dropped' WHERE id = {sent.id}")  # would allow a second send
     report = store.verify_audit_log()
     assert not report and f"broadcast {sent.id} is dropped but the audit log says sent" in report.problem
-    raw_sql(db, f"UPDATE broadcasts SET status = 'sent', note = 'all fine' WHERE id = {sent.id}")
+    db.execute(f"UPDATE broadcasts SET status = 'sent', note = 'all fine' WHERE id = {sent.id}")
     report = store.verify_audit_log()
     assert not report and "note" in report.problem
-    raw_sql(db, f"UPDATE broadcasts SET note = '' WHERE id = {sent.id}")
+    db.execute(f"UPDATE broadcasts SET note = '' WHERE id = {sent.id}")
     assert store.verify_audit_log()
-    raw_sql(db, f"DELETE FROM broadcasts WHERE id = {sent.id}")
+    db.execute(f"DELETE FROM broadcasts WHERE id = {sent.id}")
     report = store.verify_audit_log()
     assert not report and f"broadcast {sent.id} is in the audit log but missing from the store" in report.problem
 
@@ -541,29 +548,29 @@ def test_broadcast_status_and_note_edits_caught_by_the_audit_cross_check(store: 
 @pytest.mark.parametrize(
     "assignment",
     [
-        "success = 0",
-        "reason = 'nothing to see'",
-        "gas_used = 1",
-        "gas_used = NULL",
-        "filled = '[]'",
-        "block_hash = '" + h32(0xBAD) + "'",
-        "safe_tx_hash = '" + h32(0xBAD) + "'",
-        "chain_id = 5",
+        pytest.param({"success": False}, id="success"),
+        pytest.param({"reason": "nothing to see"}, id="reason"),
+        pytest.param({"gas_used": 1}, id="gas-used"),
+        pytest.param({"gas_used": None}, id="gas-used-null"),
+        pytest.param({"filled": "[]"}, id="filled"),
+        pytest.param({"block_hash": h32(0xBAD)}, id="block-hash"),
+        pytest.param({"safe_tx_hash": h32(0xBAD)}, id="safe-tx-hash"),
+        pytest.param({"chain_id": 5}, id="chain-id"),
     ],
 )
-def test_tampered_rehearsal_detected_on_read(store: Store, db: Path, assignment: str):
+def test_tampered_rehearsal_detected_on_read(store: Store, db: StoreDB, assignment: dict):
     proposal = propose(store)
     done = rehearse(store, proposal)
-    raw_sql(db, f"UPDATE rehearsals SET {assignment} WHERE id = {done.id}")
+    db.update("rehearsals", f"id = {done.id}", **assignment)
     with pytest.raises(TamperedRecord, match=f"rehearsal {done.id} was modified outside the store"):
         store.rehearsals(proposal.id)
     report = store.verify_audit_log()
     assert not report and f"rehearsal {done.id} was modified" in report.problem
 
 
-def test_deleted_rehearsal_caught_by_the_audit_cross_check(store: Store, db: Path):
+def test_deleted_rehearsal_caught_by_the_audit_cross_check(store: Store, db: StoreDB):
     proposal = propose(store)
     done = rehearse(store, proposal)
-    raw_sql(db, f"DELETE FROM rehearsals WHERE id = {done.id}")
+    db.execute(f"DELETE FROM rehearsals WHERE id = {done.id}")
     report = store.verify_audit_log()
     assert not report and f"rehearsal {done.id} is in the audit log but missing from the store" in report.problem

@@ -4,10 +4,11 @@ import json
 import sqlite3
 
 import pytest
+from builders import sign_by, tusd_policy
 
 from treasury.errors import InvalidInput, TreasuryError
-from treasury.store.repository import TamperedRecord
-from treasury.treasury import StaleProposal
+from treasury.store import TamperedRecord
+from treasury.treasury import PolicyRefusal, StaleProposal
 
 UNIT = 10**6
 DAY = 86400
@@ -16,13 +17,8 @@ DAY = 86400
 @pytest.fixture
 def policy(accounts):
     vendor = accounts[6]
-    return {
-        "recipients": [vendor.address],
-        "calls": [{"target": "TUSD", "function": "transfer(address,uint256)"}],
-        "caps": [{"token": "TUSD", "amount": "10,000", "period": "1d", "max_per_tx": 8000, "delay_threshold": 5000},
-                 {"token": "ETH", "amount": "2", "period": "1d"}],
-        "delay": "48h", "window": "7d",
-    }
+    return tusd_policy(vendor.address, amount="10,000", max_per_tx=8000, delay_threshold=5000,
+                       more_caps=[{"token": "ETH", "amount": "2", "period": "1d"}], delay="48h", window="7d")
 
 
 @pytest.fixture
@@ -68,8 +64,7 @@ def test_nonces_follow_pending_proposals_and_rejection_reuses_one(ops, vendor, o
     rejection = treasury.reject(first.id)
     assert rejection.nonce == first.nonce and treasury.decode(rejection.id).calls[0].to == treasury.safe
     assert treasury.verdict(rejection.id).outcome == "allow"  # the guard lets the no-op through at once
-    for owner in owners[:2]:
-        treasury.sign(rejection.id, owner)
+    sign_by(treasury, rejection, owners)
     treasury.execute(rejection.id, sender=safe_deployer)
     assert treasury.get(first.id).status == "superseded"
     with pytest.raises(InvalidInput, match="is superseded"):
@@ -90,13 +85,12 @@ def test_policy_verdicts_before_anyone_signs(ops, vendor, accounts):
 def test_delayed_payment_is_scheduled_then_executed(ops, vendor, owners, safe_deployer, chain):
     treasury, token = ops
     record = treasury.propose_transfer(vendor.address, "6,000 TUSD")
-    for owner in owners[:2]:
-        treasury.sign(record.id, owner)
-    with pytest.raises(TreasuryError, match="NotScheduled"):
+    sign_by(treasury, record, owners)
+    with pytest.raises(PolicyRefusal, match="^policy verdict needs-delay: .*NotScheduled"):
         treasury.execute(record.id, sender=safe_deployer)
     entry = treasury.schedule(record.id, signers=owners[:2], sender=safe_deployer)
     assert treasury.get(record.id).status == "scheduled" and entry.eta > chain.pending_timestamp
-    with pytest.raises(TreasuryError, match="NotYetDue"):
+    with pytest.raises(PolicyRefusal, match="^policy verdict needs-delay: .*NotYetDue"):
         treasury.execute(record.id, sender=safe_deployer)
     chain.pending_timestamp += 2 * DAY + 60
     chain.mine()
@@ -111,8 +105,8 @@ def test_bundle_round_trip_for_an_offline_signer(ops, vendor, owners, safe_deplo
     path = tmp_path / "bundle.json"
     treasury.export_bundle(record.id, path)
     # the offline owner signs from the bundle alone
-    from treasury.signatures import collect as signatures
-    from treasury.signatures.sign import build_safe_tx
+    import treasury.signatures as signatures
+    from treasury.proposal.safe_tx import build_safe_tx
 
     data = json.loads(path.read_text())
     offline_tx = build_safe_tx(data["safe"], data["to"], int(data["value"]), bytes.fromhex(data["data"][2:]), data["operation"],
@@ -216,8 +210,7 @@ def test_owner_change_waits_in_the_queue_then_executes(ops, owners, outsider, sa
     verdict = treasury.verdict(record.id)
     assert (verdict.outcome, verdict.error) == ("needs-delay", "NotScheduled")
     assert "Safe administration: addOwnerWithThreshold" in treasury.decode(record.id).warnings
-    for owner in owners[:2]:
-        treasury.sign(record.id, owner)
+    sign_by(treasury, record, owners)
     treasury.schedule(record.id, signers=owners[:2], sender=safe_deployer)
     chain.pending_timestamp += 2 * DAY + 60
     chain.mine()
@@ -233,8 +226,7 @@ def test_batch_proposal_executes_every_call(ops, owners, vendor, safe_deployer):
     record = treasury.propose_batch(intents, title="three invoices")
     assert [c.function for c in treasury.decode(record.id).calls] == ["transfer"] * 3
     assert treasury.verdict(record.id).outcome == "allow"
-    for owner in owners[:2]:
-        treasury.sign(record.id, owner)
+    sign_by(treasury, record, owners)
     treasury.execute(record.id, sender=safe_deployer)
     assert token.balanceOf(vendor.address) == 6 * UNIT
 
@@ -243,8 +235,7 @@ def test_executing_out_of_nonce_order_is_refused(ops, owners, vendor, safe_deplo
     treasury, _ = ops
     first = treasury.propose_transfer(vendor.address, "1 TUSD")
     second = treasury.propose_transfer(vendor.address, "2 TUSD")
-    for owner in owners[:2]:
-        treasury.sign(second.id, owner)
+    sign_by(treasury, second, owners)
     with pytest.raises(InvalidInput, match=f"nonce {second.nonce}; the Safe executes nonce {first.nonce} first"):
         treasury.execute(second.id, sender=safe_deployer)
 
@@ -256,3 +247,20 @@ def test_execution_needs_the_threshold(ops, owners, vendor, safe_deployer):
     with pytest.raises(InvalidInput, match="has 1 of 2 signatures"):
         treasury.execute(record.id, sender=safe_deployer)
     assert treasury.get(record.id).status == "pending"
+
+
+def test_execute_refuses_what_the_policy_denies_unless_forced(ops, owners, accounts, safe_deployer):
+    """The execute-time verdict check is the library's: nothing is signed or broadcast for a denied proposal."""
+    treasury, token = ops
+    record = treasury.propose_transfer(accounts[7].address, "1 TUSD")
+    for owner in owners[:2]:
+        treasury.sign(record.id, owner)
+    before = dump(treasury)
+    with pytest.raises(PolicyRefusal, match=r"^policy verdict deny: .*RecipientNotAllowed") as refused:
+        treasury.execute(record.id, sender=safe_deployer)
+    assert refused.value.verdict.error == "RecipientNotAllowed" and "\n" not in str(refused.value)
+    assert dump(treasury) == before and treasury.store.broadcasts(record.id) == []
+    # Forced, the policy no longer stops it: the Safe's own simulation does, with the guard's words.
+    with pytest.raises(TreasuryError, match="would revert, nothing sent: recipient .* is not on the allowlist"):
+        treasury.execute(record.id, sender=safe_deployer, force=True)
+    assert token.balanceOf(accounts[7].address) == 0

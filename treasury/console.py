@@ -54,7 +54,7 @@ class ProposalList(list):
 
 
 def _readable(value: Any) -> Any:
-    from treasury.store.repository import ProposalRecord
+    from treasury.store import ProposalRecord
 
     if isinstance(value, ProposalRecord):
         return Proposal(value)
@@ -67,7 +67,7 @@ def _readable(value: Any) -> Any:
 
 def _plain(value: Any) -> Any:
     """A Proposal (or a raw record) where an id is wanted."""
-    from treasury.store.repository import ProposalRecord
+    from treasury.store import ProposalRecord
 
     if isinstance(value, Proposal):
         return value.record.id

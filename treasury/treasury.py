@@ -9,30 +9,39 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from safe_eth.safe.safe_signature import SafeSignature
 from safe_eth.safe.safe_tx import SafeTx
 
-from treasury.proposal import build
-from treasury.addresses import parse_address
+from treasury.addresses import ZERO_ADDRESS, parse_address
 from treasury.amounts import TokenBook
-from treasury.config import TreasuryEntry, load_config
+from treasury.config import TreasuryEntry, is_url, load_config
 from treasury.decode.calls import DecodedProposal, decode_safe_tx
 from treasury.errors import InvalidInput, TreasuryError
-from treasury.chain.guard import Verdict
 from treasury.policy.model import Policy
+from treasury.policy.verdict import Verdict
+from treasury.proposal import build
 from treasury.proposal.build import Intent
-from treasury.signatures.sign import build_safe_tx
-from treasury.store.repository import ExecutionRecord, ProposalRecord, ScheduleEntryRecord, SignatureRecord, Store, TamperedRecord
+from treasury.proposal.safe_tx import build_safe_tx
+from treasury.signatures.exchange import bundle_safe_tx_hash
+from treasury.signatures.exchange import export_bundle as export_signature_bundle
+from treasury.signatures.exchange import import_bundle as import_signature_bundle
+from treasury.signatures.signing import sign as sign_with
+from treasury.signatures.verification import kind_of, parse_signature, verify
+from treasury.store import ExecutionRecord, ProposalRecord, ScheduleEntryRecord, SignatureRecord, Store, TamperedRecord
+from treasury.types import OPEN_STATUS_VALUES, ProposalStatus, SignatureKind
 
 if TYPE_CHECKING:
     from ape.api import AccountAPI
     from ape.contracts import ContractInstance
 
-OPEN = ("pending", "scheduled")
+    from treasury.records import TreasuryRecords
+
+OPEN = OPEN_STATUS_VALUES
 
 
 class StaleProposal(TreasuryError):
@@ -41,6 +50,14 @@ class StaleProposal(TreasuryError):
 
 class RehearsalFailed(TreasuryError):
     """A live execution was refused because the proposal fails on a fork of the current block."""
+
+
+class PolicyRefusal(TreasuryError):
+    """The policy verdict does not allow the proposal now (deny, or it must wait for the delay): nothing was sent."""
+
+    def __init__(self, verdict: Verdict):
+        self.verdict = verdict
+        super().__init__(f"policy verdict {verdict.outcome}: {verdict.reason}".rstrip(": "))
 
 
 @dataclass(frozen=True)
@@ -89,15 +106,20 @@ class Treasury:
         self.reconciled: list = []  # what reconciling learned from the chain so far (treasury.execution.reconcile.Reconciled)
 
     @classmethod
-    def load(cls, name: str, config_path: Path | None = None, store: Store | str | None = None) -> "Treasury":
-        """The treasury `name` of the ape project's config (or of `config_path`)."""
+    def load(cls, name: str, config_path: Path | None = None, store: Store | str | None = None) -> Treasury:
+        """The treasury `name` of the ape project's config (or of `config_path`).
+
+        `store` (a path or a SQLAlchemy URL) overrides the configured one, which APE_TREASURY_STORE
+        overrides in turn. A URL reaches the store as written: `Path()` would fold
+        "postgresql://u:p@host/db" into a local file named after the password.
+        """
         config = load_config(config_path)
         entry = config.treasury(name)
         if not isinstance(store, Store):
-            location = Path(store or config.store)
-            if "://" not in str(location):
-                location.parent.mkdir(parents=True, exist_ok=True)
-            store = Store.open(str(location))
+            location = str(store or config.store)
+            if not is_url(location):  # a relative path stays relative to the working folder, as always
+                Path(location).parent.mkdir(parents=True, exist_ok=True)
+            store = Store.open(location)
         treasury = cls(name, entry, store)
         treasury.config_path = config_path
         treasury.retry_policy = config.rpc.policy()
@@ -160,7 +182,7 @@ class Treasury:
         self.reconciled.extend(found)
         return found
 
-    def _safe(self) -> "ContractInstance":
+    def _safe(self) -> ContractInstance:
         from treasury.chain.safe import safe_instance
 
         self._connected()
@@ -175,7 +197,7 @@ class Treasury:
     def onchain_nonce(self) -> int:
         return int(self._safe().call_view_method("nonce"))
 
-    def guard(self) -> "ContractInstance | None":
+    def guard(self) -> ContractInstance | None:
         from treasury.chain.guard import guard_at
 
         return guard_at(self.entry.guard) if self.entry.guard else None
@@ -280,17 +302,28 @@ class Treasury:
 
     # --- reading ----------------------------------------------------------------------------------
 
-    def get(self, proposal_id: str) -> ProposalRecord:
-        record = self.store.get_proposal(proposal_id)
-        if (record.chain_id, record.safe) != (self.chain_id, self.safe):
-            raise InvalidInput(f"proposal {proposal_id} belongs to Safe {record.safe} on chain {record.chain_id}, not to {self.name}")
-        return record
+    @property
+    def records(self) -> TreasuryRecords:
+        """This treasury as the store alone knows it (no chain): views, bundles, the audit log."""
+        from treasury.records import TreasuryRecords
 
-    def proposals(self, status: str | None = None, limit: int | None = None) -> list[ProposalRecord]:
+        return TreasuryRecords(self.name, self.entry, self.store)
+
+    def get(self, proposal_id: str) -> ProposalRecord:
+        """The proposal, refused if it belongs to another Safe or chain than this treasury's."""
+        return self.records.get(proposal_id)
+
+    def proposals(self, status: ProposalStatus | None = None, limit: int | None = None) -> list[ProposalRecord]:
         return self.store.list_proposals(safe=self.safe, chain_id=self.chain_id, status=status, limit=limit)
 
-    def _safe_tx(self, to: str, value: int, data: bytes, operation: int, nonce: int, **gas: int) -> SafeTx:
-        return build_safe_tx(self.safe, to, value, data, operation, nonce=nonce, chain_id=self.chain_id, version=self.version, **gas)
+    def _safe_tx(
+        self, to: str, value: int, data: bytes, operation: int, nonce: int, *, safe_tx_gas: int = 0, base_gas: int = 0,
+        gas_price: int = 0, gas_token: str = ZERO_ADDRESS, refund_receiver: str = ZERO_ADDRESS,
+    ) -> SafeTx:
+        return build_safe_tx(
+            self.safe, to, value, data, operation, nonce=nonce, chain_id=self.chain_id, version=self.version,
+            safe_tx_gas=safe_tx_gas, base_gas=base_gas, gas_price=gas_price, gas_token=gas_token, refund_receiver=refund_receiver,
+        )
 
     def safe_tx(self, record: ProposalRecord) -> SafeTx:
         """The SafeTx of a stored proposal, re-hashed: a stored hash that does not match is tampering."""
@@ -316,6 +349,17 @@ class Treasury:
         state = read_guard_state(guard, self.policy, intents=[intent])
         return evaluate(self.policy, state, record.to, record.value, record.data, record.operation, record.gas_price)
 
+    def require_allowed(self, proposal_id: str, verdict: Verdict | None = None) -> Verdict:
+        """The proposal's verdict if it allows execution now; PolicyRefusal if it denies or must wait.
+
+        What `execute` checks before anything is signed or sent. `verdict`: one computed moments
+        ago (e.g. for a ProposalView just shown), so the caller refuses on what it displayed.
+        """
+        verdict = self.verdict(proposal_id) if verdict is None else verdict
+        if not verdict.allowed:
+            raise PolicyRefusal(verdict)
+        return verdict
+
     def view(self, proposal_id: str) -> ProposalView:
         self._connected()  # reconciles first, so the status shown is the chain's
         record = self.get(proposal_id)
@@ -324,58 +368,49 @@ class Treasury:
 
     # --- signatures -------------------------------------------------------------------------------
 
-    def sign(self, proposal_id: str, account: "AccountAPI", kind: str = "eip712") -> SignatureRecord:
+    def sign(self, proposal_id: str, account: AccountAPI, kind: SignatureKind = "eip712") -> SignatureRecord:
         """Sign as `account` (an ape account), verify against the current owners, then store."""
-        from treasury.signatures import collect as signatures
-
         record = self._open(proposal_id)
         safe_tx = self.safe_tx(record)
-        signature = signatures.sign(account, safe_tx, kind=kind)
+        signature = sign_with(account, safe_tx, kind=kind)
         return self._store_signature(record, safe_tx, signature, kind)
 
-    def _store_signature(self, record: ProposalRecord, safe_tx: SafeTx, signature: SafeSignature, kind: str) -> SignatureRecord:
-        from treasury.signatures import collect as signatures
-
-        signatures.verify(signature, safe_tx, self.owners())
+    def _store_signature(self, record: ProposalRecord, safe_tx: SafeTx, signature: SafeSignature,
+                         kind: SignatureKind) -> SignatureRecord:
+        verify(signature, safe_tx, self.owners())
         return self.store.add_signature(record.id, signature.owner, kind, bytes(signature.export_signature()), actor=self.actor)
 
     def collected_signatures(self, proposal_id: str) -> list[SafeSignature]:
         """The stored signatures, parsed back and verified again against the current owners."""
-        from treasury.signatures import collect as signatures
-
         record = self.get(proposal_id)
         safe_tx = self.safe_tx(record)
         owners = self.owners()
         parsed = []
         for stored in self.store.signatures(record.id):
-            signature = signatures.parse_signature(stored.signature, safe_tx)
-            signatures.verify(signature, safe_tx, owners)
+            signature = parse_signature(stored.signature, safe_tx)
+            verify(signature, safe_tx, owners)
             parsed.append(signature)
         return parsed
 
     def export_bundle(self, proposal_id: str, path: Path | None = None) -> dict:
         """The proposal and its signatures as JSON, for an offline signer."""
-        from treasury.signatures import collect as signatures
-
         record = self.get(proposal_id)
-        return signatures.export_bundle(self.safe_tx(record), self.version, self.collected_signatures(record.id), path)
+        return export_signature_bundle(self.safe_tx(record), self.version, self.collected_signatures(record.id), path)
 
     def import_bundle(self, source: Path | dict) -> tuple[ProposalRecord, int]:
         """Add the bundle's new signatures to the matching proposal; everything is verified again."""
-        from treasury.signatures import collect as signatures
-
-        stated = signatures.bundle_safe_tx_hash(source)
+        stated = bundle_safe_tx_hash(source)
         record = self.store.find_by_safe_tx_hash(self.chain_id, self.safe, stated)
         if record is None:
             raise InvalidInput(f"no proposal of {self.name} has safeTxHash {stated}")
         record = self._open(record.id)
         safe_tx = self.safe_tx(record)
-        imported = signatures.import_bundle(source, safe_tx)
+        imported = import_signature_bundle(source, safe_tx)
         have = {s.owner for s in self.store.signatures(record.id)}
         added = 0
         for signature in imported:
             if signature.owner not in have:
-                kind = signatures.kind_of(signature)
+                kind = kind_of(signature)
                 self._store_signature(record, safe_tx, signature, kind)
                 added += 1
         return record, added
@@ -395,7 +430,7 @@ class Treasury:
                                 f"(the Safe is at {chain_nonce}); it is {now}")
         return record
 
-    def schedule(self, proposal_id: str, signers: Sequence["AccountAPI"], sender: "AccountAPI") -> ScheduleEntryRecord:
+    def schedule(self, proposal_id: str, signers: Sequence[AccountAPI], sender: AccountAPI) -> ScheduleEntryRecord:
         """Queue a proposal the policy holds for the delay, with owner signatures over the guard's hash."""
         from treasury.chain.guard import entries, schedule_intent
 
@@ -404,14 +439,14 @@ class Treasury:
         if guard is None:
             raise InvalidInput(f"treasury {self.name} has no guard: nothing to schedule")
         verdict = self.verdict(record.id)
-        if verdict.error != "NotScheduled" and verdict.error not in ("EntryExpired",):
+        if verdict.error != "NotScheduled" and verdict.error != "EntryExpired":
             raise InvalidInput(f"proposal {record.id} does not need scheduling now: {verdict.outcome} {verdict.reason}".strip())
         entry_id = schedule_intent(guard, record.to, record.value, record.data, record.operation, signers=signers, sender=sender)
         entry = next(e for e in entries(guard) if e.entry_id == entry_id)
         return self.store.add_schedule_entry(record.id, guard=guard.address, entry_id=entry_id, eta=entry.eta,
                                              expiry=entry.expiry, actor=self.actor)
 
-    def cancel(self, proposal_id: str, signers: Sequence["AccountAPI"], sender: "AccountAPI",
+    def cancel(self, proposal_id: str, signers: Sequence[AccountAPI], sender: AccountAPI,
                reopen: bool = True) -> ScheduleEntryRecord:
         """Cancel a scheduled proposal's queue entry with owner signatures (the guard checks them).
 
@@ -441,18 +476,20 @@ class Treasury:
         return entry
 
     def execute(
-        self, proposal_id: str, sender: "AccountAPI", force: bool = False, *,
+        self, proposal_id: str, sender: AccountAPI, force: bool = False, *,
         confirmations: int | None = None, skip_rehearsal: bool = False,
     ) -> ExecutionRecord:
         """Send execTransaction with the stored signatures and record what the Safe said.
 
-        On a live network the proposal is first rehearsed on a fork of the current block and
-        nothing is sent unless that passes (`skip_rehearsal` to opt out). The signed transaction
-        is written to the store before it is broadcast, so a crash before the outcome is recorded
-        is reconciled from the chain later, and the proposal is never sent twice.
+        Refused (PolicyRefusal) unless the policy verdict allows it now: a denied proposal, or one
+        that must wait for the delay, is not sent (`force` sends anyway, e.g. to watch the guard
+        refuse it). On a live network the proposal is then rehearsed on a fork of the current
+        block and nothing is sent unless that passes (`skip_rehearsal` to opt out). The signed
+        transaction is written to the store before it is broadcast, so a crash before the outcome
+        is recorded is reconciled from the chain later, and the proposal is never sent twice.
         """
-        from treasury.execution.send import broadcast, sign_execution, simulate
         from treasury.decode.revert import explain_revert
+        from treasury.execution.send import broadcast, sign_execution, simulate
 
         record = self._open(proposal_id)
         confirmations = self.entry.confirmations if confirmations is None else confirmations
@@ -467,6 +504,8 @@ class Treasury:
         threshold = self.threshold()
         if len(signatures) < threshold:
             raise InvalidInput(f"proposal {record.id} has {len(signatures)} of {threshold} signatures")
+        if not force:
+            self.require_allowed(record.id)
         if self.is_live and not skip_rehearsal:
             rehearsal = self._rehearsal_at_head(record) or self.rehearse(record.id, executor=sender.address)
             if not rehearsal.success:

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from eth_utils import keccak, to_checksum_address
+from eth_hash.auto import keccak
 
-from treasury.errors import InvalidInput
+from treasury.addresses import to_checksum
 from treasury.chain.toolchain import node_modules
+from treasury.errors import InvalidInput
 
 # The factories that make deployments land at the same address on every chain.
 DETERMINISTIC_DEPLOYMENT_PROXY = "0x4e59b44847b379578588920cA78FbF26c0B4956C"
@@ -100,7 +101,7 @@ class SafeContract:
 
 def create2_address(deployer: str, salt: bytes, init_code: bytes) -> str:
     digest = keccak(b"\xff" + bytes.fromhex(deployer[2:]) + salt + keccak(init_code))
-    return to_checksum_address(digest[12:])
+    return to_checksum(digest[12:])
 
 
 def check_version(version: str) -> str:
@@ -129,6 +130,17 @@ def _canonical_deployment(version: str, asset: str) -> dict:
 
 
 @cache
+def canonical_address(version: str, role: str) -> str:
+    """The canonical address of a Safe contract, from safe-deployments alone.
+
+    Cheaper than `safe_contract` (one small JSON, no build artifacts), for readers that only need
+    to recognise a contract, such as the decoder asking whether a batch goes through MultiSendCallOnly.
+    """
+    asset, _name = _LAYOUT[check_version(version)][2][role]
+    return to_checksum(_canonical_deployment(version, asset)["address"])
+
+
+@cache
 def safe_contract(version: str, role: str) -> SafeContract:
     package, deployer, roles = _LAYOUT[check_version(version)]
     asset, name = roles[role]
@@ -141,7 +153,7 @@ def safe_contract(version: str, role: str) -> SafeContract:
         abi=artifact["abi"],
         creation_code=bytes.fromhex(artifact["bytecode"][2:]),
         deployer=deployer,
-        canonical_address=to_checksum_address(canonical["address"]),
+        canonical_address=to_checksum(canonical["address"]),
         canonical_code_hash=canonical["codeHash"].lower(),
     )
 
@@ -169,4 +181,4 @@ def contract_type(contract: SafeContract | str, version: str | None = None):
 
     if isinstance(contract, str):
         contract = safe_contract(version or DEFAULT_VERSION, contract)
-    return ContractType(contractName=contract.name, abi=contract.abi)
+    return ContractType.model_validate({"contractName": contract.name, "abi": contract.abi})

@@ -1,17 +1,14 @@
 """TreasuryGuard from Python: deploy it for a Safe, install it, read it, ask it, schedule and cancel.
 
-The guard's compiled artifact ships inside this package (treasury/data/TreasuryGuard.json), so a
-project that only installs ape-treasury can deploy it; a test checks that the shipped artifact is
-exactly what `contracts/TreasuryGuard.sol` compiles to.
+Its interface (the shipped artifact, the ABI, the custom errors) is treasury.chain.guard_abi,
+which this module re-exports for convenience; the verdict type is treasury.policy.verdict.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from eth_account.messages import encode_typed_data
 from eth_utils import function_signature_to_4byte_selector
@@ -19,45 +16,30 @@ from safe_eth.safe.safe_signature import SafeSignature
 from safe_eth.safe.signatures import signature_to_bytes
 
 from treasury.addresses import ZERO_ADDRESS, parse_address
-from treasury.proposal.multisend import multisend_call_only
+from treasury.chain.guard_abi import GUARD_ARTIFACT, decode_guard_error, export_guard_artifact, guard_contract_type  # noqa: F401 - re-exported
 from treasury.errors import InvalidInput, TreasuryError
 from treasury.execution.send import execute_with_owners
 from treasury.policy.model import Policy
+from treasury.policy.verdict import DELAY_ERRORS, Verdict  # noqa: F401 - DELAY_ERRORS re-exported
+from treasury.proposal.multisend import multisend_call_only
+from treasury.types import EntryStatus
 
 if TYPE_CHECKING:
     from ape.api import AccountAPI, ReceiptAPI
     from ape.contracts import ContractInstance
 
-GUARD_ARTIFACT = Path(__file__).resolve().parent.parent / "data" / "TreasuryGuard.json"
 # keccak256("guard_manager.guard.address"), identical in Safe 1.3.0, 1.4.1 and 1.5.0
 GUARD_STORAGE_SLOT = 0x4A204F620C8C5CCDCA3FD54D003BADD85BA500436A431F0CBDA4F558C93C34C8
 # keccak256("module_manager.module_guard.address"), Safe 1.5.0
 MODULE_GUARD_STORAGE_SLOT = 0xB104E0B93118902C651344349B610029D694CFDEC91C589C91EBAFBCD0289947
 SET_GUARD = function_signature_to_4byte_selector("setGuard(address)")
 SET_MODULE_GUARD = function_signature_to_4byte_selector("setModuleGuard(address)")
-ENTRY_STATUS = ("none", "pending", "executed", "cancelled")
-# Guard errors that mean "wait in the delay queue" rather than "never".
-DELAY_ERRORS = {"NotScheduled", "NotYetDue", "EntryExpired"}
+# The guard's Status enum, by index; "expired" is a pending entry past its expiry (see `entries`).
+ENTRY_STATUS: tuple[EntryStatus, ...] = ("none", "pending", "executed", "cancelled")
 
 
 class GuardError(TreasuryError):
     """The guard refused, or the guard is not in the state an operation needs."""
-
-
-@cache
-def guard_contract_type():
-    from ethpm_types import ContractType
-
-    return ContractType.model_validate(json.loads(GUARD_ARTIFACT.read_text()))
-
-
-def export_guard_artifact(build_manifest: Path = Path(".build/__local__.json")) -> Path:
-    """Copy the freshly compiled TreasuryGuard into the package (after `ape compile`)."""
-    contract = json.loads(build_manifest.read_text())["contractTypes"]["TreasuryGuard"]
-    keep = ("contractName", "abi", "deploymentBytecode", "runtimeBytecode", "devdoc", "userdoc", "methodIdentifiers")
-    GUARD_ARTIFACT.parent.mkdir(exist_ok=True)
-    GUARD_ARTIFACT.write_text(json.dumps({k: contract[k] for k in keep if k in contract}, indent=1, sort_keys=True) + "\n")
-    return GUARD_ARTIFACT
 
 
 def constructor_args(safe: str, version: str, policy: Policy) -> list[Any]:
@@ -73,7 +55,7 @@ def constructor_args(safe: str, version: str, policy: Policy) -> list[Any]:
     ]
 
 
-def deploy_guard(safe: str, version: str, policy: Policy, deployer: "AccountAPI") -> "ContractInstance":
+def deploy_guard(safe: str, version: str, policy: Policy, deployer: AccountAPI) -> ContractInstance:
     """Deploy a TreasuryGuard for `safe`, configured with `policy` (not installed yet)."""
     from ape.contracts import ContractContainer
 
@@ -82,7 +64,7 @@ def deploy_guard(safe: str, version: str, policy: Policy, deployer: "AccountAPI"
     return deployer.deploy(ContractContainer(guard_contract_type()), *constructor_args(safe, version, policy))
 
 
-def guard_at(address: str) -> "ContractInstance":
+def guard_at(address: str) -> ContractInstance:
     from ape import chain
 
     return chain.contracts.instance_at(parse_address(address, "guard"), contract_type=guard_contract_type(), fetch_from_explorer=False)
@@ -98,8 +80,8 @@ def installed_guard(safe: str) -> str:
 
 
 def install_guard(
-    safe: str, version: str, guard: str, *, signers: Sequence["AccountAPI"], sender: "AccountAPI"
-) -> list["ReceiptAPI"]:
+    safe: str, version: str, guard: str, *, signers: Sequence[AccountAPI], sender: AccountAPI
+) -> list[ReceiptAPI]:
     """Make `guard` the Safe's transaction guard (and on 1.5.0 its module guard as well).
 
     Only on a Safe without a guard: once a TreasuryGuard is installed, changing the guard is a
@@ -122,21 +104,8 @@ def install_guard(
     return receipts
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """What the guard would do with a transaction right now."""
-
-    outcome: str  # "allow", "needs-delay" or "deny"
-    reason: str = ""
-    error: str = ""  # the guard's custom error name, if it refused
-
-    @property
-    def allowed(self) -> bool:
-        return self.outcome == "allow"
-
-
 def predict_verdict(
-    guard: "ContractInstance", to: str, value: int = 0, data: bytes = b"", operation: int = 0, gas_price: int = 0
+    guard: ContractInstance, to: str, value: int = 0, data: bytes = b"", operation: int = 0, gas_price: int = 0
 ) -> Verdict:
     """Run the guard's check as the Safe would (an eth_call from the Safe), sending nothing.
 
@@ -154,44 +123,8 @@ def predict_verdict(
     except (ContractCustomError, ContractLogicError) as error:
         revert_data = error.data if isinstance(error.data, str) else ""
         name, reason = decode_guard_error(revert_data)
-        outcome = "needs-delay" if name in DELAY_ERRORS else "deny"
-        return Verdict(outcome, reason, name)
+        return Verdict.refused(name, reason)
     return Verdict("allow")
-
-
-@cache
-def _guard_errors() -> dict[bytes, tuple[str, list[str], list[str]]]:
-    from eth_utils import function_abi_to_4byte_selector
-
-    errors = {}
-    for item in json.loads(GUARD_ARTIFACT.read_text())["abi"]:
-        if item["type"] == "error":
-            selector = function_abi_to_4byte_selector(item)
-            errors[selector] = (item["name"], [i["name"] for i in item["inputs"]], [i["type"] for i in item["inputs"]])
-    return errors
-
-
-def decode_guard_error(revert_data: str | bytes) -> tuple[str, str]:
-    """(error name, words) for a guard revert, e.g. ('ExceedsBudget', 'ExceedsBudget(token=0x.., total=5, left=2)')."""
-    from eth_abi import decode
-
-    raw = bytes.fromhex(revert_data[2:]) if isinstance(revert_data, str) else bytes(revert_data)
-    known = _guard_errors().get(raw[:4])
-    if known is None:
-        # Not the guard's own error: the Safe's (e.g. GS026) or a plain revert.
-        return "Reverted", f"reverted with data 0x{raw.hex()}" if raw else "reverted without data"
-    name, names, types = known
-    if len(raw) != 4 + 32 * len(types):  # every guard error has static fields; ape makes eth_abi pad short data
-        return "Reverted", f"reverted with data 0x{raw.hex()}"
-    values = decode(types, raw[4:])
-    fields = ", ".join(f"{n}={_show(v)}" for n, v in zip(names, values))
-    return name, f"{name}({fields})"
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    return str(value)
 
 
 @dataclass(frozen=True)
@@ -200,10 +133,10 @@ class ScheduledEntry:
     intent_id: str
     eta: int
     expiry: int
-    status: str  # "pending", "executed", "cancelled" or "expired"
+    status: EntryStatus  # "pending", "executed", "cancelled" or "expired"
 
 
-def entries(guard: "ContractInstance") -> list[ScheduledEntry]:
+def entries(guard: ContractInstance) -> list[ScheduledEntry]:
     """Every entry the guard's queue has had, newest last."""
     from ape import chain
 
@@ -218,7 +151,7 @@ def entries(guard: "ContractInstance") -> list[ScheduledEntry]:
     return found
 
 
-def budgets(guard: "ContractInstance", policy: Policy) -> dict[str, int]:
+def budgets(guard: ContractInstance, policy: Policy) -> dict[str, int]:
     """Budget left now, per token the policy caps (address(0) is the native currency)."""
     return {cap.token: guard.budgetLeft(cap.token) for cap in policy.caps}
 
@@ -226,7 +159,7 @@ def budgets(guard: "ContractInstance", policy: Policy) -> dict[str, int]:
 # --- the delay queue --------------------------------------------------------------------------
 
 
-def _typed_data(guard: "ContractInstance", primary: str, fields: list[tuple[str, str]], message: dict) -> dict:
+def _typed_data(guard: ContractInstance, primary: str, fields: list[tuple[str, str]], message: dict) -> dict:
     from ape import chain
 
     return {
@@ -240,19 +173,19 @@ def _typed_data(guard: "ContractInstance", primary: str, fields: list[tuple[str,
     }
 
 
-def schedule_typed_data(guard: "ContractInstance", to: str, value: int, data: bytes, operation: int, entry_id: int) -> dict:
+def schedule_typed_data(guard: ContractInstance, to: str, value: int, data: bytes, operation: int, entry_id: int) -> dict:
     """The EIP-712 message owners sign to put an intent in the queue as `entry_id`."""
     fields = [("safe", "address"), ("to", "address"), ("value", "uint256"), ("data", "bytes"), ("operation", "uint8"), ("entryId", "uint256")]
     message = {"safe": guard.SAFE(), "to": parse_address(to, "recipient"), "value": value, "data": data, "operation": operation, "entryId": entry_id}
     return _typed_data(guard, "Schedule", fields, message)
 
 
-def cancel_typed_data(guard: "ContractInstance", entry_id: int) -> dict:
+def cancel_typed_data(guard: ContractInstance, entry_id: int) -> dict:
     """The EIP-712 message owners sign to cancel entry `entry_id`."""
     return _typed_data(guard, "Cancel", [("safe", "address"), ("entryId", "uint256")], {"safe": guard.SAFE(), "entryId": entry_id})
 
 
-def sign_typed_data(signers: Sequence["AccountAPI"], typed_data: dict, expected_hash: bytes) -> bytes:
+def sign_typed_data(signers: Sequence[AccountAPI], typed_data: dict, expected_hash: bytes) -> bytes:
     """Owner signatures over `typed_data`, checked to be over `expected_hash`, sorted for the Safe."""
     message = encode_typed_data(full_message=typed_data)
     signatures = []
@@ -270,8 +203,8 @@ def sign_typed_data(signers: Sequence["AccountAPI"], typed_data: dict, expected_
 
 
 def schedule_intent(
-    guard: "ContractInstance", to: str, value: int, data: bytes, operation: int,
-    *, signers: Sequence["AccountAPI"], sender: "AccountAPI",
+    guard: ContractInstance, to: str, value: int, data: bytes, operation: int,
+    *, signers: Sequence[AccountAPI], sender: AccountAPI,
 ) -> int:
     """Put a transaction's intent in the guard's queue with owner signatures; returns the entry id."""
     entry_id = guard.nextEntryId()
@@ -281,7 +214,7 @@ def schedule_intent(
     return entry_id
 
 
-def cancel_entry(guard: "ContractInstance", entry_id: int, *, signers: Sequence["AccountAPI"], sender: "AccountAPI") -> None:
+def cancel_entry(guard: ContractInstance, entry_id: int, *, signers: Sequence[AccountAPI], sender: AccountAPI) -> None:
     """Cancel a pending entry with owner signatures that commit to its id."""
     expected = bytes(guard.cancelHash(entry_id))
     guard.cancel(entry_id, sign_typed_data(signers, cancel_typed_data(guard, entry_id), expected), sender=sender)

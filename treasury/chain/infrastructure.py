@@ -7,8 +7,9 @@ checked against safe-deployments after the fact. Running it twice changes nothin
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 from eth_utils import keccak
 
@@ -45,18 +46,18 @@ class ContractStatus:
         return asdict(self)
 
 
-def code_hash(provider: "ProviderAPI", address: str) -> str | None:
+def code_hash(provider: ProviderAPI, address: str) -> str | None:
     """keccak256 of the runtime code at `address`, or None where there is no code."""
     code = bytes(provider.get_code(address))
     return "0x" + keccak(code).hex() if code else None
 
 
-def is_dev_chain(provider: "ProviderAPI") -> bool:
+def is_dev_chain(provider: ProviderAPI) -> bool:
     """True for a local chain or a local fork, where rewriting state cannot cost anyone money."""
     return bool(provider.network.is_dev)
 
 
-def ensure_factory(provider: "ProviderAPI", deployer: "AccountAPI", factory: str) -> str:
+def ensure_factory(provider: ProviderAPI, deployer: AccountAPI, factory: str) -> str:
     """Make sure a CREATE2 factory exists; returns "present" or how it was brought in."""
     if code_hash(provider, factory):
         return "present"
@@ -75,7 +76,7 @@ def ensure_factory(provider: "ProviderAPI", deployer: "AccountAPI", factory: str
     )
 
 
-def _send_presigned_factory_deployment(provider: "ProviderAPI", deployer: "AccountAPI", presigned: dict) -> None:
+def _send_presigned_factory_deployment(provider: ProviderAPI, deployer: AccountAPI, presigned: dict) -> None:
     cost = int(presigned["gasPrice"]) * int(presigned["gasLimit"])
     signer = presigned["signerAddress"]
     shortfall = cost - provider.get_balance(signer)
@@ -88,19 +89,22 @@ def _send_presigned_factory_deployment(provider: "ProviderAPI", deployer: "Accou
 
 
 def deploy_contract(
-    provider: "ProviderAPI", deployer: "AccountAPI", contract: SafeContract, allow_noncanonical: bool
+    provider: ProviderAPI, deployer: AccountAPI, contract: SafeContract, allow_noncanonical: bool
 ) -> ContractStatus:
     """Deploy one Safe contract through its factory unless it is already there, then verify it."""
     canonical = contract.lands_canonically
     address = contract.canonical_address if canonical else contract.create2_address
-    status = dict(version=contract.version, role=contract.role, name=contract.name, address=address, canonical=canonical)
+
+    def status(code_hash: str, action: str, note: str) -> ContractStatus:
+        return ContractStatus(version=contract.version, role=contract.role, name=contract.name, address=address,
+                              canonical=canonical, code_hash=code_hash, action=action, note=note)
 
     if not canonical and not (allow_noncanonical or is_dev_chain(provider)):
         note = (
             f"the published build does not reproduce the canonical {contract.name} "
             f"{contract.canonical_address}; pass allow_noncanonical to deploy it at {address}"
         )
-        return ContractStatus(**status, code_hash=code_hash(provider, contract.canonical_address) or "", action="skipped", note=note)
+        return status(code_hash=code_hash(provider, contract.canonical_address) or "", action="skipped", note=note)
 
     found = code_hash(provider, address)
     action = "present"
@@ -117,14 +121,14 @@ def deploy_contract(
             f"expected the canonical {contract.canonical_code_hash}"
         )
     note = "" if canonical else f"non-canonical copy: the canonical address is {contract.canonical_address}"
-    return ContractStatus(**status, code_hash=found, action=action, note=note)
+    return status(code_hash=found, action=action, note=note)
 
 
 def deploy_infrastructure(
-    deployer: "AccountAPI",
+    deployer: AccountAPI,
     versions: Iterable[str] = SUPPORTED_VERSIONS,
     allow_noncanonical: bool = False,
-    provider: "ProviderAPI | None" = None,
+    provider: ProviderAPI | None = None,
 ) -> list[ContractStatus]:
     """Deploy the Safe singletons, factory and libraries of each version where they are missing.
 

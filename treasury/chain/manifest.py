@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ape.api import ProviderAPI
@@ -25,11 +26,11 @@ def manifest_path(directory: Path, chain_id: int) -> Path:
     return Path(directory) / f"{chain_id}.json"
 
 
-def _genesis_hash(provider: "ProviderAPI") -> str:
+def _genesis_hash(provider: ProviderAPI) -> str:
     return provider.web3.eth.get_block(0)["hash"].to_0x_hex()
 
 
-def load_manifest(directory: Path, provider: "ProviderAPI") -> dict:
+def load_manifest(directory: Path, provider: ProviderAPI) -> dict:
     """The chain's manifest, or a fresh one if none exists or it describes another genesis."""
     path = manifest_path(directory, provider.chain_id)
     genesis = _genesis_hash(provider)
@@ -52,7 +53,7 @@ def save_manifest(directory: Path, manifest: dict) -> Path:
     return path
 
 
-def record_infrastructure(directory: Path, provider: "ProviderAPI", statuses: Iterable["ContractStatus"]) -> Path:
+def record_infrastructure(directory: Path, provider: ProviderAPI, statuses: Iterable[ContractStatus]) -> Path:
     manifest = load_manifest(directory, provider)
     for status in statuses:
         if status.action == "skipped":
@@ -62,7 +63,7 @@ def record_infrastructure(directory: Path, provider: "ProviderAPI", statuses: It
     return save_manifest(directory, manifest)
 
 
-def record_safe(directory: Path, provider: "ProviderAPI", safe: "CreatedSafe") -> Path:
+def record_safe(directory: Path, provider: ProviderAPI, safe: CreatedSafe) -> Path:
     manifest = load_manifest(directory, provider)
     entry = {k: v for k, v in safe.as_dict().items() if k not in ("address", "action")}
     entry["code_hash"] = "0x" + bytes(provider.web3.keccak(bytes(provider.get_code(safe.address)))).hex()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
-
 import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
-def print_infrastructure(statuses: Iterable["ContractStatus"]) -> None:
+def print_infrastructure(statuses: Iterable[ContractStatus]) -> None:
     table = Table(title="Safe infrastructure")
     for column in ("version", "contract", "address", "code hash", "status"):
         table.add_column(column)
@@ -30,7 +30,7 @@ def print_infrastructure(statuses: Iterable["ContractStatus"]) -> None:
             console.print(f"[yellow]note[/yellow] {s.name} {s.version}: {s.note}")
 
 
-def print_safe(safe: "CreatedSafe") -> None:
+def print_safe(safe: CreatedSafe) -> None:
     table = Table(title=f"Safe {safe.address} ({safe.action})", show_header=False)
     table.add_row("version", safe.version)
     table.add_row("singleton", safe.singleton)

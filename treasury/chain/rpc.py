@@ -28,8 +28,9 @@ import logging
 import random
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -37,6 +38,7 @@ from eth_utils import keccak
 from web3 import Web3
 from web3.exceptions import ProviderConnectionError
 from web3.providers import AutoProvider, HTTPProvider
+from web3.types import RPCEndpoint
 
 from treasury.errors import InvalidInput, TreasuryError
 
@@ -137,7 +139,7 @@ class _Hardening:
     """What `harden` attached to one provider: the current policy and the original request call."""
 
     policy: RetryPolicy
-    send: Callable[[str, bytes], bytes] | None = None
+    send: Callable[[RPCEndpoint, bytes], bytes] | None = None
 
 
 class _HasWeb3(Protocol):
@@ -186,7 +188,8 @@ def _harden_auto(auto: AutoProvider, policy: RetryPolicy) -> None:
 
 def _harden_http(provider: HTTPProvider, policy: RetryPolicy) -> None:
     """Install (once) the retry loop on this instance, and apply the policy's timeout."""
-    provider.exception_retry_configuration = None  # ours replaces it; it also retried 4xx
+    # Ours replaces it; it also retried 4xx. None turns it off (web3 checks for None; its setter's type omits it).
+    provider.exception_retry_configuration = None  # type: ignore[assignment]
     provider._request_kwargs = {**(provider._request_kwargs or {}), "timeout": policy.timeout}
     state = vars(provider).get(_STATE)
     if state is not None:
@@ -196,7 +199,7 @@ def _harden_http(provider: HTTPProvider, policy: RetryPolicy) -> None:
     setattr(provider, _STATE, state)
     probe = provider.is_connected
 
-    def make_request(method: str, request_data: bytes) -> bytes:
+    def make_request(method: RPCEndpoint, request_data: bytes) -> bytes:
         return _request_with_retries(provider, state, method, request_data)
 
     def is_connected(show_traceback: bool = False) -> bool:
@@ -212,7 +215,7 @@ def _harden_http(provider: HTTPProvider, policy: RetryPolicy) -> None:
     provider.is_connected = is_connected  # type: ignore[method-assign]
 
 
-def _request_with_retries(provider: HTTPProvider, state: _Hardening, method: str,
+def _request_with_retries(provider: HTTPProvider, state: _Hardening, method: RPCEndpoint,
                           request_data: bytes) -> bytes:
     """Send one JSON-RPC request under the policy; return the raw answer or raise RPC errors."""
     policy, node, started = state.policy, node_label(str(provider.endpoint_uri)), time.monotonic()
@@ -236,7 +239,7 @@ def _request_with_retries(provider: HTTPProvider, state: _Hardening, method: str
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _attempt(state: _Hardening, method: str, request_data: bytes, timeout: float) -> bytes | _Failure:
+def _attempt(state: _Hardening, method: RPCEndpoint, request_data: bytes, timeout: float) -> bytes | _Failure:
     """One try: the raw answer, or a _Failure describing why there is none (no URL in it)."""
     assert state.send is not None
     try:

@@ -7,6 +7,7 @@ that the contract at that address has exactly the requested owners and threshold
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -49,7 +50,7 @@ class SafeSpec(BaseModel):
 
     @field_validator("owners", mode="before")
     @classmethod
-    def _owners(cls, owners: object) -> tuple[str, ...]:
+    def _owners(cls, owners: Iterable[object]) -> tuple[str, ...]:
         if isinstance(owners, (str, bytes)) or not owners:
             raise ValueError("a Safe needs at least one owner")
         parsed = tuple(parse_address(owner, "owner") for owner in owners)
@@ -79,7 +80,7 @@ class SafeSpec(BaseModel):
         return salt_nonce
 
     @model_validator(mode="after")
-    def _threshold(self) -> "SafeSpec":
+    def _threshold(self) -> SafeSpec:
         if not 1 <= self.threshold <= len(self.owners):
             raise ValueError(
                 f"threshold {self.threshold} must be between 1 and the number of owners ({len(self.owners)})"
@@ -158,7 +159,7 @@ def safe_instance(address: str, version: str = DEFAULT_VERSION):
     return chain.contracts.instance_at(address, contract_type=contract_type("safe", version), fetch_from_explorer=False)
 
 
-def create_safe(spec: SafeSpec, deployer: "AccountAPI", provider: "ProviderAPI | None" = None) -> CreatedSafe:
+def create_safe(spec: SafeSpec, deployer: AccountAPI, provider: ProviderAPI | None = None) -> CreatedSafe:
     """Deploy the Safe described by `spec` through the canonical proxy factory and verify it.
 
     Idempotent: if the predicted address already holds a Safe, it is checked and returned.

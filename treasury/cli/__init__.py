@@ -1,8 +1,9 @@
 """The `treasury` command line (also `ape treasury`): a thin layer over the library.
 
 This module must stay import-light: `treasury --help` imports only click. Every command lives in a
-module under `treasury.commands` (which may import ape, web3 and the library freely) and is
-imported the first time click asks for it. The `deploy`, `create_safe` and `deploy_guard` commands
+module under `treasury.cli` and is imported the first time click asks for it: the store-only
+commands (list, show, export, log: treasury.cli.records) import neither ape nor web3 unless given
+--network; the others (treasury.cli.chain's ChainCommand) may import ape, web3 and the library freely. The `deploy`, `create_safe` and `deploy_guard` commands
 stay importable from here (`from treasury.cli import deploy`) for the ape scripts under scripts/.
 """
 
@@ -18,10 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "create-safe": ("treasury.cli.setup:create_safe", "Create an M-of-N Safe at a predicted address"),
     "deploy-guard": ("treasury.cli.setup:deploy_guard", "Deploy TreasuryGuard from a treasury's policy and install it"),
     "propose": ("treasury.cli.proposals:propose", "Propose a transfer, a call or an owner/threshold change"),
-    "list": ("treasury.cli.proposals:list_proposals", "List a treasury's proposals (no chain needed)"),
-    "show": ("treasury.cli.proposals:show", "Show a proposal: decoded intent, policy verdict, hashes, signatures"),
+    "list": ("treasury.cli.records:list_proposals", "List a treasury's proposals (no chain needed)"),
+    "show": ("treasury.cli.records:show", "Show a proposal: decoded intent, hashes, signatures (--network: the verdict)"),
     "sign": ("treasury.cli.proposals:sign", "Sign a proposal with an ape account, after checking what it does"),
-    "export": ("treasury.cli.proposals:export", "Write a proposal and its signatures to a bundle file"),
+    "export": ("treasury.cli.records:export", "Write a proposal and its signatures to a bundle file"),
     "import": ("treasury.cli.proposals:import_bundle", "Add the signatures of a bundle file to its proposal"),
     "schedule": ("treasury.cli.proposals:schedule", "Queue a proposal the policy holds for the delay"),
     "execute": ("treasury.cli.proposals:execute", "Simulate, then execute a fully signed proposal"),
@@ -29,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reconcile": ("treasury.cli.rehearsal:reconcile", "Record executions and used nonces the store has missed"),
     "reject": ("treasury.cli.proposals:reject", "Propose the no-op that spends a proposal's nonce"),
     "policy": ("treasury.cli.policy:policy", "Show the configured policy, or check it against the guard"),
-    "log": ("treasury.cli.policy:log", "Show the audit log and verify its hash chain"),
+    "log": ("treasury.cli.records:log", "Show the audit log and verify its hash chain"),
     "info": ("treasury.cli.info:info", "Show the Safe, its guard, balances, budgets left and the delay queue"),
     "cancel": ("treasury.cli.proposals:cancel", "Cancel a scheduled proposal's queue entry with owner signatures"),
     "init": ("treasury.cli.init:init", "Write a commented `treasury:` config for a Safe"),

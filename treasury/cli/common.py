@@ -3,6 +3,10 @@
 Errors: a `TreasuryError` (or anything unexpected) becomes one line `Error: ...` on stderr and exit
 code 1; `--verbose` adds the traceback. Click's usage errors keep exit code 2. A refusal by the
 policy or the guard exits with 3 (`PolicyRefused`).
+
+This module imports neither ape nor web3: the store-only commands (treasury.cli.records) are built
+from it alone and start in a fraction of a second. What connects to a chain (ape's
+ConnectedProviderCommand and --network) lives in treasury.cli.chain, imported by chain commands only.
 """
 
 from __future__ import annotations
@@ -10,19 +14,19 @@ from __future__ import annotations
 import json
 import sys
 import traceback
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import click
-from ape.cli import ConnectedProviderCommand, network_option
 
 from treasury.errors import InvalidInput, one_line
 
 if TYPE_CHECKING:
-    from treasury.store.repository import ProposalRecord
-    from treasury.treasury import ProposalView, Treasury
-
+    from treasury.records import TreasuryRecords
+    from treasury.store import ProposalRecord
+    from treasury.treasury import Treasury
 
 class PolicyRefused(click.ClickException):
     """The policy engine or the guard says no (deny, needs the delay, drift): exit code 3."""
@@ -30,13 +34,11 @@ class PolicyRefused(click.ClickException):
     exit_code = 3
 
 
-class _OneLineErrors:
+class OneLineErrors:
     """Turn every failure inside the command (connecting included) into one line and exit code 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
         verbose = bool(ctx.params.get("verbose"))
-        if ctx.params.get("as_json"):
-            _ape_log_to_stderr()  # stdout carries the JSON only
         try:
             self.before_connecting(ctx)
             return super().invoke(ctx)  # type: ignore[misc]
@@ -53,39 +55,8 @@ class _OneLineErrors:
         """Checks that need no chain; they run before ape connects (if the command connects)."""
 
 
-def _ape_log_to_stderr() -> None:
-    """ape logs ("INFO: Confirmed 0x...") with click.echo to stdout; send every level to stderr."""
-    import logging
-
-    from ape.logging import ClickHandler, logger
-
-    for handler in logger._logger.handlers:
-        if isinstance(handler, ClickHandler):
-            levels = set(handler.echo_kwargs) | {name.lower() for name in logging.getLevelNamesMapping()} | {"success"}
-            handler.echo_kwargs = {level: {**handler.echo_kwargs.get(level, {}), "err": True} for level in levels}
-
-
-class ChainCommand(_OneLineErrors, ConnectedProviderCommand):
-    """A command that connects to the network chosen with --network (ape's option).
-
-    `check_input`, given the parsed options, rejects bad input before any connection is made: the
-    user hears about a wrong threshold even when the node is down, and no RPC is spent on it.
-    """
-
-    def __init__(self, *args: Any, check_input: Callable[..., Any] | None = None, **kwargs: Any) -> None:
-        self.check_input = check_input
-        super().__init__(*args, **kwargs)
-
-    def before_connecting(self, ctx: click.Context) -> None:
-        if self.check_input is not None:
-            self.check_input(**{k: v for k, v in ctx.params.items() if k not in _CONNECTION_PARAMS})
-
-
-_CONNECTION_PARAMS = ("network", "provider_settings")
-
-
-class LocalCommand(_OneLineErrors, click.Command):
-    """A command that reads the config and the store only: no chain, no network option."""
+class LocalCommand(OneLineErrors, click.Command):
+    """A command that reads the config and the store only: no chain unless it is given --network."""
 
 
 def treasury_options(fn: Callable) -> Callable:
@@ -99,20 +70,22 @@ def treasury_options(fn: Callable) -> Callable:
     return fn
 
 
-def chain_command(name: str | None = None, **kwargs) -> Callable:
-    """A command with --network, as in `ape run` / `ape safe`: `--network ethereum:local:foundry`."""
+def local_command(name: str | None = None, **kwargs: Any) -> Callable[[Callable], click.Command]:
+    """A store-only command: the treasury options, one-line errors, no ape."""
 
-    def decorate(fn: Callable) -> click.Command:
-        return click.command(name, cls=ChainCommand, **kwargs)(network_option()(treasury_options(fn)))
-
-    return decorate
-
-
-def local_command(name: str | None = None, **kwargs) -> Callable:
     def decorate(fn: Callable) -> click.Command:
         return click.command(name, cls=LocalCommand, **kwargs)(treasury_options(fn))
 
     return decorate
+
+
+def optional_network(help_text: str) -> Callable[[Callable], Callable]:
+    """--network as ape spells it, but optional: without it the command reads the store only.
+
+    The value is handed to ape (treasury.cli.chain.connected) only when given, so the command
+    imports ape only then.
+    """
+    return click.option("--network", default=None, metavar="[ECOSYSTEM:][NETWORK:][PROVIDER]", help=help_text)
 
 
 # --- loading ----------------------------------------------------------------------------------------
@@ -123,21 +96,33 @@ def treasury_name(name: str | None, config_path: Path | None) -> str:
     if name is not None:
         return name
     from treasury.config import load_config
+    from treasury.records import only_treasury
 
-    names = sorted(load_config(config_path).treasuries)
-    if len(names) == 1:
-        return names[0]
-    raise InvalidInput("choose a treasury with --treasury NAME (configured: " + (", ".join(names) or "none") + ")")
+    return only_treasury(load_config(config_path))
 
 
-def open_treasury(name: str | None, config_path: Path | None) -> "Treasury":
+def open_treasury(name: str | None, config_path: Path | None) -> Treasury:
+    """The full Treasury (chain included); its store is closed when the command ends."""
     from treasury.treasury import Treasury
 
     treasury = Treasury.load(treasury_name(name, config_path), config_path)
+    _close_on_exit(treasury.store.close)
+    return treasury
+
+
+def open_records(name: str | None, config_path: Path | None) -> TreasuryRecords:
+    """The treasury's store and config only (no chain, no ape); closed when the command ends."""
+    from treasury.records import TreasuryRecords
+
+    records = TreasuryRecords.load(name, config_path)
+    _close_on_exit(records.close)
+    return records
+
+
+def _close_on_exit(close: Callable[[], None]) -> None:
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
-        ctx.call_on_close(treasury.store.close)
-    return treasury
+        ctx.call_on_close(close)
 
 
 def account(alias: str | None) -> Any:
@@ -169,7 +154,7 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def proposal_dict(record: "ProposalRecord") -> dict[str, Any]:
+def proposal_dict(record: ProposalRecord) -> dict[str, Any]:
     """The stable JSON shape of a proposal. uint256 values are decimal strings (exact in any JSON reader)."""
     return {
         "id": record.id,
@@ -188,13 +173,19 @@ def proposal_dict(record: "ProposalRecord") -> dict[str, Any]:
     }
 
 
-def verdict_dict(verdict: Any) -> dict[str, str]:
+def verdict_dict(verdict: Any) -> dict[str, str] | None:
+    if verdict is None:
+        return None
     return {"outcome": verdict.outcome, "reason": verdict.reason, "error": verdict.error}
 
 
-def view_dict(view: "ProposalView") -> dict[str, Any]:
+NO_VERDICT = "pass --network to evaluate the policy verdict"
+
+
+def view_dict(view: Any) -> dict[str, Any]:
+    """A proposal view as JSON: `verdict` and `threshold` are null when it was read from the store only."""
     decoded = view.decoded
-    return {
+    data = {
         **proposal_dict(view.record),
         "decoded": {
             "calls": [{"to": c.to, "value": str(c.value), "operation": c.operation, "function": c.function,
@@ -209,6 +200,13 @@ def view_dict(view: "ProposalView") -> dict[str, Any]:
         "signers": list(view.signers),
         "threshold": view.threshold,
     }
+    stored = getattr(view, "signatures", None)
+    if stored is not None:
+        data["signatures"] = [{"owner": s.owner, "kind": s.kind, "signature": "0x" + bytes(s.signature).hex(),
+                               "created_at": s.created_at.isoformat()} for s in stored]
+    if view.verdict is None:
+        data["verdict_note"] = NO_VERDICT
+    return data
 
 
 VERDICT_STYLE = {"allow": "green", "needs-delay": "yellow", "deny": "bold red"}
@@ -216,7 +214,7 @@ STATUS_STYLE = {"pending": "cyan", "scheduled": "yellow", "executed": "green", "
                 "rejected": "magenta", "superseded": "dim", "cancelled": "dim"}
 
 
-def _allowlisted(treasury: "Treasury", to: str, data: bytes) -> bool:
+def _allowlisted(treasury: Any, to: str, data: bytes) -> bool:
     """Whether the policy's allowlist names this call (calls to the Safe itself go through the delay)."""
     policy = treasury.policy
     if to.lower() == treasury.safe.lower():
@@ -226,22 +224,38 @@ def _allowlisted(treasury: "Treasury", to: str, data: bytes) -> bool:
     return any(call.target == to and call.selector == bytes(data[:4]) for call in policy.calls)
 
 
-def print_view(treasury: "Treasury", view: "ProposalView") -> None:
-    """Everything a signer must see before signing: intent, verdict, warnings, the three hashes."""
+def _signature_rows(view: Any) -> str:
+    """"2 of 3" and the signers (with the chain's threshold), or what the store holds (without it)."""
+    stored = getattr(view, "signatures", None)
+    if view.threshold is not None:
+        head = f"{len(view.signers)} of {view.threshold}"
+    else:
+        head = f"{len(view.signers)} stored (the threshold needs --network)"
+    if stored is not None:
+        return head + "".join(f"\n  {s.owner} ({s.kind})" for s in stored)
+    return head + "".join(f"\n  {s}" for s in view.signers)
+
+
+def print_view(treasury: Any, view: Any) -> None:
+    """Everything a signer must see before signing: intent, verdict, warnings, the three hashes.
+
+    `treasury` is a Treasury or a TreasuryRecords (name, safe, entry, policy); `view` a ProposalView
+    (with the live verdict) or a records.StoredView (verdict None: read from the store only).
+    """
     from rich.markup import escape
     from rich.table import Table
 
     out = console()
     record, decoded, verdict = view.record, view.decoded, view.verdict
-    table = Table(title=f"Proposal {record.id}: {escape(record.title)}", show_header=False, title_justify="left")
+    table = Table(title=f"Proposal {record.id}: {escape(printable(record.title))}", show_header=False, title_justify="left")
     table.add_row("treasury", f"{treasury.name}: Safe {record.safe} (chain {record.chain_id})")
     table.add_row("nonce", str(record.nonce))
     table.add_row("status", f"[{STATUS_STYLE.get(record.status, '')}]{record.status}[/]")
-    table.add_row("proposer", escape(record.proposer))
+    table.add_row("proposer", escape(printable(record.proposer)))
     table.add_row("to", record.to)
     table.add_row("value", f"{record.value} wei" if record.value else "0")
     table.add_row("operation", "[bold red]DELEGATECALL[/]" if record.operation == 1 else "call")
-    table.add_row("signatures", f"{len(view.signers)} of {view.threshold}" + ("".join(f"\n  {s}" for s in view.signers)))
+    table.add_row("signatures", _signature_rows(view))
     out.print(table)
 
     calls = Table(title="What it does", title_justify="left")
@@ -257,17 +271,28 @@ def print_view(treasury: "Treasury", view: "ProposalView") -> None:
     out.print(calls)
     for warning in decoded.warnings:
         out.print(f"[bold red]warning[/] {escape(warning)}")
-    style = VERDICT_STYLE.get(verdict.outcome, "")
-    out.print(f"policy verdict: [{style}]{verdict.outcome}[/] {escape(verdict.reason)}")
+    if verdict is None:
+        out.print(f"policy verdict: [dim]not evaluated[/] ({NO_VERDICT})")
+    else:
+        style = VERDICT_STYLE.get(verdict.outcome, "")
+        out.print(f"policy verdict: [{style}]{verdict.outcome}[/] {escape(verdict.reason)}")
     out.print(f"domain hash     {decoded.domain_hash}")
     out.print(f"message hash    {decoded.message_hash}")
     out.print(f"safeTxHash      {decoded.safe_tx_hash}")
 
 
+def printable(text: str) -> str:
+    """Stored text as shown on a terminal: control characters (escape sequences, newlines) made
+    visible as \\xNN, so a proposal's title can neither restyle the screen nor fake extra rows."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
 TABLE_ROWS = 200  # above this, plain aligned lines: rich's table layout costs ~1 ms a row
 
 
-def print_records(records: list["ProposalRecord"], title: str) -> None:
+def print_records(records: list[ProposalRecord], title: str) -> None:
     from rich.markup import escape
     from rich.table import Table
 
@@ -275,20 +300,33 @@ def print_records(records: list["ProposalRecord"], title: str) -> None:
     if len(records) > TABLE_ROWS:
         out.print(f"[bold]{escape(title)}[/]: {len(records):,} proposals")
         lines = [f"{'id':16}  {'nonce':>7}  {'status':10}  {'safeTxHash':66}  title"]
-        lines += [f"{r.id:16}  {r.nonce:>7}  {r.status:10}  {r.safe_tx_hash:66}  {r.title}" for r in records]
-        out.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
+        lines += [f"{r.id:16}  {r.nonce:>7}  {r.status:10}  {r.safe_tx_hash:66}  {printable(r.title)}" for r in records]
+        out.file.flush()
+        click.echo("\n".join(lines))  # plain text: rich would measure and split every line (~0.1 ms each)
         return
     table = Table(title=title, title_justify="left")
     for column in ("id", "nonce", "status", "title", "safeTxHash"):
         table.add_column(column, overflow="fold")
     for r in records:
-        table.add_row(r.id, str(r.nonce), f"[{STATUS_STYLE.get(r.status, '')}]{r.status}[/]", escape(r.title), r.safe_tx_hash)
+        table.add_row(r.id, str(r.nonce), f"[{STATUS_STYLE.get(r.status, '')}]{r.status}[/]", escape(printable(r.title)),
+                      r.safe_tx_hash)
     out.print(table)
     if not records:
         out.print("no proposals")
 
 
 def confirm(question: str, yes: bool, default: bool = True) -> None:
-    """Ask on stderr (stdout stays clean for --json); --yes answers for scripts. No answer aborts."""
-    if not yes:
-        click.confirm(question, default=default, abort=True, err=True)
+    """Ask on stderr (stdout stays clean for --json); --yes answers for scripts.
+
+    No answer (stdin closed: no terminal) and "no" are refusals like any other: one `Error:` line
+    and exit code 1, where click's own abort would print only "Aborted!".
+    """
+    if yes:
+        return
+    try:
+        answer = click.confirm(question, default=default, err=True)
+    except click.Abort:
+        click.echo(err=True)  # end the prompt's line: the error is a line of its own
+        raise InvalidInput("no answer to the confirmation (no terminal?): pass --yes to confirm; nothing done") from None
+    if not answer:
+        raise InvalidInput("not confirmed: nothing done")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from treasury.cli.common import chain_command, console, emit_json, open_treasury
+from treasury.cli.chain import chain_command
+from treasury.cli.common import console, emit_json, open_treasury
 
 
 def status_dict(treasury, status) -> dict:

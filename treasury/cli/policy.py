@@ -1,10 +1,11 @@
-"""`treasury policy show|check` and `treasury log`: what the rules are, and what happened."""
+"""`treasury policy show|check`: what the rules are, and whether the guard enforces them."""
 
 from __future__ import annotations
 
 import click
 
-from treasury.cli.common import PolicyRefused, chain_command, console, emit_json, local_command, open_treasury
+from treasury.cli.chain import chain_command
+from treasury.cli.common import PolicyRefused, console, emit_json, local_command, open_treasury
 from treasury.errors import InvalidInput
 
 
@@ -100,39 +101,4 @@ def check(name, config_path, as_json, verbose):
 
 policy.add_command(show)
 policy.add_command(check)
-
-
-@local_command("log")
-@click.option("--proposal", "proposal_id", default=None, help="only this proposal's entries")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="the newest this many entries")
-def log(name, config_path, as_json, verbose, proposal_id, limit):
-    """The store's append-only audit log, newest last, and whether its hash chain verifies.
-
-    Exit code 1 when the chain is broken (an entry was edited, removed or reordered).
-    """
-    from rich.markup import escape
-    from rich.table import Table
-
-    treasury = open_treasury(name, config_path)
-    if proposal_id is not None:
-        treasury.get(proposal_id)  # unknown ids and other Safes' proposals are refused here
-    entries = treasury.audit_log(proposal_id)[-limit:]
-    report = treasury.verify_log()
-    if as_json:
-        emit_json({"verified": report.ok, "entries": report.entries, "first_bad_seq": report.first_bad_seq,
-                   "problem": report.problem, "log": [
-                       {"seq": e.seq, "at": e.at.isoformat(), "actor": e.actor, "action": e.action,
-                        "proposal_id": e.proposal_id, "payload": e.payload, "entry_hash": e.entry_hash} for e in entries]})
-    else:
-        table = Table(title="Audit log", title_justify="left")
-        for column in ("seq", "at", "actor", "action", "proposal", "details"):
-            table.add_column(column, overflow="fold")
-        for e in entries:
-            details = ", ".join(f"{k}={v}" for k, v in sorted(e.payload.items()) if k not in ("data", "content_hash"))
-            table.add_row(str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"), escape(e.actor), e.action, e.proposal_id or "",
-                          escape(details[:120]))
-        console().print(table)
-        if report.ok:
-            console().print(f"[green]verified[/]: {report.entries} entries, hash chain intact")
-    if not report.ok:
-        raise click.ClickException(f"audit log broken at entry {report.first_bad_seq}: {report.problem}")
+# `treasury log` (store-only) is in treasury.cli.records.

@@ -1,4 +1,6 @@
-"""Proposal commands: propose, list, show, sign, export/import, schedule, cancel, execute, reject.
+"""Proposal commands that connect: propose, sign, import, schedule, cancel, execute, reject.
+
+(list, show and export read the store only: treasury.cli.records.)
 
 Each is a thin layer over `treasury.treasury.Treasury`; nothing here decides what the library
 does not. Amounts are human ("250 USDC", "1.5 ETH"); accounts are ape aliases (TEST::N on a test
@@ -7,27 +9,21 @@ chain); proposal ids are the ids `treasury list` prints.
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 import click
 
+from treasury.cli.chain import chain_command
 from treasury.cli.common import (
     PolicyRefused,
     account,
-    chain_command,
     confirm,
     console,
     emit_json,
-    local_command,
     open_treasury,
-    print_records,
     print_view,
     proposal_dict,
-    treasury_name,
     verdict_dict,
-    view_dict,
 )
 from treasury.errors import InvalidInput
 
@@ -69,31 +65,18 @@ def propose():
     """
 
 
-def _parse_argument(kind: str, text: str):
-    """A shell word as the ABI type wants it: ints (decimal or 0x), bools, bytes as hex, arrays as JSON."""
-    try:
-        if kind.endswith("]") or kind.startswith("("):
-            return json.loads(text)
-        if kind.startswith(("uint", "int")):
-            return int(text, 0)
-        if kind == "bool":
-            if text.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(text)
-            return text.lower() in ("true", "1")
-        if kind.startswith("bytes"):
-            return bytes.fromhex(text.removeprefix("0x"))
-    except ValueError:
-        raise InvalidInput(f"argument {text!r} is not a valid {kind}") from None
-    return text
+def _check_call(signature, args, **_):
+    """Before connecting: the ABI arguments parse (a mistyped address is refused with no RPC spent)."""
+    from treasury.proposal.arguments import parse_arguments
+
+    parse_arguments(signature, args)
 
 
-def _argument_types(signature: str) -> list[str]:
-    from treasury.proposal.build import split_types
+def _check_batch(file, **_):
+    """Before connecting: the batch file reads (bounded) and holds a list of items."""
+    from treasury.proposal.batchfile import read_batch_file
 
-    match = re.match(r"^[A-Za-z_][A-Za-z0-9_]*\((.*)\)$", signature.replace(" ", ""))
-    if not match:
-        raise InvalidInput(f"{signature!r} is not a function signature like transfer(address,uint256)")
-    return split_types(match[1])
+    read_batch_file(file)
 
 
 def _title_option(fn):
@@ -113,7 +96,7 @@ def propose_transfer(name, config_path, as_json, verbose, to, amount, title):
     _proposed(treasury, treasury.propose_transfer(to, amount, title), as_json)
 
 
-@chain_command("call", context_settings=NEGATIVE_OK)
+@chain_command("call", context_settings=NEGATIVE_OK, check_input=_check_call)
 @click.argument("target")
 @click.argument("signature")
 @click.argument("args", nargs=-1)
@@ -122,13 +105,13 @@ def propose_transfer(name, config_path, as_json, verbose, to, amount, title):
 def propose_call(name, config_path, as_json, verbose, target, signature, args, value, title):
     """Call SIGNATURE (e.g. "setFee(uint256)") on TARGET with ARGS.
 
-    Integers may be decimal or 0x-hex, bools true/false, bytes 0x-hex, arrays and tuples JSON.
+    Integers may be decimal or 0x-hex, bools true/false, bytes 0x-hex, arrays and tuples JSON;
+    a mixed-case address must carry a valid EIP-55 checksum.
     """
+    from treasury.proposal.arguments import parse_arguments
+
     treasury = open_treasury(name, config_path)
-    types = _argument_types(signature)
-    if len(types) != len(args):
-        raise InvalidInput(f"{signature} takes {len(types)} arguments, {len(args)} given")
-    parsed = [_parse_argument(kind, text) for kind, text in zip(types, args)]
+    parsed = parse_arguments(signature, args)
     wei = 0
     if value is not None:
         token, wei = treasury.book.parse(value, default_symbol="ETH")
@@ -176,65 +159,7 @@ def propose_threshold(name, config_path, as_json, verbose, threshold, title):
     _proposed(treasury, treasury.propose_threshold(threshold, title), as_json)
 
 
-def _batch_items(path: Path) -> list:
-    """The items of a batch file: a YAML/JSON list, or a mapping with a `calls:` list."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())  # JSON is YAML too
-    except OSError as error:
-        raise InvalidInput(f"cannot read batch file {path}: {error.strerror or error}") from None
-    except yaml.YAMLError as error:
-        raise InvalidInput(f"batch file {path} is not YAML or JSON: {str(error).splitlines()[0]}") from None
-    if isinstance(data, dict) and set(data) == {"calls"}:
-        data = data["calls"]
-    if not isinstance(data, list) or not data:
-        raise InvalidInput(f"batch file {path} must hold a non-empty list of {{to, amount}} or {{target, function, args}} items")
-    return data
-
-
-def batch_intents(treasury, items: list) -> list:
-    """Intents from batch items: {to, amount} (a transfer) or {target, function, args, value} (a call)."""
-    from treasury.proposal import build
-
-    intents = []
-    for number, item in enumerate(items, 1):
-        where = f"batch item {number}"
-        if not isinstance(item, dict):
-            raise InvalidInput(f"{where} is not a mapping")
-        keys = set(item)
-        if keys == {"to", "amount"}:
-            intents.append(build.token_transfer(treasury.safe, treasury.book, str(item["to"]), str(item["amount"])))
-        elif {"target", "function"} <= keys <= {"target", "function", "args", "value"}:
-            signature = str(item["function"])
-            args = item.get("args") or []
-            if not isinstance(args, list):
-                raise InvalidInput(f"{where}: args must be a list")
-            types = _argument_types(signature)
-            if len(types) != len(args):
-                raise InvalidInput(f"{where}: {signature} takes {len(types)} arguments, {len(args)} given")
-            parsed = [_parse_argument(kind, a) if isinstance(a, str) else a for kind, a in zip(types, args)]
-            wei = 0
-            if item.get("value") is not None:
-                token, wei = treasury.book.parse(str(item["value"]), default_symbol="ETH")
-                if not token.is_native:
-                    raise InvalidInput(f"{where}: value {item['value']!r} must be in the native currency")
-            target = str(item["target"])
-            if not target.lower().startswith("0x"):  # a token of the book by symbol, as in the policy config
-                token = treasury.book.by_symbol(target)
-                if token.is_native:
-                    raise InvalidInput(f"{where}: {target} is the native currency, not a contract")
-                target = token.address
-            try:
-                intents.append(build.contract_call(target, signature, parsed, wei))
-            except (TypeError, ValueError, OverflowError) as error:
-                raise InvalidInput(f"{where}: arguments do not fit {signature}: {str(error).splitlines()[0]}") from None
-        else:
-            raise InvalidInput(f"{where} has keys {sorted(keys)}; expected {{to, amount}} or {{target, function, args[, value]}}")
-    return intents
-
-
-@chain_command("batch")
+@chain_command("batch", check_input=_check_batch)
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @_title_option
 def propose_batch(name, config_path, as_json, verbose, file, title):
@@ -248,8 +173,10 @@ def propose_batch(name, config_path, as_json, verbose, file, title):
       - {target: USDC, function: "approve(address,uint256)", args: ["0xSpender", 1000000]}
     A target may be a token symbol of the book.
     """
+    from treasury.proposal.batchfile import batch_intents, read_batch_file
+
     treasury = open_treasury(name, config_path)
-    intents = batch_intents(treasury, _batch_items(file))
+    intents = batch_intents(treasury.safe, treasury.book, read_batch_file(file))
     _proposed(treasury, treasury.propose_batch(intents, title), as_json)
 
 
@@ -258,49 +185,7 @@ for _command in (propose_transfer, propose_call, propose_batch, propose_add_owne
     propose.add_command(_command)
 
 
-# --- reading ----------------------------------------------------------------------------------------
-
-STATUSES = ("pending", "scheduled", "executed", "failed", "rejected", "superseded", "cancelled")
-
-
-@local_command("list")
-@click.option("--status", type=click.Choice(STATUSES), default=None, help="only proposals in this status")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="at most this many")
-def list_proposals(name, config_path, as_json, verbose, status, limit):
-    """List the treasury's proposals by nonce. Reads the store only: no chain, no network."""
-    # The store and the config alone (Treasury.proposals does the same query), so listing does not
-    # pay for importing web3 and safe-eth: `treasury list` stays well under a second.
-    from treasury.config import load_config
-    from treasury.store.repository import Store
-
-    config = load_config(config_path)
-    name = treasury_name(name, config_path)
-    entry = config.treasury(name)
-    records = []
-    if "://" in config.store or Path(config.store).exists():  # no store yet: nothing proposed, nothing created
-        store = Store.open(config.store)
-        try:
-            records = store.list_proposals(safe=entry.safe, chain_id=entry.chain_id, status=status, limit=limit)
-        finally:
-            store.close()
-    if as_json:
-        emit_json([proposal_dict(r) for r in records])
-    else:
-        print_records(records, f"{name}: Safe {entry.safe} on chain {entry.chain_id}" + (f" ({status})" if status else ""))
-
-
-@chain_command("show")
-@click.argument("proposal_id")
-def show(name, config_path, as_json, verbose, proposal_id):
-    """Show PROPOSAL_ID: the decoded intent, the policy verdict, the signatures, and the domain,
-    message and safeTxHash hashes to compare with a hardware wallet's screen."""
-    treasury = open_treasury(name, config_path)
-    view = treasury.view(proposal_id)
-    if as_json:
-        emit_json(view_dict(view))
-    else:
-        print_view(treasury, view)
-
+# list, show and export (store-only commands) are in treasury.cli.records.
 
 # --- signatures -------------------------------------------------------------------------------------
 
@@ -333,22 +218,14 @@ def sign(name, config_path, as_json, verbose, proposal_id, alias, kind, yes):
         console().print(f"signed by {stored.owner} ({stored.kind}): {len(signers)} of {view.threshold}")
 
 
-@chain_command("export")
-@click.argument("proposal_id")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
-def export(name, config_path, as_json, verbose, proposal_id, file):
-    """Write PROPOSAL_ID and its verified signatures to FILE (JSON), for an offline signer."""
-    treasury = open_treasury(name, config_path)
-    record = treasury.get(proposal_id)
-    bundle = treasury.export_bundle(record.id, file)
-    count = len(bundle.get("signatures", [])) if isinstance(bundle, dict) else 0
-    if as_json:
-        emit_json({**proposal_dict(record), "file": str(file), "signatures": count})
-    else:
-        console().print(f"wrote {file}: proposal {record.id} with {count} signature(s)")
+def _check_bundle(file, **_):
+    """Before connecting: the bundle file reads as JSON, bounded in size and depth."""
+    from treasury.files import read_json
+
+    read_json(file, "bundle")
 
 
-@chain_command("import")
+@chain_command("import", check_input=_check_bundle)
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 def import_bundle(name, config_path, as_json, verbose, file):
     """Add the signatures in bundle FILE to its proposal; each is verified again first."""
@@ -426,26 +303,30 @@ def execute(name, config_path, as_json, verbose, proposal_id, alias, yes, force,
     network) it fails on a fork of the current block, unless --force / --skip-rehearsal.
     """
     from treasury.cli.rehearsal import print_report, report_dict
+    from treasury.treasury import PolicyRefusal
 
     treasury = open_treasury(name, config_path)
     sender = account(alias)
     view = treasury.view(proposal_id)
     if not as_json:
         print_view(treasury, view)
-    if view.verdict.outcome != "allow" and not force:
-        raise PolicyRefused(f"policy verdict {view.verdict.outcome}: {view.verdict.reason}".rstrip(": "))
-    rehearsal = None
-    if treasury.is_live and not skip_rehearsal:
-        with console().status("rehearsing on a fork of the current block..."):
-            rehearsal = treasury.rehearse(view.record.id, executor=sender.address)
-        if not as_json:
-            print_report(rehearsal, treasury.book)
-        if not rehearsal.success:
-            raise PolicyRefused(f"rehearsal fails, nothing sent: {rehearsal.reason}")
-    confirm(f"Execute proposal {view.record.id} from {sender.address}?", yes)
-    with console().status("executing: waiting for the receipt..."):
-        execution = treasury.execute(view.record.id, sender, force=force, confirmations=confirmations,
-                                     skip_rehearsal=skip_rehearsal)
+    try:
+        if not force:  # refused before rehearsing or asking: on the verdict just shown
+            treasury.require_allowed(view.record.id, view.verdict)
+        rehearsal = None
+        if treasury.is_live and not skip_rehearsal:
+            with console().status("rehearsing on a fork of the current block..."):
+                rehearsal = treasury.rehearse(view.record.id, executor=sender.address)
+            if not as_json:
+                print_report(rehearsal, treasury.book)
+            if not rehearsal.success:
+                raise PolicyRefused(f"rehearsal fails, nothing sent: {rehearsal.reason}")
+        confirm(f"Execute proposal {view.record.id} from {sender.address}?", yes)
+        with console().status("executing: waiting for the receipt..."):
+            execution = treasury.execute(view.record.id, sender, force=force, confirmations=confirmations,
+                                         skip_rehearsal=skip_rehearsal)
+    except PolicyRefusal as refusal:  # the library's refusal is the CLI's exit code 3
+        raise PolicyRefused(str(refusal)) from None
     record = treasury.get(view.record.id)
     if as_json:
         emit_json({**proposal_dict(record), "execution": {

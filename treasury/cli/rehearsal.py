@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from treasury.cli.common import PolicyRefused, account, chain_command, console, emit_json, open_treasury
+from treasury.cli.chain import chain_command
+from treasury.cli.common import PolicyRefused, account, console, emit_json, open_treasury
 
 if TYPE_CHECKING:
     from treasury.amounts import TokenBook

@@ -9,7 +9,7 @@ import click
 from ape.cli import network_option
 
 from treasury.chain.artifacts import DEFAULT_VERSION, SUPPORTED_VERSIONS
-from treasury.cli.common import ChainCommand
+from treasury.cli.chain import ChainCommand
 
 
 @click.command("deploy", cls=ChainCommand, short_help="Deploy the Safe contracts at their canonical addresses")

@@ -12,17 +12,18 @@ eth_call, a receipt trace, a log line pasted into a ticket).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 from eth_utils import function_signature_to_4byte_selector, is_address, to_checksum_address
 
 from treasury.amounts import Token, TokenBook, format_units
+from treasury.chain.guard_abi import guard_errors
 from treasury.decode.calls import KNOWN_FUNCTIONS
 from treasury.errors import InvalidInput
-from treasury.chain.guard import _guard_errors
 
 ERROR_STRING = function_signature_to_4byte_selector("Error(string)")  # 0x08c379a0
 PANIC = function_signature_to_4byte_selector("Panic(uint256)")  # 0x4e487b71
@@ -87,7 +88,8 @@ PANIC_CODES: dict[int, str] = {
 # Functions a treasury's allowlist is usually about: the decoder's list, and a few more that only
 # matter when naming a refused call; anything else is shown by its selector. ERC-721
 # approve/transferFrom share ERC-20's selectors, so one name covers both.
-WELL_KNOWN_FUNCTIONS = KNOWN_FUNCTIONS + (
+WELL_KNOWN_FUNCTIONS = (
+    *KNOWN_FUNCTIONS,
     "safeTransferFrom(address,address,uint256,bytes)",
     "setApprovalForAll(address,bool)",
     "safeTransferFrom(address,address,uint256,uint256,bytes)",
@@ -119,7 +121,7 @@ def explain_revert(revert_data: str | bytes | None, book: TokenBook | None = Non
         explained = _explain_error_string(body)
     elif selector == PANIC:
         explained = _explain_panic(body)
-    elif selector in _guard_errors():
+    elif selector in guard_errors():
         explained = _explain_guard_data(selector, body, book)
     return explained or _raw_sentence(raw)
 
@@ -317,7 +319,7 @@ def _explain_panic(body: bytes) -> str | None:
 
 def _explain_guard_data(selector: bytes, body: bytes, book: TokenBook | None) -> str | None:
     """A TreasuryGuard custom error, decoded strictly with the shipped ABI."""
-    name, names, types = _guard_errors()[selector]
+    name, names, types = guard_errors()[selector]
     # Every guard error has static fields only: exactly one word each. The length is checked here
     # because ape pads short uint words instead of letting eth_abi refuse them.
     if len(body) != WORD * len(types):
@@ -326,7 +328,7 @@ def _explain_guard_data(selector: bytes, body: bytes, book: TokenBook | None) ->
         values = abi_decode(types, body)
     except DecodingError:
         return None
-    return explain_guard_error(name, dict(zip(names, values)), book)
+    return explain_guard_error(name, dict(zip(names, values, strict=True)), book)
 
 
 def _decode_string(body: bytes) -> str | None:
@@ -406,7 +408,7 @@ def _function(selector: Any) -> str:
 def _utc(timestamp: Any) -> str:
     """A block timestamp as a UTC date-time: teams across time zones read the same instant."""
     try:
-        return datetime.fromtimestamp(int(timestamp), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return datetime.fromtimestamp(int(timestamp), tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     except (OverflowError, OSError, ValueError):
         return f"timestamp {int(timestamp)}"
 

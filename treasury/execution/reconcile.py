@@ -10,15 +10,33 @@ name the safeTxHash that used each nonce. Reconciling records those facts and ne
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from treasury.execution.send import EXECUTION_FAILURE, EXECUTION_SUCCESS, outcome_hash, plain_logs, safe_outcome
+from treasury.types import OPEN_STATUS_VALUES, ReconcileOutcome
 
 if TYPE_CHECKING:
-    from treasury.store.repository import BroadcastRecord, ProposalRecord
-    from treasury.treasury import Treasury
+    from treasury.store import BroadcastRecord, ProposalRecord, Store
 
-OPEN = ("pending", "scheduled")
+OPEN = OPEN_STATUS_VALUES
+
+
+class Ledger(Protocol):
+    """What reconciling needs from a treasury: its Safe, its store, who acts, the Safe's nonce now.
+
+    A protocol rather than the Treasury class: the facade calls this stage, so this stage must not
+    import the facade (treasury.Treasury satisfies it; so can a server's per-Safe view).
+    """
+
+    store: Store
+    actor: str
+
+    @property
+    def safe(self) -> str: ...
+
+    def onchain_nonce(self) -> int: ...
+
+    def proposals(self) -> list[ProposalRecord]: ...
 
 
 @dataclass(frozen=True)
@@ -26,11 +44,11 @@ class Reconciled:
     """One fact learned from the chain and recorded (or, for `in-flight`, only reported)."""
 
     proposal_id: str
-    outcome: str  # executed, failed, reverted, superseded, dropped, in-flight, lost, late, not-on-chain
+    outcome: ReconcileOutcome
     detail: str
 
 
-def reconcile(treasury: "Treasury") -> list[Reconciled]:
+def reconcile(treasury: Ledger) -> list[Reconciled]:
     """Settle our own unconfirmed broadcasts, then every open proposal whose nonce the Safe passed.
 
     One read of the Safe's nonce and of the store's proposals serves every step (this runs before
@@ -51,7 +69,7 @@ def _web3():
     return chain.provider.web3
 
 
-def _unconfirmed(treasury: "Treasury", proposals: list["ProposalRecord"]) -> list["BroadcastRecord"]:
+def _unconfirmed(treasury: Ledger, proposals: list[ProposalRecord]) -> list[BroadcastRecord]:
     mine = {p.id for p in proposals}
     return [b for b in treasury.store.broadcasts(status="sent") if b.proposal_id in mine]
 
@@ -75,7 +93,7 @@ def transaction_known(tx_hash: str) -> bool:
         return False
 
 
-def _settle_broadcast(treasury: "Treasury", sent: "BroadcastRecord") -> Reconciled | None:
+def _settle_broadcast(treasury: Ledger, sent: BroadcastRecord) -> Reconciled | None:
     """Our own execTransaction, written down before it was sent: find it by hash and record it."""
     record = treasury.store.get_proposal(sent.proposal_id)
     receipt = _receipt(sent.tx_hash)
@@ -96,7 +114,7 @@ def _settle_broadcast(treasury: "Treasury", sent: "BroadcastRecord") -> Reconcil
                                          "`treasury execute` sends the same signed bytes again")
 
 
-def record_receipt(treasury: "Treasury", record: "ProposalRecord", receipt: dict, executor: str) -> Reconciled:
+def record_receipt(treasury: Ledger, record: ProposalRecord, receipt: dict, executor: str) -> Reconciled:
     """Record a mined execTransaction of `record`: executed, failed (nonce spent) or reverted (not spent)."""
     tx_hash = _hex(receipt["transactionHash"])
     success = safe_outcome(plain_logs(receipt["logs"]), treasury.safe, record.safe_tx_hash)
@@ -105,11 +123,11 @@ def record_receipt(treasury: "Treasury", record: "ProposalRecord", receipt: dict
         record.id, tx_hash=tx_hash, block_number=int(receipt["blockNumber"]), gas_used=int(receipt["gasUsed"]),
         success=bool(success), executor=executor, actor=treasury.actor, nonce_consumed=not reverted,
     )
-    outcome = "reverted" if reverted else ("executed" if success else "failed")
+    outcome: ReconcileOutcome = "reverted" if reverted else ("executed" if success else "failed")
     return Reconciled(record.id, outcome, f"transaction {tx_hash} in block {int(receipt['blockNumber'])}")
 
 
-def _settle_consumed_nonces(treasury: "Treasury", proposals: list["ProposalRecord"], chain_nonce: int) -> list[Reconciled]:
+def _settle_consumed_nonces(treasury: Ledger, proposals: list[ProposalRecord], chain_nonce: int) -> list[Reconciled]:
     """Open proposals below the Safe's nonce can never run: find out whether each ran or lost its nonce."""
     stale = sorted((p for p in proposals if p.status in OPEN and p.nonce < chain_nonce), key=lambda p: p.nonce)
     found: list[Reconciled] = []
@@ -132,7 +150,7 @@ def _settle_consumed_nonces(treasury: "Treasury", proposals: list["ProposalRecor
     return found
 
 
-def _impossible_records(proposals: list["ProposalRecord"], chain_nonce: int) -> list[Reconciled]:
+def _impossible_records(proposals: list[ProposalRecord], chain_nonce: int) -> list[Reconciled]:
     """Executions the store has and this chain cannot have had: the Safe never reached their nonce.
 
     They come from a fork (a flow rehearsed with the real store) or a reorganised chain. Final
@@ -157,13 +175,13 @@ RECENT_BLOCKS = 10_000  # scanned first, newest first, in windows a hosted node 
 LOG_WINDOW = 1_000
 
 
-def _outcome_logs(treasury: "Treasury", first: int, last: int) -> list[dict]:
+def _outcome_logs(treasury: Ledger, first: int, last: int) -> list[dict]:
     topics = [["0x" + EXECUTION_SUCCESS.hex(), "0x" + EXECUTION_FAILURE.hex()]]
     logs = _web3().eth.get_logs({"address": treasury.safe, "fromBlock": first, "toBlock": last, "topics": topics})
     return [dict(log) for log in logs]
 
 
-def _recent_outcome_logs(treasury: "Treasury") -> list[dict]:
+def _recent_outcome_logs(treasury: Ledger) -> list[dict]:
     """The Safe's outcome logs of the last RECENT_BLOCKS blocks: where a missed execution usually is."""
     head = int(_web3().eth.block_number)
     found: list[dict] = []
@@ -175,7 +193,7 @@ def _recent_outcome_logs(treasury: "Treasury") -> list[dict]:
     return found
 
 
-def _outcome_logs_for_nonce(treasury: "Treasury", nonce: int, chain_nonce: int) -> list[dict]:
+def _outcome_logs_for_nonce(treasury: Ledger, nonce: int, chain_nonce: int) -> list[dict]:
     """The Safe's outcome logs in the block where its nonce moved past `nonce` (older than the recent scan).
 
     The block is found by bisecting `nonce()` over historical blocks (about log2(head) eth_calls);
@@ -187,7 +205,7 @@ def _outcome_logs_for_nonce(treasury: "Treasury", nonce: int, chain_nonce: int) 
     return [] if block is None else _outcome_logs(treasury, block, block)
 
 
-def _block_where_nonce_passed(treasury: "Treasury", nonce: int, chain_nonce: int) -> int | None:
+def _block_where_nonce_passed(treasury: Ledger, nonce: int, chain_nonce: int) -> int | None:
     from web3.exceptions import Web3Exception
 
     head = int(_web3().eth.block_number)
@@ -208,7 +226,7 @@ def _block_where_nonce_passed(treasury: "Treasury", nonce: int, chain_nonce: int
     return high
 
 
-def _nonce_at(treasury: "Treasury", block: int) -> int:
+def _nonce_at(treasury: Ledger, block: int) -> int:
     web3 = _web3()
     if not web3.eth.get_code(treasury.safe, block):
         return 0  # the Safe did not exist yet

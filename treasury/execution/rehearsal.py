@@ -10,9 +10,10 @@ owner's address (impersonation), which a fork allows and the real chain never do
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from eth_utils import keccak, to_checksum_address
 from safe_eth.safe.safe_signature import SafeSignature, SafeSignatureApprovedHash
@@ -20,8 +21,9 @@ from safe_eth.safe.safe_tx import SafeTx
 
 from treasury.addresses import ZERO_ADDRESS
 from treasury.amounts import TokenBook
-from treasury.errors import TreasuryError, one_line
 from treasury.chain.localnode import free_local_url
+from treasury.errors import TreasuryError, one_line
+from treasury.types import RehearsalOutcome
 
 if TYPE_CHECKING:
     from ape.api import AccountAPI
@@ -86,6 +88,22 @@ class RehearsalReport:
     notes: tuple[str, ...] = ()
     balance_changes: tuple[BalanceChange, ...] = ()
     events: tuple[str, ...] = field(default=())
+
+    @property
+    def outcome(self) -> RehearsalOutcome:
+        return "succeeds" if self.success else "fails"
+
+
+class _ReportContext(TypedDict):
+    """The fields of a RehearsalReport that every outcome shares."""
+
+    proposal_id: str
+    safe_tx_hash: str
+    network: str
+    block_number: int
+    block_hash: str
+    executor: str
+    notes: NotRequired[tuple[str, ...]]
 
 
 def run_rehearsal(rehearsal: Rehearsal, proposal_id: str) -> RehearsalReport:
@@ -175,13 +193,13 @@ def _configured_fork_settings(network) -> dict:
 
 
 def _rehearse(rehearsal: Rehearsal, proposal_id: str, network: str) -> RehearsalReport:
-    from treasury.execution.send import exec_arguments, plain_logs, safe_outcome, simulate
-    from treasury.decode.revert import explain_revert
     from treasury.chain.safe import safe_instance
+    from treasury.decode.revert import explain_revert
+    from treasury.execution.send import exec_arguments, plain_logs, safe_outcome, simulate
 
     safe_tx = rehearsal.safe_tx
-    report = dict(proposal_id=proposal_id, safe_tx_hash=safe_tx.safe_tx_hash.to_0x_hex(), network=network,
-                  block_number=rehearsal.block_number, block_hash=rehearsal.block_hash, executor=rehearsal.executor)
+    report: _ReportContext = dict(proposal_id=proposal_id, safe_tx_hash=safe_tx.safe_tx_hash.to_0x_hex(), network=network,
+                                  block_number=rehearsal.block_number, block_hash=rehearsal.block_hash, executor=rehearsal.executor)
     notes: list[str] = []
     if safe_tx.safe_nonce < rehearsal.safe_nonce:
         reason = f"nonce {safe_tx.safe_nonce} was already used: the Safe is at nonce {rehearsal.safe_nonce}"
@@ -230,11 +248,12 @@ def _fill_signatures(rehearsal: Rehearsal) -> tuple[list[SafeSignature], tuple[s
     safe = safe_instance(rehearsal.safe_tx.safe_address, rehearsal.version)
     for owner in missing:
         safe.approveHash(safe_tx_hash, sender=_impersonate(owner))
-        signatures.append(SafeSignatureApprovedHash.build_for_owner(owner, safe_tx_hash))
+        # safe-eth-py annotates safe_hash as str, but hands it to SafeSignature, which takes the hash's bytes.
+        signatures.append(SafeSignatureApprovedHash.build_for_owner(owner, safe_tx_hash))  # type: ignore[arg-type]
     return signatures, tuple(missing)
 
 
-def _impersonate(address: str) -> "AccountAPI":
+def _impersonate(address: str) -> AccountAPI:
     """An account for `address` on the copy, funded for gas; the real chain never sees it."""
     from ape import accounts, chain
 
@@ -341,8 +360,10 @@ def _event_arguments(event: dict, log: dict, rehearsal: Rehearsal) -> str:
     indexed = [i for i in event["inputs"] if i.get("indexed")]
     plain = [i for i in event["inputs"] if not i.get("indexed")]
     try:
-        values = dict(zip([i["name"] for i in plain], decode([i["type"] for i in plain], _bytes(log["data"]))))
-        for item, topic in zip(indexed, log["topics"][1:]):
+        values = dict(zip([i["name"] for i in plain], decode([i["type"] for i in plain], _bytes(log["data"])), strict=True))
+        # Not strict: a log matched to an event by its topic0 may carry another number of topics (the
+        # same signature indexed differently); the pairs both have are shown.
+        for item, topic in zip(indexed, log["topics"][1:], strict=False):
             values[item["name"]] = decode([item["type"]], _bytes(topic))[0] if item["type"] in _STATIC else _bytes(topic)
     except Exception:  # noqa: BLE001 - an odd log is shown by name, never breaks the report
         return "…"
@@ -370,7 +391,7 @@ def _value(value: Any, kind: str, rehearsal: Rehearsal) -> str:
 def _known_events(version: str) -> dict[bytes, dict]:
     """topic0 -> event ABI, for the Safe of this version and TreasuryGuard."""
     from treasury.chain.artifacts import contract_type
-    from treasury.chain.guard import guard_contract_type
+    from treasury.chain.guard_abi import guard_contract_type
 
     abis = [item.model_dump(by_alias=True) for item in guard_contract_type().events]
     for contract in ("safe", "safe_l2"):  # the L2 singleton adds SafeMultiSigTransaction
@@ -401,7 +422,7 @@ def _address_topic(topic: Any) -> str:
 
 def _bytes(value: Any) -> bytes:
     if isinstance(value, str):
-        return bytes.fromhex(value[2:] if value.startswith("0x") else value)
+        return bytes.fromhex(value.removeprefix("0x"))
     return bytes(value)
 
 

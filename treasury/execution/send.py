@@ -7,17 +7,21 @@ Sending is split in two so a caller can write the transaction down in between: `
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from eth_utils import keccak
-
 from safe_eth.safe.safe_signature import SafeSignature
 from safe_eth.safe.safe_tx import SafeTx
 
+from treasury.chain.guard_abi import decode_guard_error
+from treasury.chain.safe import safe_instance, safe_nonce
+from treasury.decode.revert import explain_revert
 from treasury.errors import TreasuryError
-from treasury.chain.safe import safe_instance
-from treasury.signatures.sign import encode_signatures
+from treasury.proposal.safe_tx import build_safe_tx
+from treasury.signatures.signing import sign_safe_tx
+from treasury.signatures.verification import encode_signatures
 
 if TYPE_CHECKING:
     from ape.api import AccountAPI, ReceiptAPI, TransactionAPI
@@ -73,7 +77,7 @@ def simulate(safe_tx: SafeTx, signatures: Sequence[SafeSignature], sender: str, 
 
 
 def simulate_execution(
-    safe_tx: SafeTx, signatures: Sequence[SafeSignature], sender: "AccountAPI", version: str
+    safe_tx: SafeTx, signatures: Sequence[SafeSignature], sender: AccountAPI, version: str
 ) -> str | None:
     """Run execTransaction as an eth_call from `sender`: None if it would succeed, else why not.
 
@@ -81,8 +85,6 @@ def simulate_execution(
     (`treasury.decode.revert` words them for people, with token amounts).
     """
     from eth_abi import decode
-
-    from treasury.chain.guard import decode_guard_error
 
     outcome = simulate(safe_tx, signatures, sender.address, version)
     if outcome.succeeds:
@@ -103,7 +105,7 @@ class SignedExecution:
     between broadcast and record, the transaction is found by this hash instead of being sent again.
     """
 
-    transaction: "TransactionAPI"
+    transaction: TransactionAPI
     tx_hash: str
     raw: bytes
     sender: str
@@ -111,7 +113,7 @@ class SignedExecution:
 
 
 def sign_execution(
-    safe_tx: SafeTx, signatures: Sequence[SafeSignature], sender: "AccountAPI", version: str,
+    safe_tx: SafeTx, signatures: Sequence[SafeSignature], sender: AccountAPI, version: str,
     *, confirmations: int | None = None,
 ) -> SignedExecution:
     """Prepare (gas, EIP-1559 fees) and sign execTransaction as `sender`, at its next free nonce.
@@ -145,8 +147,6 @@ def _refuse_if_reverting(safe: str, calldata: bytes, sender: str) -> None:
     from ape import chain
     from web3.exceptions import ContractCustomError, ContractLogicError
 
-    from treasury.decode.revert import explain_revert
-
     try:
         chain.provider.web3.eth.estimate_gas({"from": sender, "to": safe, "data": "0x" + bytes(calldata).hex()}, "pending")
     except (ContractCustomError, ContractLogicError) as error:
@@ -155,7 +155,7 @@ def _refuse_if_reverting(safe: str, calldata: bytes, sender: str) -> None:
         raise ExecutionReverted(reason, bytes.fromhex(data[2:]) if data else b"") from None
 
 
-def broadcast(signed: SignedExecution) -> "ReceiptAPI":
+def broadcast(signed: SignedExecution) -> ReceiptAPI:
     """Send the signed bytes and wait for the receipt and the required confirmations.
 
     eth_sendRawTransaction, then receipts and blocks: nothing a hosted node refuses (ape's own
@@ -201,21 +201,21 @@ def outcome_hash(log: dict) -> bytes:
 
 def _hash_bytes(value: bytes | str) -> bytes:
     if isinstance(value, str):
-        return bytes.fromhex(value[2:] if value.startswith("0x") else value)
+        return bytes.fromhex(value.removeprefix("0x"))
     return bytes(value)
 
 
 def send_safe_tx(
-    safe_tx: SafeTx, signatures: Sequence[SafeSignature], sender: "AccountAPI", version: str
-) -> tuple["ReceiptAPI", bool]:
+    safe_tx: SafeTx, signatures: Sequence[SafeSignature], sender: AccountAPI, version: str
+) -> tuple[ReceiptAPI, bool]:
     """Call execTransaction from `sender`; (receipt, whether the Safe emitted ExecutionSuccess)."""
     receipt = broadcast(sign_execution(safe_tx, signatures, sender, version))
     return receipt, bool(safe_outcome(plain_logs(receipt.logs), safe_tx.safe_address, safe_tx.safe_tx_hash))
 
 
 def execute_safe_tx(
-    safe_tx: SafeTx, signatures: Sequence[SafeSignature], sender: "AccountAPI", version: str
-) -> "ReceiptAPI":
+    safe_tx: SafeTx, signatures: Sequence[SafeSignature], sender: AccountAPI, version: str
+) -> ReceiptAPI:
     """Call execTransaction from `sender` (an owner or any relayer) and require ExecutionSuccess."""
     receipt, success = send_safe_tx(safe_tx, signatures, sender, version)
     if not success:
@@ -231,19 +231,16 @@ def execute_with_owners(
     data: bytes = b"",
     operation: int = 0,
     *,
-    signers: Sequence["AccountAPI"],
-    sender: "AccountAPI",
+    signers: Sequence[AccountAPI],
+    sender: AccountAPI,
     **gas_fields,
-) -> "ReceiptAPI":
+) -> ReceiptAPI:
     """Build the Safe transaction at the Safe's current nonce, have `signers` sign it, execute it.
 
     For scripts, tests and benchmarks where the owners are at hand; a treasury team's flow goes
     through proposals and stored signatures instead.
     """
     from ape import chain
-
-    from treasury.chain.safe import safe_nonce
-    from treasury.signatures.sign import build_safe_tx, sign_safe_tx
 
     safe_tx = build_safe_tx(
         safe_address, to, value, data, operation,

@@ -12,16 +12,19 @@ by running generated proposals through both on anvil.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_address
 
 from treasury.addresses import ZERO_ADDRESS, parse_address
+from treasury.chain.guard import guard_at
 from treasury.errors import InvalidInput
-from treasury.chain.guard import DELAY_ERRORS, Verdict, guard_at
 from treasury.policy.model import NATIVE, Policy
+from treasury.policy.verdict import Verdict
+from treasury.proposal.multisend import MULTI_SEND, MalformedBatch, iter_batch
 
 if TYPE_CHECKING:
     from ape.contracts import ContractInstance
@@ -31,11 +34,9 @@ TRANSFER = function_signature_to_4byte_selector("transfer(address,uint256)")
 APPROVE = function_signature_to_4byte_selector("approve(address,uint256)")
 TRANSFER_FROM = function_signature_to_4byte_selector("transferFrom(address,address,uint256)")
 ERC20_NAMES = {TRANSFER: "transfer", APPROVE: "approve", TRANSFER_FROM: "transferFrom"}
-MULTI_SEND = function_signature_to_4byte_selector("multiSend(bytes)")
 SET_GUARD = function_signature_to_4byte_selector("setGuard(address)")
 # The guard's checked arithmetic reverts with Panic(0x11) when a token total overflows uint256.
 PANIC_OVERFLOW = function_signature_to_4byte_selector("Panic(uint256)") + (0x11).to_bytes(32, "big")
-ENTRY_HEADER = 85  # operation (1) | to (20) | value (32) | data length (32)
 
 # (entry id, eta, expiry) of an intent's pending entry in the guard's delay queue.
 PendingEntry = tuple[int, int, int]
@@ -120,8 +121,7 @@ def evaluate(
     try:
         entry = check.run(to, value, data, operation, gas_price)
     except PolicyViolation as violation:
-        outcome = "needs-delay" if violation.error in DELAY_ERRORS else "deny"
-        return Verdict(outcome, violation.reason, violation.error)
+        return Verdict.refused(violation.error, violation.reason)
     return Verdict("allow", check.allowed_reason(entry))
 
 
@@ -231,45 +231,22 @@ class _Check:
     # --- batches -------------------------------------------------------------------------------
 
     def delegatecall(self, to: str, value: int, data: bytes) -> None:
+        """A batch: every entry is unpacked by the one strict decoder and checked as a call, in order.
+
+        The decoder yields each entry only once it is well-formed, so a malformed entry is met
+        after every earlier entry was checked, exactly where the guard reverts.
+        """
         if to != self.state.multisend_call_only:
             raise PolicyViolation("DelegateCallNotAllowed", f"delegatecall to {to}: only MultiSendCallOnly "
                                   f"{self.state.multisend_call_only} may be delegatecalled", to=to)
         if value != 0:
             self.invalid_multisend(f"the delegatecall carries value {value}")
-        end = self.batch_end(data)
-        offset = 68
-        while offset < end:
-            offset = self.entry(data, offset, end)
-
-    def batch_end(self, data: bytes) -> int:
-        """Where the packed entries end, after checking the canonical multiSend(bytes) encoding."""
-        size = len(data)
-        if size < 68 or data[:4] != MULTI_SEND:
-            self.invalid_multisend("not a multiSend(bytes) call")
-        if _word(data, 4) != 0x20:
-            self.invalid_multisend(f"the bytes argument is at offset {_word(data, 4)}, not 32")
-        length = _word(data, 36)
-        if length > size - 68 or size - 68 - length > 31:
-            self.invalid_multisend(f"declared length {length} does not fit the {size - 68} bytes after the header")
-        if any(data[68 + length:]):
-            self.invalid_multisend("the padding after the entries is not zero")
-        if length == 0:
-            raise PolicyViolation("EmptyBatch", "the batch has no entries")
-        return 68 + length
-
-    def entry(self, data: bytes, start: int, end: int) -> int:
-        """Checks the entry at `start` and returns where the next one begins."""
-        offset = start - 68  # as the guard counts: from the start of the packed entries
-        if end - start < ENTRY_HEADER:
-            raise PolicyViolation("InvalidBatchEntry", f"batch entry at byte {offset} is cut short", offset=offset)
-        operation, target = data[start], data[start + 1: start + 21]
-        length = _word(data, start + 53)
-        if operation != 0 or not any(target) or length > end - start - ENTRY_HEADER:
-            problem = "is not a call" if operation else "targets address 0" if not any(target) else "runs past the end"
-            raise PolicyViolation("InvalidBatchEntry", f"batch entry at byte {offset} {problem}", offset=offset)
-        body = start + ENTRY_HEADER
-        self.call(to_checksum_address(target), _word(data, start + 21), data[body: body + length])
-        return body + length
+        try:
+            for entry in iter_batch(data, call_only=True):
+                self.call(entry.to, entry.value, entry.data)
+        except MalformedBatch as malformed:
+            fields = {} if malformed.offset is None else {"offset": malformed.offset}
+            raise PolicyViolation(malformed.error, malformed.sentence, **fields) from None
 
     @staticmethod
     def invalid_multisend(problem: str) -> NoReturn:
@@ -321,7 +298,7 @@ class _Check:
 
 
 def read_guard_state(
-    guard: "ContractInstance | str", policy: Policy, intents: Iterable[Any] = (), *, block: str | int = "pending"
+    guard: ContractInstance | str, policy: Policy, intents: Iterable[Any] = (), *, block: str | int = "pending"
 ) -> GuardState:
     """Read the guard's moving parts with view calls, all at `block` (default: the pending block,
     whose timestamp the next transaction will have). `intents` are intent ids or
@@ -353,7 +330,7 @@ def read_guard_state(
     )
 
 
-def policy_drift(policy: Policy, guard: "ContractInstance | str") -> list[str]:
+def policy_drift(policy: Policy, guard: ContractInstance | str) -> list[str]:
     """Where the guard's settings differ from the policy, one line each ([] when in sync).
 
     The guard cannot list its allowlists, so what the policy names is checked: each allowed call
@@ -371,7 +348,7 @@ def policy_drift(policy: Policy, guard: "ContractInstance | str") -> list[str]:
     return lines
 
 
-def _cap_drift(policy: Policy, contract: "ContractInstance") -> list[str]:
+def _cap_drift(policy: Policy, contract: ContractInstance) -> list[str]:
     lines = []
     for cap in policy.caps:
         wanted = (cap.amount, cap.period, cap.per_tx_limit, cap.delay_above)
@@ -390,13 +367,9 @@ def _cap_drift(policy: Policy, contract: "ContractInstance") -> list[str]:
 # --- small helpers -------------------------------------------------------------------------------
 
 
-def _word(data: bytes, offset: int) -> int:
-    return int.from_bytes(data[offset: offset + 32].ljust(32, b"\0"), "big")
-
-
 def _as_bytes(data: bytes | str) -> bytes:
     if isinstance(data, str):
-        return bytes.fromhex(data[2:] if data.startswith("0x") else data)
+        return bytes.fromhex(data.removeprefix("0x"))
     return bytes(data)
 
 

@@ -7,10 +7,12 @@ the token's base units; human amounts ("1.5 ETH") are parsed elsewhere.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
-from eth_utils import function_signature_to_4byte_selector
 
 from treasury.addresses import ZERO_ADDRESS, parse_address
+from treasury.decode.hashes import function_selector
 
 NATIVE = ZERO_ADDRESS  # the "token" address that stands for the chain's native currency
 MAX_AMOUNT = 2**104 - 1  # TreasuryGuard.MAX_AMOUNT: what its packed cap words can hold
@@ -27,7 +29,7 @@ def selector_of(value: str) -> bytes:
         return raw
     if "(" not in value or not value.endswith(")"):
         raise ValueError(f"{value!r} is neither a 0x selector nor a function signature like transfer(address,uint256)")
-    return function_signature_to_4byte_selector(value.replace(" ", ""))
+    return function_selector(value)
 
 
 class _Frozen(BaseModel):
@@ -67,7 +69,7 @@ class TokenCap(_Frozen):
         return parse_address(value, "token")
 
     @model_validator(mode="after")
-    def _bounds(self) -> "TokenCap":
+    def _bounds(self) -> TokenCap:
         if not 0 < self.amount <= MAX_AMOUNT:
             raise ValueError(f"cap amount {self.amount} must be positive and at most 2**104 - 1")
         if not MIN_PERIOD <= self.period <= MAX_PERIOD:
@@ -99,14 +101,14 @@ class Policy(_Frozen):
 
     @field_validator("recipients", mode="before")
     @classmethod
-    def _recipients(cls, values: object) -> tuple[str, ...]:
+    def _recipients(cls, values: Iterable[object]) -> tuple[str, ...]:
         parsed = tuple(parse_address(v, "recipient") for v in values)
         if len(set(parsed)) != len(parsed):
             raise ValueError("a recipient is listed more than once")
         return parsed
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Policy":
+    def _consistent(self) -> Policy:
         tokens = [cap.token for cap in self.caps]
         if len(set(tokens)) != len(tokens):
             raise ValueError("a token has more than one cap")

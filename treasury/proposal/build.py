@@ -7,8 +7,9 @@ Each builder validates its inputs (addresses, amounts through the token book) an
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from eth_abi import encode
 from eth_abi.exceptions import EncodingError
@@ -16,9 +17,10 @@ from eth_utils import function_signature_to_4byte_selector
 
 from treasury.addresses import SENTINEL_ADDRESS, ZERO_ADDRESS, parse_address
 from treasury.amounts import TokenBook
-from treasury.proposal.multisend import Call, encode_batch
 from treasury.errors import InvalidInput
-from treasury.signatures.sign import CALL, DELEGATE_CALL
+from treasury.proposal.arguments import parse_arguments, split_types
+from treasury.proposal.multisend import Call, encode_batch
+from treasury.types import CALL, DELEGATE_CALL, Operation
 
 _SIGNATURE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\((.*)\)$")
 
@@ -30,7 +32,7 @@ class Intent:
     to: str
     value: int = 0
     data: bytes = b""
-    operation: int = CALL
+    operation: Operation = CALL
     summary: str = ""
 
     def as_call(self) -> Call:
@@ -54,28 +56,11 @@ def encode_call(signature: str, args: Sequence[Any]) -> bytes:
     if not match:
         raise InvalidInput(f"{signature!r} is not a function signature like transfer(address,uint256)")
     types = split_types(match[2])
-    if len(types) != len(args):
-        raise InvalidInput(f"{signature} takes {len(types)} arguments, {len(args)} given")
+    args = parse_arguments(signature, args)  # every address (at any depth) through the one address parser
     try:
         return function_signature_to_4byte_selector(signature.replace(" ", "")) + encode(types, list(args))
     except (EncodingError, TypeError, ValueError) as error:
         raise InvalidInput(f"arguments do not fit {signature}: {str(error).splitlines()[0]}") from None
-
-
-def split_types(inner: str) -> list[str]:
-    """Top-level comma split, keeping tuple types such as (address,uint256)[] whole."""
-    types, depth, current = [], 0, ""
-    for char in inner:
-        if char == "," and depth == 0:
-            types.append(current)
-            current = ""
-            continue
-        depth += char == "("
-        depth -= char == ")"
-        current += char
-    if current:
-        types.append(current)
-    return types
 
 
 def native_transfer(safe: str, book: TokenBook, to: str, amount: str) -> Intent:

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from ape.api import AccountAPI
 
 
-def resolve_account(alias: str | None) -> "AccountAPI":
+def resolve_account(alias: str | None) -> AccountAPI:
     """The ape account named `alias`; on a local chain, the first test account by default."""
     from ape import accounts, chain
 
@@ -25,5 +25,5 @@ def resolve_account(alias: str | None) -> "AccountAPI":
         return accounts.test_accounts[int(index)]
     try:
         return accounts.load(alias)
-    except Exception:
+    except Exception:  # noqa: BLE001 - ape raises several kinds for an unknown or unreadable alias: one message for all
         raise InvalidInput(f"unknown account alias {alias!r} (see `ape accounts list`)") from None

@@ -10,9 +10,10 @@ the pytest plugin calls: a Safe, optionally the guard, ETH and test tokens, a co
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ape.api import AccountAPI
@@ -45,7 +46,7 @@ def token_contract_type():
     return ContractType.model_validate(json.loads(TEST_TOKEN_ARTIFACT.read_text()))
 
 
-def deploy_test_token(deployer: "AccountAPI", name: str = "Test USD", symbol: str = "TUSD", decimals: int = 6) -> "ContractInstance":
+def deploy_test_token(deployer: AccountAPI, name: str = "Test USD", symbol: str = "TUSD", decimals: int = 6) -> ContractInstance:
     """Deploy the shipped TestToken (anyone may mint: for local chains and tests only)."""
     from ape.contracts import ContractContainer
 
@@ -54,8 +55,8 @@ def deploy_test_token(deployer: "AccountAPI", name: str = "Test USD", symbol: st
 
 def make_test_treasury(
     directory: Path,
-    owners: Sequence["AccountAPI"],
-    deployer: "AccountAPI",
+    owners: Sequence[AccountAPI],
+    deployer: AccountAPI,
     *,
     threshold: int = 2,
     policy: Mapping[str, Any] | None = None,
@@ -67,7 +68,7 @@ def make_test_treasury(
     token_amount: int = 1_000_000,
     token_symbol: str = "TUSD",
     token_decimals: int = 6,
-) -> tuple["Treasury", "ContractInstance"]:
+) -> tuple[Treasury, ContractInstance]:
     """A configured Treasury on the connected (local) chain, and its funded test token.
 
     Creates a Safe of `owners` (the Safe infrastructure must be deployed), deploys a test token,

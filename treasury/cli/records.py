@@ -1,0 +1,137 @@
+"""Store-only commands: list, show, export, log. They read the config and the store, nothing else.
+
+None of them imports ape, web3 or safe-eth-py unless given --network (show and export accept it:
+show then adds the live policy verdict, export verifies every signature against the Safe's current
+owners first). tests/test_cli_offline.py holds them to that; bench/cli_speed.py times them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from treasury.cli.common import (
+    console,
+    emit_json,
+    local_command,
+    open_records,
+    open_treasury,
+    optional_network,
+    print_records,
+    print_view,
+    proposal_dict,
+    view_dict,
+)
+from treasury.errors import InvalidInput
+
+STATUSES = ("pending", "scheduled", "executed", "failed", "rejected", "superseded", "cancelled")
+
+
+@local_command("list")
+@click.option("--status", type=click.Choice(STATUSES), default=None, help="only proposals in this status")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="at most this many")
+def list_proposals(name, config_path, as_json, verbose, status, limit):
+    """List the treasury's proposals by nonce. Reads the store only: no chain, no network."""
+    records = open_records(name, config_path)
+    found = records.proposals(status=status, limit=limit)
+    if as_json:
+        emit_json([proposal_dict(r) for r in found])
+    else:
+        print_records(found, f"{records.name}: Safe {records.safe} on chain {records.chain_id}" + (f" ({status})" if status else ""))
+
+
+@local_command("show")
+@click.argument("proposal_id")
+@optional_network("connect (as ape's --network) to add the live policy verdict and the Safe's threshold")
+def show(name, config_path, as_json, verbose, proposal_id, network):
+    """Show PROPOSAL_ID: the decoded intent, the signatures, and the domain, message and safeTxHash
+    hashes to compare with a hardware wallet's screen. With --network, the policy verdict too."""
+    if network is not None:
+        from treasury.cli.chain import connected
+
+        with connected(network, as_json):
+            treasury = open_treasury(name, config_path)
+            _show(treasury, treasury.view(proposal_id), as_json)
+        return
+    records = open_records(name, config_path)
+    _show(records, records.view(proposal_id), as_json)
+
+
+def _show(treasury: Any, view: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json(view_dict(view))
+    else:
+        print_view(treasury, view)
+
+
+@local_command("export")
+@click.argument("proposal_id")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@optional_network("connect (as ape's --network) to verify each signature against the Safe's current owners first")
+@click.option("--force", is_flag=True, help="overwrite FILE if it exists")
+def export(name, config_path, as_json, verbose, proposal_id, file, network, force):
+    """Write PROPOSAL_ID and its signatures to FILE (JSON), for an offline signer.
+
+    From the store alone, every signature is checked to be its owner's over the proposal's
+    safeTxHash; with --network, also that each signer is still an owner (and on-chain approvals).
+    An existing FILE is never replaced without --force.
+    """
+    if file.exists() and not force:
+        raise InvalidInput(f"{file} exists: nothing written (use --force to overwrite it)")
+    if network is not None:
+        from treasury.cli.chain import connected
+
+        with connected(network, as_json):
+            treasury = open_treasury(name, config_path)
+            record = treasury.get(proposal_id)
+            bundle = treasury.export_bundle(record.id, file)
+    else:
+        records = open_records(name, config_path)
+        record = records.get(proposal_id)
+        bundle = records.export_bundle(record.id, file)
+    count = len(bundle["signatures"])
+    if as_json:
+        emit_json({**proposal_dict(record), "file": str(file), "signatures": count})
+    else:
+        console().print(f"wrote {file}: proposal {record.id} with {count} signature(s)")
+
+
+@local_command("log")
+@click.option("--proposal", "proposal_id", default=None, help="only this proposal's entries")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="the newest this many entries")
+def log(name, config_path, as_json, verbose, proposal_id, limit):
+    """The store's append-only audit log, newest last, and whether its hash chain verifies.
+
+    The whole chain is verified; the newest --limit entries are shown.
+    Exit code 1 when the chain is broken (an entry was edited, removed or reordered).
+    """
+    records = open_records(name, config_path)
+    entries = records.audit_log(proposal_id, limit=limit)
+    report = records.verify_log()
+    if as_json:
+        emit_json({"verified": report.ok, "entries": report.entries, "first_bad_seq": report.first_bad_seq,
+                   "problem": report.problem, "log": [
+                       {"seq": e.seq, "at": e.at.isoformat(), "actor": e.actor, "action": e.action,
+                        "proposal_id": e.proposal_id, "payload": e.payload, "entry_hash": e.entry_hash} for e in entries]})
+    else:
+        _print_log(entries, report)
+    if not report.ok:
+        raise click.ClickException(f"audit log broken at entry {report.first_bad_seq}: {report.problem}")
+
+
+def _print_log(entries: list, report: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="Audit log", title_justify="left")
+    for column in ("seq", "at", "actor", "action", "proposal", "details"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        details = ", ".join(f"{k}={v}" for k, v in sorted(e.payload.items()) if k not in ("data", "content_hash"))
+        table.add_row(str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"), escape(e.actor), e.action, e.proposal_id or "",
+                      escape(details[:120]))
+    console().print(table)
+    if report.ok:
+        console().print(f"[green]verified[/]: {report.entries} entries, hash chain intact")

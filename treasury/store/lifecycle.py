@@ -1,0 +1,47 @@
+"""Which statuses each stored thing can have, and which may follow which.
+
+Kept apart from the schema because the same tuples feed the database CHECK constraints, the input
+checks and the transition rules; the words themselves are the shared Literal types of
+treasury.types, so the store, the JSON output and a type checker all agree.
+"""
+
+from __future__ import annotations
+
+from treasury.store.errors import InvalidTransition
+from treasury.types import (
+    BROADCAST_STATUS_VALUES,
+    PROPOSAL_STATUS_VALUES,
+    SCHEDULE_STATUS_VALUES,
+    SIGNATURE_KIND_VALUES,
+)
+
+PROPOSAL_STATUSES = PROPOSAL_STATUS_VALUES
+# Only open proposals move; executed/failed/rejected/superseded/cancelled are final because the Safe
+# nonce is spent or the owners decided. A scheduled proposal may return to pending when its
+# time-lock entry lapsed or was cancelled and the owners want to re-queue.
+PROPOSAL_TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"scheduled", "executed", "failed", "rejected", "superseded", "cancelled"}),
+    "scheduled": frozenset({"pending", "executed", "failed", "rejected", "superseded", "cancelled"}),
+}
+OPEN_STATUSES = frozenset(PROPOSAL_TRANSITIONS)
+
+SIGNATURE_KINDS = SIGNATURE_KIND_VALUES
+
+SCHEDULE_STATUSES = SCHEDULE_STATUS_VALUES
+SCHEDULE_TRANSITIONS: dict[str, frozenset[str]] = {"queued": frozenset({"executed", "cancelled", "expired"})}
+
+# A broadcast is "sent" from the moment it is written (just before the raw transaction goes to the
+# network) until someone learns its fate: "mined" (included in a block, whether the Safe call
+# succeeded or reverted) or "dropped" (the node no longer knows it, or its sender nonce was used by
+# another transaction). Both are final: a dropped transaction is re-sent as a new broadcast.
+BROADCAST_STATUSES = BROADCAST_STATUS_VALUES
+BROADCAST_TRANSITIONS: dict[str, frozenset[str]] = {"sent": frozenset({"mined", "dropped"})}
+
+
+def require_proposal_transition(pid: str, current: str, target: str) -> None:
+    """Raise InvalidTransition unless a proposal may go from `current` to `target`."""
+    if target in PROPOSAL_TRANSITIONS.get(current, frozenset()):
+        return
+    if current not in PROPOSAL_TRANSITIONS:
+        raise InvalidTransition(f"proposal {pid} is {current}, which is final; it cannot become {target}")
+    raise InvalidTransition(f"proposal {pid} cannot go from {current} to {target}")

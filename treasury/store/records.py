@@ -1,0 +1,278 @@
+"""The values the store hands to callers: frozen dataclasses, detached from any session.
+
+Callers never hold a live ORM object (so nobody holds a session or a lock by accident), and every
+row is checked against its content hash on its way out: a row edited behind the store's back
+raises TamperedRecord here instead of being trusted.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from treasury.store.errors import TamperedRecord
+from treasury.store.integrity import PROPOSAL, SIGNATURE, check
+from treasury.store.lifecycle import BROADCAST_STATUSES, PROPOSAL_STATUSES
+from treasury.store.schema import (
+    AuditRow,
+    BroadcastRow,
+    ExecutionRow,
+    ProposalRow,
+    RehearsalRow,
+    ScheduleRow,
+    SignatureRow,
+)
+from treasury.types import BroadcastStatus, Operation, ProposalStatus, ScheduleStatus, SignatureKind
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Row
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalRecord:
+    """A proposed Safe transaction and where it stands. Fields mirror the SafeTx struct."""
+
+    id: str
+    chain_id: int
+    safe: str
+    nonce: int
+    to: str
+    value: int
+    data: bytes = field(repr=False)  # calldata can be megabytes; keep reprs and logs readable
+    operation: Operation
+    safe_tx_gas: int
+    base_gas: int
+    gas_price: int
+    gas_token: str
+    refund_receiver: str
+    safe_tx_hash: str
+    title: str
+    description: str
+    proposer: str
+    status: ProposalStatus
+    created_at: datetime
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureRecord:
+    """One owner's signature (or on-chain approval) over a proposal's safeTxHash."""
+
+    proposal_id: str
+    owner: str
+    kind: SignatureKind
+    signature: bytes
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleEntryRecord:
+    """A proposal queued in a TreasuryGuard time-lock: runnable from `eta` until `expiry`."""
+
+    id: int
+    proposal_id: str
+    guard: str
+    entry_id: int
+    eta: int
+    expiry: int
+    status: ScheduleStatus
+    tx_hash: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRecord:
+    """An execTransaction that was mined for a proposal (successful or not)."""
+
+    id: int
+    proposal_id: str
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    success: bool
+    executor: str
+    recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastRecord:
+    """A signed execTransaction, written down *before* it was sent to the network.
+
+    If the process dies between sending and recording the outcome, the next run finds the
+    transaction by `tx_hash` (and can re-send the very same `raw_tx`) instead of signing and sending
+    a second one. `raw_tx` is the signed transaction, public once broadcast; it holds no key.
+    `status` and `note` change as the transaction's fate becomes known; every other field is fixed.
+    """
+
+    id: int
+    proposal_id: str
+    tx_hash: str
+    sender: str
+    sender_nonce: int
+    raw_tx: bytes = field(repr=False)  # carries the whole calldata; keep reprs and logs readable
+    safe_nonce: int
+    block_at_send: int
+    status: BroadcastStatus
+    note: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RehearsalRecord:
+    """The outcome of executing a proposal on a local fork of `chain_id` at `block_number`.
+
+    `filled` names the owners whose approvals existed only on the fork (impersonated approveHash
+    calls that made up the threshold there): a success that needed them still needs those owners
+    to sign for real.
+    """
+
+    id: int
+    proposal_id: str
+    safe_tx_hash: str
+    chain_id: int
+    block_number: int
+    block_hash: str
+    success: bool
+    reason: str
+    gas_used: int | None
+    filled: tuple[str, ...]
+    executor: str
+    rehearsed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One link of the audit chain. `payload` is a fresh dict per read; mutating it changes nothing."""
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    proposal_id: str | None
+    payload: dict[str, Any]
+    prev_hash: str
+    entry_hash: str
+
+
+def _known_status(row: Any, statuses: tuple[str, ...], what: str) -> None:
+    if row.status not in statuses:
+        raise TamperedRecord(f"{what} has unknown status {row.status!r}: the row was edited outside the store")
+
+
+def proposal_record(row: ProposalRow | Row[Any]) -> ProposalRecord:
+    """From an ORM row or a plain row of the table (the same names): both are checked alike."""
+    PROPOSAL.check(row)
+    _known_status(row, PROPOSAL_STATUSES, f"proposal {row.id}")
+    return ProposalRecord(
+        id=row.id,
+        chain_id=row.chain_id,
+        safe=row.safe,
+        nonce=row.nonce,
+        to=row.to_address,
+        value=row.value,
+        data=bytes(row.data),
+        operation=cast(Operation, row.operation),  # the CHECK constraint allows 0 and 1 only
+        safe_tx_gas=row.safe_tx_gas,
+        base_gas=row.base_gas,
+        gas_price=row.gas_price,
+        gas_token=row.gas_token,
+        refund_receiver=row.refund_receiver,
+        safe_tx_hash=row.safe_tx_hash,
+        title=row.title,
+        description=row.description,
+        proposer=row.proposer,
+        status=cast(ProposalStatus, row.status),  # a known status: checked above
+        created_at=datetime.fromisoformat(row.created_at),
+        content_hash=row.content_hash,
+    )
+
+
+def signature_record(row: SignatureRow) -> SignatureRecord:
+    SIGNATURE.check(row)
+    return SignatureRecord(
+        proposal_id=row.proposal_id,
+        owner=row.owner,
+        kind=cast(SignatureKind, row.kind),  # the CHECK constraint allows no other
+        signature=bytes(row.signature),
+        created_at=datetime.fromisoformat(row.created_at),
+    )
+
+
+def schedule_record(row: ScheduleRow) -> ScheduleEntryRecord:
+    check(row)
+    return ScheduleEntryRecord(
+        id=row.id,
+        proposal_id=row.proposal_id,
+        guard=row.guard,
+        entry_id=row.entry_id,
+        eta=row.eta,
+        expiry=row.expiry,
+        status=cast(ScheduleStatus, row.status),  # the CHECK constraint allows no other
+        tx_hash=row.tx_hash,
+        created_at=datetime.fromisoformat(row.created_at),
+    )
+
+
+def execution_record(row: ExecutionRow) -> ExecutionRecord:
+    check(row)
+    return ExecutionRecord(
+        id=row.id,
+        proposal_id=row.proposal_id,
+        tx_hash=row.tx_hash,
+        block_number=row.block_number,
+        gas_used=row.gas_used,
+        success=bool(row.success),
+        executor=row.executor,
+        recorded_at=datetime.fromisoformat(row.recorded_at),
+    )
+
+
+def broadcast_record(row: BroadcastRow) -> BroadcastRecord:
+    check(row)
+    _known_status(row, BROADCAST_STATUSES, f"broadcast {row.id}")
+    return BroadcastRecord(
+        id=row.id,
+        proposal_id=row.proposal_id,
+        tx_hash=row.tx_hash,
+        sender=row.sender,
+        sender_nonce=row.sender_nonce,
+        raw_tx=bytes(row.raw_tx),
+        safe_nonce=row.safe_nonce,
+        block_at_send=row.block_at_send,
+        status=cast(BroadcastStatus, row.status),  # a known status: checked above
+        note=row.note,
+        created_at=datetime.fromisoformat(row.created_at),
+    )
+
+
+def rehearsal_record(row: RehearsalRow) -> RehearsalRecord:
+    check(row)
+    return RehearsalRecord(
+        id=row.id,
+        proposal_id=row.proposal_id,
+        safe_tx_hash=row.safe_tx_hash,
+        chain_id=row.chain_id,
+        block_number=row.block_number,
+        block_hash=row.block_hash,
+        success=bool(row.success),
+        reason=row.reason,
+        gas_used=row.gas_used,
+        filled=tuple(json.loads(row.filled)),  # hash-checked above, so it is the JSON we wrote
+        executor=row.executor,
+        rehearsed_at=datetime.fromisoformat(row.rehearsed_at),
+    )
+
+
+def audit_record(row: AuditRow | Row[Any]) -> AuditEntry:
+    return AuditEntry(
+        seq=row.seq,
+        at=datetime.fromisoformat(row.at),
+        actor=row.actor,
+        action=row.action,
+        proposal_id=row.proposal_id,
+        payload=json.loads(row.payload),
+        prev_hash=row.prev_hash,
+        entry_hash=row.entry_hash,
+    )

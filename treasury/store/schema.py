@@ -1,0 +1,252 @@
+"""The store's tables (SQLAlchemy 2.x models) and its schema version.
+
+One set of models serves every backend: the only dialect-specific DDL is the collation of the
+uint256 columns on PostgreSQL (see Uint256). Rows never leave the store: callers get the frozen
+records of treasury.store.records. Changing a table means a new SCHEMA_VERSION and a migration
+(treasury.store.migrations); changing which fields a row's content hash covers means a new record
+tag (treasury.store.integrity), never an edit of an existing one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from treasury.errors import InvalidInput
+from treasury.store.errors import TamperedRecord
+from treasury.store.lifecycle import (
+    BROADCAST_STATUSES,
+    PROPOSAL_STATUSES,
+    SCHEDULE_STATUSES,
+    SIGNATURE_KINDS,
+)
+
+SCHEMA_VERSION = 2  # 1: proposals, signatures, schedule, executions, audit; 2: + broadcasts, rehearsals
+
+UINT256_MAX = 2**256 - 1
+UINT256_DIGITS = 78  # len(str(2**256 - 1))
+MAX_LABEL = 200  # actor, proposer, title: the width of their columns
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN (" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+class Uint256(TypeDecorator[int]):
+    """A uint256 stored as zero-padded decimal text: exact everywhere, and sorts like the number.
+
+    SQLite has no 256-bit integer (its NUMERIC affinity silently rounds through floats), and a
+    fixed-width digit string compares like the number it spells, so listing by nonce uses the index.
+    On PostgreSQL the column uses the "C" collation, so that comparison is bytewise whatever the
+    server's locale is.
+    """
+
+    impl = String(UINT256_DIGITS)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(String(UINT256_DIGITS, collation="C"))
+        return dialect.type_descriptor(String(UINT256_DIGITS))
+
+    def process_bind_param(self, value: int | None, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= UINT256_MAX:
+            raise InvalidInput(f"{value!r} is not a uint256")
+        return f"{value:0{UINT256_DIGITS}d}"
+
+    def process_result_value(self, value: str | None, dialect: Any) -> int | None:
+        if value is None:
+            return None
+        text = str(value)
+        if not text.isdigit() or len(text) > UINT256_DIGITS:
+            raise TamperedRecord(f"stored value {text[:40]!r} is not a decimal uint256: the row was edited outside the store")
+        return int(text)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class MetaRow(Base):
+    """Key/value facts about the store itself; holds the `schema_version` row."""
+
+    __tablename__ = "store_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+
+
+class AuditHeadRow(Base):
+    """The single row (id=1) naming the last audit entry.
+
+    Writers lock it (`SELECT ... FOR UPDATE`) before appending, which serializes appends on
+    databases with row locks; comparing it with the last entry also detects a truncated log tail.
+    """
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class ProposalRow(Base):
+    __tablename__ = "proposals"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "safe", "safe_tx_hash", name="uq_proposals_safe_tx_hash"),
+        Index("ix_proposals_listing", "chain_id", "safe", "status", "nonce"),
+        CheckConstraint("operation IN (0, 1)", name="ck_proposals_operation"),
+        CheckConstraint(_one_of("status", PROPOSAL_STATUSES), name="ck_proposals_status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    safe: Mapped[str] = mapped_column(String(42))
+    nonce: Mapped[int] = mapped_column(Uint256)
+    to_address: Mapped[str] = mapped_column(String(42))
+    value: Mapped[int] = mapped_column(Uint256)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    operation: Mapped[int] = mapped_column(Integer)
+    safe_tx_gas: Mapped[int] = mapped_column(Uint256)
+    base_gas: Mapped[int] = mapped_column(Uint256)
+    gas_price: Mapped[int] = mapped_column(Uint256)
+    gas_token: Mapped[str] = mapped_column(String(42))
+    refund_receiver: Mapped[str] = mapped_column(String(42))
+    safe_tx_hash: Mapped[str] = mapped_column(String(66))
+    title: Mapped[str] = mapped_column(String(MAX_LABEL))
+    description: Mapped[str] = mapped_column(Text)
+    proposer: Mapped[str] = mapped_column(String(MAX_LABEL))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class SignatureRow(Base):
+    __tablename__ = "signatures"
+    __table_args__ = (
+        UniqueConstraint("proposal_id", "owner", name="uq_signatures_owner"),
+        CheckConstraint(_one_of("kind", SIGNATURE_KINDS), name="ck_signatures_kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[str] = mapped_column(ForeignKey("proposals.id"))
+    owner: Mapped[str] = mapped_column(String(42))
+    kind: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class ScheduleRow(Base):
+    __tablename__ = "schedule_entries"
+    __table_args__ = (
+        UniqueConstraint("proposal_id", "guard", "entry_id", name="uq_schedule_entry"),
+        CheckConstraint(_one_of("status", SCHEDULE_STATUSES), name="ck_schedule_status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[str] = mapped_column(ForeignKey("proposals.id"), index=True)
+    guard: Mapped[str] = mapped_column(String(42))
+    entry_id: Mapped[int] = mapped_column(Uint256)
+    eta: Mapped[int] = mapped_column(Uint256)
+    expiry: Mapped[int] = mapped_column(Uint256)
+    status: Mapped[str] = mapped_column(String(16))
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    created_at: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class ExecutionRow(Base):
+    __tablename__ = "executions"
+    __table_args__ = (UniqueConstraint("proposal_id", "tx_hash", name="uq_execution_tx"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[str] = mapped_column(ForeignKey("proposals.id"), index=True)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    gas_used: Mapped[int] = mapped_column(BigInteger)
+    success: Mapped[bool] = mapped_column(Boolean)
+    executor: Mapped[str] = mapped_column(String(42))
+    recorded_at: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class BroadcastRow(Base):
+    """Write-ahead record of a signed execTransaction (schema version 2).
+
+    `tx_hash` is unique across the table: a hash names one transaction, so it can belong to one
+    proposal only. `status` and `note` are mutable and stay out of the content hash, as a schedule
+    entry's status does; verify_audit_log checks them against the log instead.
+    """
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (
+        UniqueConstraint("tx_hash", name="uq_broadcasts_tx_hash"),
+        Index("ix_broadcasts_proposal_status", "proposal_id", "status"),
+        CheckConstraint(_one_of("status", BROADCAST_STATUSES), name="ck_broadcasts_status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[str] = mapped_column(ForeignKey("proposals.id"))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    sender: Mapped[str] = mapped_column(String(42))
+    sender_nonce: Mapped[int] = mapped_column(BigInteger)
+    raw_tx: Mapped[bytes] = mapped_column(LargeBinary)
+    safe_nonce: Mapped[int] = mapped_column(Uint256)
+    block_at_send: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class RehearsalRow(Base):
+    """The result of running a proposal on a fork (schema version 2). Every field is immutable.
+
+    `filled` holds the simulated-only owners as canonical JSON (a sorted list of checksummed
+    addresses), so one text column carries any number of them on every backend.
+    """
+
+    __tablename__ = "rehearsals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    proposal_id: Mapped[str] = mapped_column(ForeignKey("proposals.id"), index=True)
+    safe_tx_hash: Mapped[str] = mapped_column(String(66))
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    success: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    filled: Mapped[str] = mapped_column(Text)
+    executor: Mapped[str] = mapped_column(String(42))
+    rehearsed_at: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(MAX_LABEL))
+    action: Mapped[str] = mapped_column(String(64))
+    proposal_id: Mapped[str | None] = mapped_column(ForeignKey("proposals.id"), nullable=True, index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    # Unique: two entries claiming the same predecessor would be a fork of the chain.
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
