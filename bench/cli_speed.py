@@ -33,10 +33,16 @@ ZERO = "0x" + "00" * 20
 # What any store command must import, whatever this package does: the interpreter, then the libraries.
 FLOORS = [
     ("the interpreter alone", "pass"),
-    ("import sqlalchemy.orm (the store)", "import sqlalchemy.orm"),
-    ("import pydantic, eth_utils (config, addresses)", "import pydantic, eth_utils"),
-    ("import all three + click, yaml, rich", "import sqlalchemy.orm, pydantic, eth_utils, click, yaml, rich.console"),
+    ("import sqlalchemy (Core only)", "import sqlalchemy, sqlalchemy.dialects.sqlite"),
+    ("import sqlalchemy.orm (the store)", "import sqlalchemy.orm, sqlalchemy.dialects.sqlite"),
+    ("import pydantic, eth_hash.auto (config, addresses)", "import pydantic, eth_hash.auto"),
+    ("import all three + click, yaml, rich",
+     "import sqlalchemy.orm, sqlalchemy.dialects.sqlite, pydantic, eth_hash.auto, click, yaml, rich.console"),
     ("import treasury.records (config + store + hashes)", "import treasury.records, treasury.config"),
+    # As the store-only commands load it (treasury.cli.common.open_records): the collector paused, then frozen.
+    ("the same, collector paused then frozen (as `treasury`)",
+     ("import atexit, gc; gc.disable(); import treasury.records, treasury.config; gc.freeze(); gc.enable(); "
+      "atexit.register(gc.freeze)")),
 ]
 
 

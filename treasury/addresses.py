@@ -9,9 +9,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, cast
 
-from eth_hash.auto import keccak
-
 from treasury.errors import InvalidInput
+
+try:  # pycryptodome: the keccak backend eth_hash's automatic choice takes first, called directly
+    from Crypto.Hash import keccak as _pycryptodome
+except ImportError:  # pragma: no cover - eth_hash with its other backend (pysha3)
+    _pycryptodome = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from eth_typing import ChecksumAddress
@@ -46,13 +49,26 @@ def parse_address(value: object, what: str = "address") -> ChecksumAddress:
 def checksum(hex_digits: str) -> ChecksumAddress:
     """EIP-55: a hex letter is upper case where the keccak of the lower-case address has a nibble >= 8.
 
-    Computed here with eth_hash's keccak alone: eth_utils costs a tenth of a second to import, and
+    Computed here with `keccak` below alone: eth_utils costs a tenth of a second to import, and
     the store-only commands that load the config should not pay it for one hash per address.
     """
     lower = hex_digits.lower()
     nibbles = keccak(lower.encode("ascii")).hex()  # 64 nibbles: the first 40 give the 40 digits their case
     cased = "".join(char.upper() if int(nibble, 16) >= 8 else char for char, nibble in zip(lower, nibbles, strict=False))
     return cast("ChecksumAddress", "0x" + cased)
+
+
+def keccak(data: bytes | bytearray) -> bytes:
+    """keccak-256 (Ethereum's hash, not SHA3-256), as eth_hash.auto.keccak computes it.
+
+    pycryptodome is called directly when installed (eth_hash's own backend of choice): importing
+    eth_hash costs the store-only commands ~20 ms, most of it importlib.metadata reading its version.
+    """
+    if _pycryptodome is None:  # pragma: no cover
+        from eth_hash.auto import keccak as eth_hash_keccak
+
+        return eth_hash_keccak(data)
+    return _pycryptodome.new(data=data, digest_bits=256).digest()
 
 
 _HEX_DIGITS = re.compile(r"[0-9a-fA-F]{40}")

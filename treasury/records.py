@@ -19,9 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eth_hash.auto import keccak
-
-from treasury.addresses import to_checksum
+from treasury.addresses import keccak, to_checksum
 from treasury.decode.hashes import SafeTxHashes, safe_tx_hashes
 from treasury.errors import InvalidInput
 from treasury.signatures.bundle import bundle_document, tx_fields, write_bundle

@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from eth_hash.auto import keccak
-
-from treasury.addresses import to_checksum
+from treasury.addresses import keccak, to_checksum
 from treasury.chain.toolchain import node_modules
 from treasury.errors import InvalidInput
 

@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, cast
 
-from eth_hash.auto import keccak
-
-from treasury.addresses import to_checksum
+from treasury.addresses import keccak, to_checksum
 from treasury.amounts import TokenBook, format_units
 from treasury.decode.hashes import function_selector
 from treasury.proposal.arguments import split_types

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eth_hash.auto import keccak
-
-from treasury.addresses import parse_address
+from treasury.addresses import keccak, parse_address
 from treasury.errors import InvalidInput
 
 UINT256_MAX = 2**256 - 1
