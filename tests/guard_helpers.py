@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import itertools
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
 from eth_abi import decode, encode
@@ -40,8 +41,6 @@ from web3.exceptions import ContractLogicError
 
 from treasury.addresses import SENTINEL_ADDRESS, ZERO_ADDRESS
 from treasury.chain.artifacts import SUPPORTED_VERSIONS
-from treasury.proposal.multisend import Call, encode_batch, multisend_call_only
-from treasury.execution.send import execute_with_owners
 from treasury.chain.guard import (
     GUARD_STORAGE_SLOT,
     MODULE_GUARD_STORAGE_SLOT,
@@ -51,8 +50,10 @@ from treasury.chain.guard import (
     predict_verdict,
     schedule_intent,
 )
-from treasury.policy.model import NATIVE, AllowedCall, Policy, TokenCap
 from treasury.chain.safe import safe_instance, safe_nonce
+from treasury.execution.send import execute_with_owners
+from treasury.policy.model import NATIVE, AllowedCall, Policy, TokenCap
+from treasury.proposal.multisend import Call, encode_batch, multisend_call_only
 from treasury.proposal.safe_tx import build_safe_tx
 from treasury.signatures import encode_signatures, sign_safe_tx
 
@@ -330,7 +331,7 @@ class GuardedSafe:
         """The Safe's critical configuration, read from storage and from its getters."""
         return self._read_config(Reads()).run()
 
-    def _read_config(self, reads: "Reads") -> "Reads":
+    def _read_config(self, reads: Reads) -> Reads:
         for label, slot in CONFIG_SLOTS.items():
             reads.storage(label, self.address, slot)
         reads.call("owners", self.address, "getOwners()", returns=["address[]"])
@@ -392,7 +393,7 @@ class Reads:
             raise AssertionError(f"batch read failed: {responses}")
         responses = sorted(responses, key=lambda response: response["id"])
         found = {}
-        for (label, _, _, decoder), response in zip(self._items, responses):
+        for (label, _, _, decoder), response in zip(self._items, responses, strict=True):  # one answer per read
             if "error" in response:
                 raise AssertionError(f"reading {label} failed: {response['error']}")
             found[label] = decoder(response["result"])

@@ -123,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as with a real node: a drop hits a reused connection
     server: ThreadingHTTPServer
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:  # http.server's naming
         proxy: FaultProxy = self.server.proxy  # type: ignore[attr-defined]
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         payload = json.loads(body)
@@ -186,7 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:  # the client gave up (e.g. timed out during a "delay")
             self.close_connection = True
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (http.server's naming)
+    def log_message(self, format: str, *args: object) -> None:  # http.server's naming
         pass
 
 

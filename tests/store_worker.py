@@ -26,8 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from treasury.store import DuplicateSignature, Store
-from treasury.store import repository as store_module
+from treasury.store import DuplicateSignature, Store, repository as store_module
 
 SAFE = "0x" + "5a" * 20
 RECIPIENT = "0x" + "7e" * 20

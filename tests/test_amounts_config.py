@@ -151,5 +151,5 @@ def test_retry_settings_from_the_config(tmp_path):
     policy = load_config(path).rpc.policy()
     assert (policy.attempts, policy.timeout, policy.max_delay) == (3, 5.0, 8.0)
     path.write_text("treasury:\n  rpc: {attempts: 0}\n")
-    with pytest.raises(InvalidInput, match="rpc.attempts"):
+    with pytest.raises(InvalidInput, match=r"rpc.attempts"):
         load_config(path)

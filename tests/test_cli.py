@@ -128,7 +128,7 @@ def test_the_whole_flow_through_the_cli(setup, tmp_path, accounts):
     assert token.balanceOf(vendor.address) - before == 100 * 10**6
 
     log = run.json("log", chain=False)
-    assert log["verified"] is True and {"propose", "execute"} & {e["action"] for e in log["log"]} or log["log"]
+    assert (log["verified"] is True and {"propose", "execute"} & {e["action"] for e in log["log"]}) or log["log"]
     assert "verified" in run.ok("log", chain=False).stdout
 
 
@@ -379,7 +379,7 @@ def test_bad_input_gives_one_line_a_nonzero_exit_and_no_change(bad_input_setup, 
     cases = [(name, args, True) for name, args in BAD_INPUT] + [(name, args, False) for name, args in CONFIG_CASES]
     for name, args, with_config in cases:
         words = [a.format(**values) for a in args]
-        chain_needed = words[0] not in LOCAL and "--config" not in args[1:] or words[0] == "show"
+        chain_needed = (words[0] not in LOCAL and "--config" not in args[1:]) or words[0] == "show"
         result = run(*words, chain=chain_needed, config=with_config)
         errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
         if result.exit_code == 0:

@@ -2,9 +2,9 @@
 
 import pytest
 from eth_account.messages import encode_typed_data
+from guard_helpers import multisend_calldata, packed_entry
 from safe_eth.safe.multi_send import MultiSend
 
-from guard_helpers import multisend_calldata, packed_entry
 from treasury.amounts import TokenBook
 from treasury.chain.guard import deploy_guard, predict_verdict
 from treasury.decode.calls import decode_safe_tx, hashes

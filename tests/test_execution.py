@@ -4,8 +4,8 @@ import pytest
 from builders import ONE_ETH, fund, safe_transfer_tx
 
 from treasury.chain.artifacts import SUPPORTED_VERSIONS
-from treasury.execution.send import ExecutionReverted, execute_safe_tx
 from treasury.chain.safe import safe_nonce
+from treasury.execution.send import ExecutionReverted, execute_safe_tx
 from treasury.proposal.safe_tx import build_safe_tx
 from treasury.signatures import encode_signatures, sign_safe_tx
 
@@ -70,6 +70,6 @@ def test_signatures_over_another_payload_do_not_execute(funded_safe, owners, out
         "nonce": safe_transfer_tx(chain, funded_safe, outsider.address),
         "chain_id": safe_transfer_tx(chain, funded_safe, outsider.address),
     }[tamper]
-    with pytest.raises(ExecutionReverted, match="GS026|GS025|GS020"):
+    with pytest.raises(ExecutionReverted, match=r"GS026|GS025|GS020"):
         execute_safe_tx(sent, signatures, sender=outsider, version=funded_safe.version)
     assert chain.provider.get_balance(funded_safe.address) == 5 * ONE_ETH

@@ -8,8 +8,8 @@ from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector
 
 from treasury.amounts import TokenBook
-from treasury.decode.revert import explain_guard_error, explain_revert
 from treasury.chain.guard import GUARD_ARTIFACT
+from treasury.decode.revert import explain_guard_error, explain_revert
 
 USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
 UNKNOWN_TOKEN = "0x1111111111111111111111111111111111111111"
@@ -84,8 +84,8 @@ def test_the_issue_example_exactly():
     ("AlreadyScheduled", (5,), "this intent is already scheduled as entry 5: wait for it or cancel it"),
     ("EntryNotPending", (6,), "entry 6 is not pending: it is unknown, already executed or cancelled"),
     ("SafeConfigChanged", (),
-     "the Safe's owners, threshold, modules, guard or fallback handler changed in a transaction that was not "
-     "a scheduled configuration change"),
+     ("the Safe's owners, threshold, modules, guard or fallback handler changed in a transaction that was not "
+      "a scheduled configuration change")),
     ("SnapshotFailed", (), "the guard could not read the Safe's configuration: the Safe did not answer as a Safe does"),
     ("NotSafe", (VENDOR,), f"only the Safe may call the guard here, not {VENDOR}"),
     ("CheckInProgress", (),

@@ -10,13 +10,13 @@ queue and settings before and after the mined, reverted transaction (see tests/g
 import pytest
 from ape.contracts import ContractContainer
 from eth_abi import encode
-
 from guard_helpers import *
+
 from treasury.chain.artifacts import safe_contract
-from treasury.execution.send import ExecutionReverted, execute_with_owners
 from treasury.chain.guard import budgets, constructor_args, deploy_guard, guard_contract_type, install_guard
-from treasury.policy.model import MAX_AMOUNT, Policy
 from treasury.chain.safe import safe_instance, safe_nonce
+from treasury.execution.send import ExecutionReverted, execute_with_owners
+from treasury.policy.model import MAX_AMOUNT, Policy
 
 MULTI_SEND_SELECTOR = selector("multiSend(bytes)")
 STEPS_TO_EXHAUST = 10  # ten transfers of 100 (the delay threshold) exhaust the 1000-per-day TOKEN budget

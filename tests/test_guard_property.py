@@ -20,10 +20,9 @@ Each example starts from the same freshly installed guard: a chain snapshot is r
 
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from guard_helpers import *
+from hypothesis import HealthCheck, given, settings, strategies as st
+
 from treasury.policy.model import MAX_AMOUNT, AllowedCall, Policy, TokenCap
 
 AMOUNT = 1000
@@ -112,11 +111,12 @@ def test_budget_is_a_sliding_window_that_refills(windowed, steps):
         accepted: list[tuple[int, int]] = []
         now = head_timestamp() + 1
         for (jump_kind, jump), (amount_kind, amount) in steps:
+            # The chosen lambda runs at once, in this iteration: no late binding of jump or now (B023).
             now += {
-                "seconds": lambda: jump,
-                "sub-slot": lambda: int(jump * length),
-                "periods": lambda: int(jump * period),
-                "edge": lambda: max(0, (now // length + 1) * length + jump - now),
+                "seconds": lambda: jump,  # noqa: B023
+                "sub-slot": lambda: int(jump * length),  # noqa: B023
+                "periods": lambda: int(jump * period),  # noqa: B023
+                "edge": lambda: max(0, (now // length + 1) * length + jump - now),  # noqa: B023
             }[jump_kind]()
             wait_until(now)
             if amount_kind == "left":

@@ -8,9 +8,8 @@ scheduled `setGuard(address(0))` always works so the guard can never brick the S
 
 import pytest
 from eth_utils import to_checksum_address
-
 from guard_helpers import *
-from treasury.execution.send import ExecutionFailed
+
 from treasury.chain.guard import (
     cancel_entry,
     cancel_typed_data,
@@ -19,6 +18,7 @@ from treasury.chain.guard import (
     schedule_typed_data,
     sign_typed_data,
 )
+from treasury.execution.send import ExecutionFailed
 from treasury.policy.model import Policy
 
 BIG = 300 * UNIT  # above the 100 delay threshold, within the 500 per-transaction limit

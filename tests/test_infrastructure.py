@@ -13,9 +13,9 @@ from treasury.chain.artifacts import (
     SUPPORTED_VERSIONS,
     safe_contract,
 )
-from treasury.errors import DeploymentError, InvalidInput
 from treasury.chain.infrastructure import deploy_infrastructure
 from treasury.chain.toolchain import node_modules
+from treasury.errors import DeploymentError, InvalidInput
 
 # Read straight from safe-deployments, independently of treasury.chain.artifacts' table.
 ASSET_NAMES = {
@@ -105,6 +105,6 @@ def test_foreign_code_at_a_canonical_address_is_refused(safe_infrastructure, saf
 
 def test_unknown_version_is_refused_before_anything_is_sent(safe_deployer, chain):
     block = chain.blocks.height
-    with pytest.raises(InvalidInput, match="unknown Safe version '1.2.0'"):
+    with pytest.raises(InvalidInput, match=r"unknown Safe version '1.2.0'"):
         deploy_infrastructure(safe_deployer, versions=["1.2.0"], provider=chain.provider)
     assert chain.blocks.height == block

@@ -166,7 +166,7 @@ def test_facades_are_declared_consistently(facade):
 
 def test_unknown_names_raise_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
-        treasury.Nope  # noqa: B018
+        treasury.Nope
     assert not hasattr(treasury.signatures, "collect_everything")
 
 

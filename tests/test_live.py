@@ -65,7 +65,7 @@ def test_live_execute_refused_when_the_rehearsal_fails(live_treasury, strict_pro
     with live(strict_proxy.url):
         record = signed_transfer(treasury, owners, recipient, "12,000 TUSD")
         nonce = treasury.onchain_nonce()
-        with pytest.raises(PolicyRefusal, match="^policy verdict deny"):
+        with pytest.raises(PolicyRefusal, match=r"^policy verdict deny"):
             treasury.execute(record.id, accounts[3])  # the verdict refuses first, before any fork is made
         with pytest.raises(RehearsalFailed, match="cap exceeded: 12,000 TUSD requested, 10,000 left"):
             treasury.execute(record.id, accounts[3], force=True)  # past the verdict, the fork refuses
@@ -182,11 +182,11 @@ def test_cli_rehearse_and_execute_on_the_live_network(live_treasury, strict_prox
     cli = [str(Path(sys.executable).parent / "treasury")]
     network = ["--network", "ethereum:mainnet:node"]
 
-    refused = subprocess.run(cli + ["rehearse", too_much.id, *network], cwd=project, capture_output=True, text=True, timeout=300)
+    refused = subprocess.run([*cli, "rehearse", too_much.id, *network], cwd=project, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 3, refused.stderr
     assert "Error: rehearsal fails: cap exceeded: 12,000 TUSD requested, 10,000 left [ExceedsBudget]" in refused.stderr
 
-    done = subprocess.run(cli + ["execute", paid.id, "--account", "TEST::3", "--yes", "--json", *network], cwd=project,
+    done = subprocess.run([*cli, "execute", paid.id, "--account", "TEST::3", "--yes", "--json", *network], cwd=project,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)

@@ -26,13 +26,18 @@ from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
 from treasury.chain.artifacts import safe_contract
-from treasury.proposal.multisend import multisend_call_only
-from treasury.execution.send import ExecutionFailed, ExecutionReverted, execute_with_owners
 from treasury.chain.guard import (
-    decode_guard_error, deploy_guard, install_guard, installed_guard, predict_verdict, schedule_intent,
+    decode_guard_error,
+    deploy_guard,
+    install_guard,
+    installed_guard,
+    predict_verdict,
+    schedule_intent,
 )
-from treasury.policy.model import NATIVE, Policy
+from treasury.execution.send import ExecutionFailed, ExecutionReverted, execute_with_owners
 from treasury.policy.engine import MULTI_SEND, SET_GUARD, charges, evaluate, intent_id, read_guard_state
+from treasury.policy.model import NATIVE, Policy
+from treasury.proposal.multisend import multisend_call_only
 
 U256_MAX = 2**256 - 1
 CUSTOM = bytes.fromhex("deadbeef")
@@ -208,7 +213,7 @@ class Draw:
         """Calls that are fine but must wait in the queue: large amounts, the Safe, the guard."""
         p, t = self.w.people, self.w.tokens
         return self.pick(
-            ("erc20 transfer", t["T1"], 0, 
+            ("erc20 transfer", t["T1"], 0,
              abi("transfer(address,uint256)", p["R1"], self.one(st.integers(3001, 6000)))),
             ("native", p["R2"], self.one(st.integers(301, 600)), b""),
             ("guard: setAllowRefunds(true)", self.w.guard.address, 0, abi("setAllowRefunds(bool)", True)),
@@ -230,7 +235,7 @@ class Draw:
         to, amount = self.pick(p["R1"], p["R2"], p["STRANGER"], self.w.safe), self.amount(token)
         if function == "transferFrom":
             source = self.pick(p["APPROVER"], p["STRANGER"])
-            return f"erc20 transferFrom", token, 0, abi("transferFrom(address,address,uint256)", source, to, amount)
+            return "erc20 transferFrom", token, 0, abi("transferFrom(address,address,uint256)", source, to, amount)
         return f"erc20 {function}", token, 0, abi(f"{function}(address,uint256)", to, amount)
 
     def call_erc20_malformed(self):
@@ -401,7 +406,6 @@ def revert_name(error: VirtualMachineError, version: str) -> str:
     """The guard's error name from the raw revert data (a panic is 'Reverted', as decode_guard_error
     names it), or 'inner-failed' when the Safe reverted because the call itself failed: GS013, or
     on 1.5.0 the failed call's own revert data, which that version passes through."""
-    from eth_abi import decode
 
     if str(error).startswith("Panic error 0x11"):  # ape words panics without keeping the data
         return "Reverted"

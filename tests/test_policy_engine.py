@@ -11,17 +11,26 @@ from __future__ import annotations
 import pytest
 from eth_abi import encode
 from eth_utils import function_signature_to_4byte_selector as selector
-
 from guard_helpers import approve, transfer, transfer_from
-from treasury.proposal.multisend import multisend_call_only
+
+from treasury.chain.guard import deploy_guard, install_guard, predict_verdict, schedule_intent
 from treasury.errors import InvalidInput
 from treasury.execution.send import execute_with_owners
-from treasury.chain.guard import deploy_guard, install_guard, predict_verdict, schedule_intent
-from treasury.policy.model import NATIVE, Policy
 from treasury.policy.engine import (
-    APPROVE, MULTI_SEND, SET_GUARD, TRANSFER, TRANSFER_FROM, GuardState, PolicyViolation, charges, evaluate,
-    intent_id, policy_drift, read_guard_state,
+    MULTI_SEND,
+    SET_GUARD,
+    TRANSFER,
+    TRANSFER_FROM,
+    GuardState,
+    PolicyViolation,
+    charges,
+    evaluate,
+    intent_id,
+    policy_drift,
+    read_guard_state,
 )
+from treasury.policy.model import NATIVE, Policy
+from treasury.proposal.multisend import multisend_call_only
 
 SAFE = "0x5afe5afE5afE5afE5afE5aFe5aFe5Afe5Afe5AfE"
 GUARD = "0x6000000000000000000000000000000000000006"
@@ -405,10 +414,10 @@ def test_policy_drift_names_each_difference(deployed, safe_deployer):
     assert drift == [
         f"call selector 0xdeadbeef on {R1} is allowed by the policy but not by the guard",
         f"recipient {R2} is allowed by the policy but not by the guard",
-        f"cap of token {token.address}: policy amount=10000 period=7200 max_per_tx=6000 delay_threshold=3000, "
-        f"guard amount=9000 period=7200 max_per_tx=6000 delay_threshold=3000",
-        "cap of the native currency: policy amount=1000 period=3600 max_per_tx=1000 "
-        f"delay_threshold={2**104 - 1}, guard amount=0 period=0 max_per_tx=0 delay_threshold=0",
+        (f"cap of token {token.address}: policy amount=10000 period=7200 max_per_tx=6000 delay_threshold=3000, "
+         f"guard amount=9000 period=7200 max_per_tx=6000 delay_threshold=3000"),
+        ("cap of the native currency: policy amount=1000 period=3600 max_per_tx=1000 "
+         f"delay_threshold={2**104 - 1}, guard amount=0 period=0 max_per_tx=0 delay_threshold=0"),
         f"delay: policy {DELAY}, guard {2 * DELAY}",
     ]
     # The other way round: a token the guard caps but the policy does not.

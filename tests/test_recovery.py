@@ -15,14 +15,14 @@ import time
 from pathlib import Path
 
 import pytest
-from rpc_proxy import FaultProxy
 from builders import signed_transfer, tusd_policy
+from rpc_proxy import FaultProxy
 from standin import cli_project, live
 
-from treasury.execution.send import execute_safe_tx
 from treasury.chain.rpc import RetryPolicy, RPCRefused
-from treasury.signatures import sign_safe_tx
 from treasury.errors import InvalidInput
+from treasury.execution.send import execute_safe_tx
+from treasury.signatures import sign_safe_tx
 from treasury.store import Store
 from treasury.treasury import Treasury
 

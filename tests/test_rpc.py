@@ -198,7 +198,7 @@ def test_nonce_taken_by_another_transaction_is_not_masked(chain, accounts, proxy
     direct.eth.wait_for_transaction_receipt(first_hash, timeout=30)
     proxy.inject("503", "eth_sendRawTransaction")  # so that the rival's answer comes on a retry
 
-    with pytest.raises(Web3RPCError, match="(?i)nonce too low|already"):
+    with pytest.raises(Web3RPCError, match=r"(?i)nonce too low|already"):
         web3.eth.send_raw_transaction(rival)
 
     assert proxy.methods.count("eth_getTransactionByHash") == 1  # the hash was looked up: not ours

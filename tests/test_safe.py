@@ -7,8 +7,8 @@ from safe_eth.safe.proxy_factory import ProxyFactory
 
 from treasury.addresses import SENTINEL_ADDRESS, ZERO_ADDRESS
 from treasury.chain.artifacts import SUPPORTED_VERSIONS, safe_contract
-from treasury.errors import InvalidInput
 from treasury.chain.safe import predict_safe_address, safe_instance, safe_spec
+from treasury.errors import InvalidInput
 
 
 def singleton_of(chain, safe_address):

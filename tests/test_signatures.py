@@ -16,9 +16,10 @@ from safe_eth.safe.safe_signature import SafeSignatureApprovedHash
 
 from treasury.addresses import SENTINEL_ADDRESS
 from treasury.chain.artifacts import SUPPORTED_VERSIONS
+from treasury.chain.safe import safe_instance, safe_nonce
 from treasury.errors import InvalidInput
 from treasury.execution.send import ExecutionReverted, execute_safe_tx, simulate_execution
-from treasury.chain.safe import safe_instance, safe_nonce
+from treasury.proposal.safe_tx import build_safe_tx
 from treasury.signatures import (
     BUNDLE_FORMAT_VERSION,
     InvalidBundle,
@@ -38,7 +39,6 @@ from treasury.signatures import (
     threshold_met,
     verify,
 )
-from treasury.proposal.safe_tx import build_safe_tx
 
 ECDSA_KINDS = ("eip712", "eth_sign", "approved_hash")
 
@@ -137,7 +137,7 @@ def test_the_executing_owner_needs_no_on_chain_approval(safe141, owners, outside
     "outer_version,inner_version",
     [("1.4.1", "1.4.1"), ("1.3.0", "1.3.0"), ("1.5.0", "1.5.0"), ("1.5.0", "1.4.1"), ("1.4.1", "1.3.0"), ("1.5.0", "1.3.0")],
 )
-def test_a_safe_owned_by_a_safe_signs_through_eip1271(relayer, 
+def test_a_safe_owned_by_a_safe_signs_through_eip1271(relayer,
     make_safe, owners, inner_owners, outsider, safe_deployer, chain, outer_version, inner_version
 ):
     outer, inner = nested_safes(make_safe, owners, inner_owners, safe_deployer, outer_version, inner_version)
@@ -182,7 +182,7 @@ def test_a_1_5_0_owner_safe_cannot_sign_for_an_older_safe(make_safe, owners, inn
     """The 1.5.0 handler has no isValidSignature(bytes,bytes), the check a Safe 1.4.1 makes."""
     outer, inner = nested_safes(make_safe, owners, inner_owners, safe_deployer, "1.4.1", "1.5.0")
     tx = safe_transfer_tx(chain, outer, outsider.address)
-    with pytest.raises(InvalidSignature, match="1.5.0 CompatibilityFallbackHandler, which has no isValidSignature") as error:
+    with pytest.raises(InvalidSignature, match=r"1.5.0 CompatibilityFallbackHandler, which has no isValidSignature") as error:
         sign_as_contract_owner(inner.address, inner_owners[:2], tx)
     one_line(error)
     message = contract_owner_message(inner.address, tx)
@@ -204,7 +204,7 @@ def test_a_non_owner_signature_is_refused(safe, owners, outsider, chain):
     with pytest.raises(InvalidSignature, match="is not an owner"):
         SignatureSet(tx).add(foreign)
     assert simulate_execution(tx, [sign(owners[0], tx), foreign], outsider, safe.version) == "GS026"
-    with pytest.raises(InvalidSignature, match="not an owner of Safe .*GS030"):
+    with pytest.raises(InvalidSignature, match=r"not an owner of Safe .*GS030"):
         sign(outsider, tx, "approved_hash")
 
 
@@ -318,7 +318,7 @@ def test_threshold_met_counts_distinct_current_owners(safe141, owners, outsider,
     signatures = [sign(owners[0], tx), sign(outsider, tx)]
     members = current_owners(safe141.address, "1.4.1")
     assert not threshold_met(signatures, members, 2)
-    assert threshold_met(signatures + [sign(owners[2], tx, "eth_sign")], members, 2)
+    assert threshold_met([*signatures, sign(owners[2], tx, "eth_sign")], members, 2)
 
 
 # --- bundles for air-gapped signers -------------------------------------------------------------
@@ -465,7 +465,7 @@ def test_a_malformed_bundle_gives_one_line(signed_bundle, tmp_path, mutate, expe
 
 def test_a_missing_bundle_file_gives_one_line(safe141, outsider, chain, tmp_path):
     tx = safe_transfer_tx(chain, safe141, outsider.address)
-    with pytest.raises(InvalidBundle, match="cannot read bundle .*nope.json: No such file") as error:
+    with pytest.raises(InvalidBundle, match=r"cannot read bundle .*nope.json: No such file") as error:
         import_bundle(tmp_path / "nope.json", tx)
     one_line(error)
 

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -41,8 +40,8 @@ from treasury.store import (
     StoreBusy,
     TamperedRecord,
     UnknownProposal,
+    repository as store_module,
 )
-from treasury.store import repository as store_module
 from treasury.store.backends import is_transient
 
 WORKER = Path(__file__).with_name("store_worker.py")
@@ -153,7 +152,7 @@ def test_folder_that_cannot_be_created_is_a_clear_error(tmp_path: Path):
 def test_not_a_database_is_a_clear_error(tmp_path: Path):
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not a database " * 100)
-    with pytest.raises(TreasuryError, match="cannot open the store .*not a database") as raised:
+    with pytest.raises(TreasuryError, match=r"cannot open the store .*not a database") as raised:
         Store.open(junk)
     assert "\n" not in str(raised.value)
 
@@ -163,7 +162,7 @@ PASSWORD = "s3cret-Pw"
 
 def test_unreachable_server_is_one_line_without_the_password():
     url = f"postgresql://treasurer:{PASSWORD}@127.0.0.1:1/treasury"  # port 1: nothing listens there
-    with pytest.raises(TreasuryError, match="cannot open the store postgresql\\+psycopg://treasurer:\\*\\*\\*@127.0.0.1:1/treasury: ") as raised:
+    with pytest.raises(TreasuryError, match=r"cannot open the store postgresql\+psycopg://treasurer:\*\*\*@127.0.0.1:1/treasury: ") as raised:
         Store.open(url, busy_timeout=0.2)
     assert "\n" not in str(raised.value)
     assert PASSWORD not in str(raised.value) and PASSWORD not in repr(raised.value)

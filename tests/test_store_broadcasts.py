@@ -31,8 +31,8 @@ from treasury.store import (
     TamperedRecord,
     UnknownProposal,
     migrations,
+    repository as store_module,
 )
-from treasury.store import repository as store_module
 
 WORKER = Path(__file__).with_name("store_worker.py")
 SENDER = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359"

@@ -139,7 +139,7 @@ def _changed(table: str, column: str, value: Any) -> Any:
 
 
 def _every_column() -> list[tuple[str, str]]:
-    tables = HASHED_TABLES + ["audit_log", "audit_head"]
+    tables = [*HASHED_TABLES, "audit_log", "audit_head"]
     return [
         (table, column.name)
         for table in tables

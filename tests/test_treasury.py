@@ -86,11 +86,11 @@ def test_delayed_payment_is_scheduled_then_executed(ops, vendor, owners, safe_de
     treasury, token = ops
     record = treasury.propose_transfer(vendor.address, "6,000 TUSD")
     sign_by(treasury, record, owners)
-    with pytest.raises(PolicyRefusal, match="^policy verdict needs-delay: .*NotScheduled"):
+    with pytest.raises(PolicyRefusal, match=r"^policy verdict needs-delay: .*NotScheduled"):
         treasury.execute(record.id, sender=safe_deployer)
     entry = treasury.schedule(record.id, signers=owners[:2], sender=safe_deployer)
     assert treasury.get(record.id).status == "scheduled" and entry.eta > chain.pending_timestamp
-    with pytest.raises(PolicyRefusal, match="^policy verdict needs-delay: .*NotYetDue"):
+    with pytest.raises(PolicyRefusal, match=r"^policy verdict needs-delay: .*NotYetDue"):
         treasury.execute(record.id, sender=safe_deployer)
     chain.pending_timestamp += 2 * DAY + 60
     chain.mine()
@@ -261,6 +261,6 @@ def test_execute_refuses_what_the_policy_denies_unless_forced(ops, owners, accou
     assert refused.value.verdict.error == "RecipientNotAllowed" and "\n" not in str(refused.value)
     assert dump(treasury) == before and treasury.store.broadcasts(record.id) == []
     # Forced, the policy no longer stops it: the Safe's own simulation does, with the guard's words.
-    with pytest.raises(TreasuryError, match="would revert, nothing sent: recipient .* is not on the allowlist"):
+    with pytest.raises(TreasuryError, match=r"would revert, nothing sent: recipient .* is not on the allowlist"):
         treasury.execute(record.id, sender=safe_deployer, force=True)
     assert token.balanceOf(accounts[7].address) == 0

@@ -27,9 +27,11 @@ from treasury.policy.verdict import Verdict
 from treasury.proposal import build
 from treasury.proposal.build import Intent
 from treasury.proposal.safe_tx import build_safe_tx
-from treasury.signatures.exchange import bundle_safe_tx_hash
-from treasury.signatures.exchange import export_bundle as export_signature_bundle
-from treasury.signatures.exchange import import_bundle as import_signature_bundle
+from treasury.signatures.exchange import (
+    bundle_safe_tx_hash,
+    export_bundle as export_signature_bundle,
+    import_bundle as import_signature_bundle,
+)
 from treasury.signatures.signing import sign as sign_with
 from treasury.signatures.verification import kind_of, parse_signature, verify
 from treasury.store import ExecutionRecord, ProposalRecord, ScheduleEntryRecord, SignatureRecord, Store, TamperedRecord

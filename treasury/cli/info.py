@@ -29,7 +29,7 @@ def _units(treasury, symbol: str, units: int) -> str:
 def info(name, config_path, as_json, verbose):
     """The Safe (version, owners, threshold, nonce, modules), its guard, its balances of ETH and
     of every token in the book, the budget left per capped token and the guard's delay queue."""
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     from rich.table import Table
 
@@ -61,7 +61,7 @@ def info(name, config_path, as_json, verbose):
         queue = Table(title="Delay queue", title_justify="left")
         for column in ("entry", "intent", "executable from", "until", "status"):
             queue.add_column(column, overflow="fold")
-        when = lambda t: datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")  # noqa: E731
+        when = lambda t: datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")  # noqa: E731
         for e in status.entries:
             queue.add_row(str(e.entry_id), e.intent_id, when(e.eta), when(e.expiry), e.status)
         out.print(queue)

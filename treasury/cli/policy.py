@@ -70,8 +70,8 @@ def show(name, config_path, as_json, verbose):
     calls = Table(title="Allowed calls", title_justify="left")
     calls.add_column("target")
     calls.add_column("selector")
-    for c in p.calls:
-        calls.add_row(f"{_token_name(treasury, c.target)}", "0x" + c.selector.hex())
+    for call in p.calls:  # not `c`: that name is a TokenCap above
+        calls.add_row(f"{_token_name(treasury, call.target)}", "0x" + call.selector.hex())
     out.print(calls)
     out.print("Allowed recipients: " + (", ".join(p.recipients) or "none"))
     out.print(f"Delay {p.delay}s, window {p.window}s, gas refunds {'allowed' if p.allow_refunds else 'refused'}")

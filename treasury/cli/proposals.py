@@ -258,9 +258,9 @@ def schedule(name, config_path, as_json, verbose, proposal_id, signers, alias):
     if as_json:
         emit_json(data)
     else:
-        from datetime import datetime, timezone
+        from datetime import UTC, datetime
 
-        when = lambda t: datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")  # noqa: E731
+        when = lambda t: datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")  # noqa: E731
         console().print(f"proposal {record.id} queued as entry {entry.entry_id}: executable from {when(entry.eta)} "
                         f"until {when(entry.expiry)}")
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from treasury.execution.rehearsal import RehearsalReport
 
 
-def report_dict(report: "RehearsalReport", book: "TokenBook") -> dict[str, Any]:
+def report_dict(report: RehearsalReport, book: TokenBook) -> dict[str, Any]:
     """The stable JSON shape of a rehearsal; balances are decimal strings of base units."""
     return {
         "proposal_id": report.proposal_id,
@@ -37,7 +37,7 @@ def report_dict(report: "RehearsalReport", book: "TokenBook") -> dict[str, Any]:
     }
 
 
-def print_report(report: "RehearsalReport", book: "TokenBook") -> None:
+def print_report(report: RehearsalReport, book: TokenBook) -> None:
     """What a signer or executor wants to see before the real thing: outcome, money moved, events, gas."""
     from rich.markup import escape
     from rich.table import Table

@@ -19,11 +19,11 @@ from treasury.cli.chain import ChainCommand
 @click.option("--allow-noncanonical", is_flag=True, help="On a live chain, deploy contracts whose published build cannot land at the canonical address")
 @click.option("--manifest-dir", type=click.Path(path_type=Path), default=Path("deployments"), show_default=True)
 def deploy(provider, versions, alias, allow_noncanonical, manifest_dir):
-    from treasury.signatures.accounts import resolve_account
-    from treasury.errors import TreasuryError
     from treasury.chain.infrastructure import deploy_infrastructure
     from treasury.chain.manifest import record_infrastructure
     from treasury.chain.report import print_infrastructure
+    from treasury.errors import TreasuryError
+    from treasury.signatures.accounts import resolve_account
 
     try:
         statuses = deploy_infrastructure(
@@ -54,11 +54,11 @@ def _check_safe_spec(owners, threshold, salt_nonce, version, fallback_handler, l
 @click.option("--account", "alias", default=None, help="ape account alias that pays (default on a local chain: test account 0)")
 @click.option("--manifest-dir", type=click.Path(path_type=Path), default=Path("deployments"), show_default=True)
 def create_safe(provider, owners, threshold, salt_nonce, version, fallback_handler, l2, alias, manifest_dir):
-    from treasury.signatures.accounts import resolve_account
-    from treasury.errors import TreasuryError
     from treasury.chain.manifest import record_safe
     from treasury.chain.report import print_safe
     from treasury.chain.safe import create_safe as create, predict_safe_address, safe_spec
+    from treasury.errors import TreasuryError
+    from treasury.signatures.accounts import resolve_account
 
     try:
         spec = safe_spec(
@@ -91,9 +91,9 @@ def deploy_guard(provider, name, config_path, signers, alias):
     Installation is immediate only on a Safe without a guard; afterwards every change of guard
     or settings goes through the guard's delay queue.
     """
-    from treasury.signatures.accounts import resolve_account
-    from treasury.errors import TreasuryError
     from treasury.chain.guard import deploy_guard as deploy, install_guard
+    from treasury.errors import TreasuryError
+    from treasury.signatures.accounts import resolve_account
     from treasury.treasury import Treasury
 
     try:
