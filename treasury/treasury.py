@@ -19,7 +19,7 @@ from safe_eth.safe.safe_tx import SafeTx
 
 from treasury.addresses import ZERO_ADDRESS, parse_address
 from treasury.amounts import TokenBook
-from treasury.config import TreasuryEntry, is_url, load_config
+from treasury.config import TreasuryEntry, load_config
 from treasury.decode.calls import DecodedProposal, decode_safe_tx
 from treasury.errors import InvalidInput, TreasuryError
 from treasury.policy.model import Policy
@@ -118,10 +118,7 @@ class Treasury:
         config = load_config(config_path)
         entry = config.treasury(name)
         if not isinstance(store, Store):
-            location = str(store or config.store)
-            if not is_url(location):  # a relative path stays relative to the working folder, as always
-                Path(location).parent.mkdir(parents=True, exist_ok=True)
-            store = Store.open(location)
+            store = Store.open(str(store or config.store))  # a path (its folder made) or a URL, as written
         treasury = cls(name, entry, store)
         treasury.config_path = config_path
         treasury.retry_policy = config.rpc.policy()

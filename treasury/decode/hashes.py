@@ -41,11 +41,12 @@ class SafeTxHashes:
     safe_tx_hash: str
 
 
-def _version(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split("."))
-    except ValueError:
-        raise InvalidInput(f"Safe version {text!r} is not like 1.4.1") from None
+def _version(text: str) -> tuple[int, int, int]:
+    """MAJOR.MINOR.PATCH exactly: "1.3" or "1.3.0+L2" would compare wrongly and give another hash."""
+    parts = text.split(".")
+    if len(parts) != 3 or not all(part.isascii() and part.isdigit() for part in parts):
+        raise InvalidInput(f"Safe version {text!r} is not like 1.4.1")
+    return int(parts[0]), int(parts[1]), int(parts[2])
 
 
 def _uint(value: int, what: str) -> bytes:

@@ -87,7 +87,9 @@ def _make_parent(database: Path) -> None:
 def create_store_engine(url: URL, busy_timeout: float) -> Engine:
     """An engine for `url`, set up for the store's locking on SQLite and PostgreSQL."""
     try:
-        engine = create_engine(url)
+        # A server may drop an idle connection (a long `execute` waiting for confirmations, a console):
+        # test each pooled connection before use rather than fail the write that follows.
+        engine = create_engine(url, pool_pre_ping=url.get_backend_name() != "sqlite")
     except (NoSuchModuleError, ModuleNotFoundError) as exc:
         hint = " (pip install 'ape-treasury[postgres]')" if url.get_backend_name() == "postgresql" else ""
         shown = url.render_as_string(hide_password=True)
