@@ -109,7 +109,7 @@ def test_show_without_network_prints_the_store_view(offline_store):
     pid, tx = ids["signed"], txs["signed"]
     preimage = bytes(tx.safe_tx_hash_preimage)
     text = run("show", pid, "--config", config).stdout
-    for expected in ("100 TUSD", "pass --network to evaluate the policy verdict", "3 stored", "(eth_sign)", "(approved_hash)",
+    for expected in ("100 TUSD", "pass --network to evaluate the policy verdict", "2 stored", "(eth_sign)", "(approved_hash)",
                      "0x" + preimage[2:34].hex(), "0x" + preimage[34:66].hex(), tx.safe_tx_hash.to_0x_hex()):
         assert expected in text, expected
     view = json.loads(run("show", pid, "--config", config, "--json").stdout)
@@ -132,7 +132,7 @@ def test_the_library_decodes_from_the_store_as_from_a_safe_tx(offline_store):
         assert [c.description for c in records.decode(ids["batch"]).calls] == [
             f"transfer({VENDOR}, 1 TUSD) on TUSD", f"send 0.000000000000000005 ETH to {VENDOR}"]
         view = records.view(ids["signed"])
-        assert view.verdict is None and view.threshold is None and len(view.signers) == 3
+        assert view.verdict is None and view.threshold is None and len(view.signers) == 2  # approved_hash: unverified offline
     finally:
         records.close()
 
@@ -145,7 +145,8 @@ def test_export_from_the_store_writes_the_bundle_exchange_writes(offline_store, 
     config, ids, txs = offline_store
     pid, tx = ids["signed"], txs["signed"]
     out = json.loads(run("export", pid, tmp_path / "offline.json", "--config", config, "--json").stdout)
-    assert out["signatures"] == 3 and out["id"] == pid
+    assert out["signatures"] == 2 and out["id"] == pid  # the approved_hash is in the file, unverified
+    assert out["unverified"] == [{"owner": out["unverified"][0]["owner"], "kind": "approved_hash", "verified": False}]
     with Store.open(tmp_path / "store.db") as store:
         parsed = [parse_signature(s.signature, tx) for s in store.signatures(pid)]
     export_bundle(tx, "1.4.1", parsed, tmp_path / "reference.json")
@@ -169,6 +170,32 @@ def test_a_signature_that_is_not_its_owners_is_refused(offline_store, tmp_path):
         assert result.exit_code == 1 and result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
         assert "not its signature" in result.stderr
     assert not (tmp_path / "forged.json").exists()
+
+
+def test_an_approved_hash_of_a_non_owner_is_shown_unverified_offline(offline_store, tmp_path):
+    """Without a chain an approved_hash only names an owner: it is marked unverified and not counted."""
+    from ape import accounts
+    from safe_eth.safe.safe_signature import SafeSignatureApprovedHash
+
+    from treasury.store import Store
+
+    config, ids, txs = offline_store
+    stranger = accounts.test_accounts[4].address  # not an owner of anything
+    forged = SafeSignatureApprovedHash.build_for_owner(stranger, txs["bare"].safe_tx_hash.to_0x_hex())
+    with Store.open(tmp_path / "store.db") as store:
+        store.add_signature(ids["bare"], stranger, "approved_hash", bytes(forged.export_signature()), actor="x")
+    text = run("show", ids["bare"], "--config", config).stdout
+    assert "0 stored" in text and "unverified" in text and "owner status not checked offline" in text
+    view = json.loads(run("show", ids["bare"], "--config", config, "--json").stdout)
+    assert view["signers"] == [] and [(s["owner"], s["verified"]) for s in view["signatures"]] == [(stranger, False)]
+    assert "owner status not checked offline" in view["signatures_note"]
+    signed = json.loads(run("show", ids["signed"], "--config", config, "--json").stdout)
+    assert sorted((s["kind"], s["verified"]) for s in signed["signatures"]) == [
+        ("approved_hash", False), ("eip712", True), ("eth_sign", True)]
+    out = json.loads(run("export", ids["bare"], tmp_path / "forged.json", "--config", config, "--json").stdout)
+    assert out["signatures"] == 0 and out["unverified"] == [{"owner": stranger, "kind": "approved_hash", "verified": False}]
+    text = run("export", ids["bare"], tmp_path / "forged.json", "--force", "--config", config).stdout
+    assert "0 signature(s) verified offline" in text and "unverified without --network" in " ".join(text.split())
 
 
 def test_bad_input_to_store_only_commands_is_one_line_and_changes_nothing(offline_store, tmp_path):
@@ -224,6 +251,22 @@ def test_log_shows_the_newest_entries_and_verifies_them_all(offline_store):
     mine = json.loads(run("log", "--json", "--proposal", ids["bare"], "--config", config).stdout)["log"]
     assert [e["action"] for e in mine] == ["proposal.added"]
     assert "hash chain intact" in run("log", "--config", config).stdout
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_log_with_a_deeply_nested_payload_reports_a_broken_chain(offline_store, as_json):
+    import sqlite3
+
+    config, _, _ = offline_store
+    with sqlite3.connect(config.parent / "store.db") as con:
+        con.execute("UPDATE audit_log SET payload = ? WHERE seq = 3", ("[" * 200_000,))
+    done = subprocess.run([str(TREASURY), "log", *(["--json"] if as_json else []), "--config", str(config)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1, done.stderr[-2000:]
+    (line,) = done.stderr.strip().splitlines()
+    assert "audit log broken at entry 3" in line and "not JSON" in line
+    if as_json:
+        assert json.loads(done.stdout)["verified"] is False
 
 
 def _imported(args: list[str], cwd: Path) -> set[str]:

@@ -328,6 +328,48 @@ def test_bounded_reading_in_the_library(tmp_path):
         read_yaml(bomb, "batch file")
 
 
+@pytest.mark.parametrize("text, load, problem", [
+    ("when: 2001-13-45\n", "yaml", "month must be in 1..12"),
+    ("n: " + "1" * 5000 + "\n", "yaml", "4300 digits"),
+    ("[" + "1" * 5000 + "]", "json", "4300 digits"),
+])
+def test_a_value_the_parser_refuses_is_one_line_naming_the_file(tmp_path, text, load, problem):
+    from treasury.files import read_json, read_yaml
+
+    path = tmp_path / f"bad.{load}"
+    path.write_text(text)
+    with pytest.raises(InvalidInput, match=f"cannot read batch file .*bad.{load}: not valid .*{problem}") as caught:
+        (read_json if load == "json" else read_yaml)(path, "batch file")
+    assert "\n" not in str(caught.value)
+
+
+def test_bundle_text_is_bounded_like_a_bundle_file():
+    from treasury.files import MAX_BYTES
+    from treasury.signatures.exchange import InvalidBundle, bundle_safe_tx_hash
+
+    with pytest.raises(InvalidBundle, match="larger than"):
+        bundle_safe_tx_hash("{" + " " * MAX_BYTES + "}")
+    with pytest.raises(InvalidBundle, match=r"not valid JSON.*4300 digits"):
+        bundle_safe_tx_hash('{"nonce": ' + "1" * 5000 + "}")
+
+
+def test_yaml_aliases_cannot_recurse_or_multiply_depth(tmp_path):
+    from treasury.files import load_yaml, yaml_shape
+
+    for text in ("a: &x [*x]\n", "a: &x {b: [1, {c: *x}]}\n"):
+        with pytest.raises(InvalidInput, match="f: alias \\*x refers to a node that contains it"):
+            load_yaml(text, "f")
+    # 40 aliases, each nesting the previous anchor 60 levels deeper: 2,400 levels once expanded
+    lines = [f"a0: &a0 {'[' * 60}1{']' * 60}"]
+    lines += [f"a{i}: &a{i} {'[' * 59}*a{i - 1}{']' * 59}" for i in range(1, 40)]
+    text = "\n".join(lines) + "\n"
+    assert yaml_shape(text)[0] > 64
+    with pytest.raises(InvalidInput, match="f: nested deeper than 64 levels"):
+        load_yaml(text, "f")
+    shallow = "a: &a [1, [2]]\nb: [*a, *a]\n"
+    assert yaml_shape(shallow)[0] == 4 and load_yaml(shallow, "f") == {"a": [1, [2]], "b": [[1, [2]], [1, [2]]]}
+
+
 # --- small CLI refusals, on a real treasury and anvil --------------------------------------------
 
 

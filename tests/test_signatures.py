@@ -112,6 +112,19 @@ def test_two_signatures_of_each_kind_execute(relayer, safe, owners, outsider, ch
     execute_and_check(chain, tx, collected.signatures, sender=relayer, recipient=outsider)
 
 
+def test_the_public_api_adds_no_unchecked_signature(safe, owners, outsider, chain):
+    tx = safe_transfer_tx(chain, safe, outsider.address)
+    collected = SignatureSet(tx)
+    forged = [SafeSignatureApprovedHash.build_for_owner(o, bytes(tx.safe_tx_hash).hex()) for o in (outsider.address, owners[0].address)]
+    # Every public method that takes a signature verifies it; none keeps it unchecked.
+    public = {name for name in dir(SignatureSet) if not name.startswith("_")}
+    assert public == {"add", "add_contract_owner", "encode", "remove", "sign", "signatures", "signers", "threshold_met"}
+    for signature in forged:
+        with pytest.raises(InvalidSignature):
+            collected.add(signature)
+    assert len(collected) == 0 and collected.encode() == b"" and not collected.threshold_met(threshold=1)
+
+
 def test_eip712_and_eth_sign_mix(relayer, safe, owners, outsider, chain):
     tx = safe_transfer_tx(chain, safe, outsider.address)
     collected = SignatureSet(tx)
@@ -439,7 +452,7 @@ def test_a_bundle_signed_by_an_owner_since_removed_is_refused(make_safe, owners,
 @pytest.mark.parametrize(
     "mutate,expected",
     [
-        (lambda text, data: text[:-5], "bundle .*broken.json is not valid JSON: .* at line \\d+ column \\d+"),
+        (lambda text, data: text[:-5], "bundle .*broken.json: not valid JSON: .* at line \\d+ column \\d+"),
         (lambda text, data: "[1, 2]", "a bundle is a JSON object, not a list"),
         (lambda text, data: json.dumps({k: v for k, v in data.items() if k != "nonce"}), "bundle is missing field 'nonce'"),
         (lambda text, data: json.dumps({**data, "value": int(data["value"])}), "field 'value' must be a decimal string"),

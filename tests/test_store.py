@@ -362,11 +362,40 @@ def test_signatures_sorted_by_owner_for_exec_transaction(store: Store):
     proposal = propose(store)
     for owner in (OWNERS[3], OWNERS[0], OWNERS[2]):
         store.add_signature(proposal.id, owner, "eip712", SIG, actor=owner)
-    store.add_signature(proposal.id, OWNERS[1], "approved_hash", b"", actor="bob")
+    store.add_signature(proposal.id, OWNERS[1], "approved_hash", approved(OWNERS[1]), actor="bob")
     sigs = store.signatures(proposal.id)
     assert [s.owner for s in sigs] == sorted((s.owner for s in sigs), key=lambda a: int(a, 16))
     assert {s.kind for s in sigs} == {"eip712", "approved_hash"}
     assert sigs[0].signature == SIG
+
+
+def approved(owner: str) -> bytes:
+    """An approved_hash signature as safe-eth-py builds it: r = owner left-padded, s = 0, v = 1."""
+    return bytes(12) + bytes.fromhex(owner[2:]) + bytes(32) + b"\x01"
+
+
+@pytest.mark.parametrize(
+    "kind, raw",
+    [
+        pytest.param("approved_hash", b"", id="approved-empty"),
+        pytest.param("approved_hash", approved(OWNERS[0])[:64], id="approved-short"),
+        pytest.param("approved_hash", approved(OWNERS[0])[:64] + b"\x00", id="approved-v0"),
+        pytest.param("approved_hash", approved(OWNERS[0])[:32] + b"\x01" * 32 + b"\x01", id="approved-s-nonzero"),
+        pytest.param("approved_hash", approved(OWNERS[1]), id="approved-other-owner"),
+        pytest.param("contract", b"", id="contract-empty"),
+        pytest.param("contract", b"\x00" * 64, id="contract-short"),
+        pytest.param("contract", b"\x03" * 97, id="contract-v3"),
+    ],
+)
+def test_malformed_approved_hash_and_contract_signatures_refused(store: Store, db: StoreDB, kind: str, raw: bytes):
+    proposal = propose(store)
+    before = db.dump()
+    with pytest.raises(InvalidInput, match=kind):
+        store.add_signature(proposal.id, OWNERS[0], kind, raw, actor="bob")
+    assert db.dump() == before
+    store.add_signature(proposal.id, OWNERS[0], "approved_hash", approved(OWNERS[0]), actor="bob")
+    store.add_signature(proposal.id, OWNERS[1], "contract", approved(OWNERS[1])[:64] + b"\x00" + bytes(32), actor="bob")
+    assert [s.kind for s in store.signatures(proposal.id)] == ["approved_hash", "contract"]
 
 
 def test_duplicate_signature_refused_store_unchanged(store: Store, db: StoreDB):
@@ -531,6 +560,33 @@ def test_audit_chain_detects_tampering(audited: Store, db: StoreDB, statements, 
     assert not report
     assert report.first_bad_seq == bad_seq
     assert problem in report.problem
+
+
+_DEEP_PAYLOAD_CHECK = """
+import sys
+import py_ecc.bn128  # raises the recursion limit to 100,000: unbounded json.loads would overflow the C stack
+from treasury.store import Store, TamperedRecord
+assert sys.getrecursionlimit() >= 100_000, sys.getrecursionlimit()
+with Store.open(sys.argv[1]) as store:
+    report = store.verify_audit_log()
+    assert not report.ok and report.first_bad_seq == 3, report
+    try:
+        store.audit_entries()
+    except TamperedRecord as error:
+        assert "audit entry 3" in str(error), error
+    else:
+        raise AssertionError("read a tampered audit payload")
+print("report:", report.problem)
+"""
+
+
+def test_audit_payload_nested_deep_is_reported_not_a_crash(audited: Store, db: StoreDB):
+    db.execute("UPDATE audit_log SET payload = '" + "[" * 200_000 + "' WHERE seq = 3")
+    result = subprocess.run([sys.executable, "-c", _DEEP_PAYLOAD_CHECK, db.url], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    (line,) = result.stdout.splitlines()
+    assert line.startswith("report: audit entry 3 has a payload that is not JSON")
 
 
 def test_audit_cross_check_detects_status_edit_and_deleted_row(audited: Store, db: StoreDB):

@@ -92,7 +92,9 @@ def v1_store(db: StoreDB) -> dict:
         second = propose(store, 2)
         for owner in OWNERS[:3]:
             store.add_signature(first.id, owner, "eip712", SIG, actor=owner)
-        store.add_signature(second.id, OWNERS[0], "approved_hash", b"", actor="bob")
+        store.add_signature(
+            second.id, OWNERS[0], "approved_hash", bytes(12) + bytes.fromhex(OWNERS[0][2:]) + bytes(32) + b"\x01", actor="bob"
+        )
         entry = store.add_schedule_entry(first.id, guard=TO, entry_id=5, eta=100, expiry=200, actor="carol")
         store.record_execution(first.id, tx_hash=h32(9), block_number=3, gas_used=1, success=True, executor=SENDER, actor="bob")
         store.set_schedule_status(entry.id, "executed", actor="bob")

@@ -78,24 +78,33 @@ def yaml_shape(text: str, limit: int = MAX_DEPTH) -> tuple[int, int]:
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     sizes: dict[str, int] = {}  # anchor -> nodes of the anchored node, expanded
-    frames: list[list] = [[None, 0]]  # open collections: [anchor, nodes so far]
+    heights: dict[str, int] = {}  # anchor -> levels the anchored node spans, expanded (0 for a scalar)
+    frames: list[list] = [[None, 0, 0]]  # open collections: [anchor, nodes so far, levels below it so far]
     deepest = nodes = 0
     for event in yaml.parse(text, Loader=loader):
         if isinstance(event, yaml.CollectionStartEvent):
-            frames.append([event.anchor, 1])
+            frames.append([event.anchor, 1, 0])
             deepest = max(deepest, len(frames) - 1)
             nodes += 1
         elif isinstance(event, yaml.CollectionEndEvent):
-            anchor, count = frames.pop()
+            anchor, count, below = frames.pop()
             if anchor:
-                sizes[anchor] = count
+                sizes[anchor], heights[anchor] = count, below + 1
             frames[-1][1] += count
-        elif isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent)):
-            count = sizes.get(event.anchor, 1) if isinstance(event, yaml.AliasEvent) and event.anchor is not None else 1
-            if isinstance(event, yaml.ScalarEvent) and event.anchor:
-                sizes[event.anchor] = 1
+            frames[-1][2] = max(frames[-1][2], below + 1)
+        elif isinstance(event, yaml.AliasEvent):
+            if event.anchor in (frame[0] for frame in frames):  # refers to a node still open: a cycle
+                raise InvalidInput(f"alias *{event.anchor} refers to a node that contains it (a recursive structure)")
+            count, height = sizes.get(event.anchor or "", 1), heights.get(event.anchor or "", 0)
+            deepest = max(deepest, len(frames) - 1 + height)  # the alias expands to its anchor's levels here
             frames[-1][1] += count
+            frames[-1][2] = max(frames[-1][2], height)
             nodes += count
+        elif isinstance(event, yaml.ScalarEvent):
+            if event.anchor:
+                sizes[event.anchor], heights[event.anchor] = 1, 0
+            frames[-1][1] += 1
+            nodes += 1
         if deepest > limit or nodes > MAX_NODES:
             break
     return deepest, nodes
@@ -111,6 +120,8 @@ def load_json(text: str, what: str, *, max_depth: int = MAX_DEPTH) -> Any:
         raise InvalidInput(f"{what}: not valid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
     except RecursionError:  # only if the recursion limit is below max_depth: still one line
         raise InvalidInput(f"{what}: nested too deep") from None
+    except (ValueError, OverflowError) as error:  # e.g. an integer over Python's 4,300-digit limit
+        raise InvalidInput(f"{what}: not valid JSON: {_first_line(error)}") from None
 
 
 def load_yaml(text: str, what: str, *, max_depth: int = MAX_DEPTH) -> Any:
@@ -124,10 +135,16 @@ def load_yaml(text: str, what: str, *, max_depth: int = MAX_DEPTH) -> Any:
         if nodes > MAX_NODES:
             raise InvalidInput(f"{what}: expands to more than {MAX_NODES:,} values (YAML aliases)")
         return yaml.safe_load(text)
+    except InvalidInput as error:
+        if str(error).startswith(f"{what}:"):
+            raise
+        raise InvalidInput(f"{what}: {error}") from None
     except yaml.YAMLError as error:
         raise InvalidInput(f"{what}: not valid YAML: {_first_line(error)}") from None
     except RecursionError:
         raise InvalidInput(f"{what}: nested too deep") from None
+    except (ValueError, OverflowError) as error:  # a bad timestamp (2001-13-45), an over-long integer
+        raise InvalidInput(f"{what}: not valid YAML: {_first_line(error)}") from None
 
 
 def read_json(path: str | Path, what: str) -> Any:

@@ -8,8 +8,14 @@ threshold, on-chain approvals) stays with `treasury.treasury.Treasury`.
 
 Integrity without a chain: every stored row is checked against its content hash by the store,
 each proposal's fields are re-hashed here to its safeTxHash, and every EOA signature must still
-recover to its owner over that hash. Whether an owner is still an owner is the chain's to say
-(`Treasury.collected_signatures`); an importer of a bundle checks that again in any case.
+recover to its owner over that hash. The content hashes are unkeyed: they catch rows edited outside
+the store's code (a slip, a broken tool), not a deliberate writer with access to the database, who
+can re-seal what they write. Offline, an eip712 / eth_sign signature proves only that the key
+signed this safeTxHash, not that the key is (still) an owner; an approved_hash or contract
+signature proves nothing at all (its bytes merely name an owner: the approval or EIP-1271 answer
+lives on chain), so it is reported as unverified and not counted (`verified_offline`). Whether an
+owner is still an owner, and the on-chain approvals, are the chain's to say
+(`Treasury.collected_signatures`); an importer of a bundle checks all of it again in any case.
 """
 
 from __future__ import annotations
@@ -55,7 +61,20 @@ class StoredView:
 
     @property
     def signers(self) -> tuple[str, ...]:
-        return tuple(s.owner for s in self.signatures)
+        """The owners whose signatures verify offline (eip712 / eth_sign); owner status unchecked."""
+        return tuple(s.owner for s in self.signatures if verified_offline(s))
+
+
+# What the store alone can verify: an EOA signature recovers to its key. An approved_hash or
+# contract signature only names its owner in its bytes; the proof is on chain.
+OFFLINE_VERIFIED_KINDS = ("eip712", "eth_sign")
+UNVERIFIED_NOTE = "unverified without --network"
+OWNER_STATUS_NOTE = "owner status not checked offline: a signature verified here proves its key signed, not that the key is (still) an owner"
+
+
+def verified_offline(signature: SignatureRecord) -> bool:
+    """Whether a stored signature (already checked by `TreasuryRecords.signatures`) is verified without a chain."""
+    return signature.kind in OFFLINE_VERIFIED_KINDS
 
 
 class TreasuryRecords:

@@ -227,8 +227,11 @@ def view_dict(view: Any) -> dict[str, Any]:
     }
     stored = getattr(view, "signatures", None)
     if stored is not None:
+        from treasury.records import OWNER_STATUS_NOTE, verified_offline
+
         data["signatures"] = [{"owner": s.owner, "kind": s.kind, "signature": "0x" + bytes(s.signature).hex(),
-                               "created_at": s.created_at.isoformat()} for s in stored]
+                               "created_at": s.created_at.isoformat(), "verified": verified_offline(s)} for s in stored]
+        data["signatures_note"] = OWNER_STATUS_NOTE
     if view.verdict is None:
         data["verdict_note"] = NO_VERDICT
     return data
@@ -257,7 +260,11 @@ def _signature_rows(view: Any) -> str:
     else:
         head = f"{len(view.signers)} stored (the threshold needs --network)"
     if stored is not None:
-        return head + "".join(f"\n  {s.owner} ({s.kind})" for s in stored)
+        from treasury.records import OWNER_STATUS_NOTE, UNVERIFIED_NOTE, verified_offline
+
+        rows = "".join(f"\n  {s.owner} ({s.kind})" + ("" if verified_offline(s) else f" [yellow]{UNVERIFIED_NOTE}[/]")
+                       for s in stored)
+        return head + rows + (f"\n  [dim]{OWNER_STATUS_NOTE}[/]" if stored else "")
     return head + "".join(f"\n  {s}" for s in view.signers)
 
 

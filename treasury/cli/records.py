@@ -25,6 +25,7 @@ from treasury.cli.common import (
     view_dict,
 )
 from treasury.errors import InvalidInput
+from treasury.store.errors import TamperedRecord
 
 STATUSES = ("pending", "scheduled", "executed", "failed", "rejected", "superseded", "cancelled")
 
@@ -88,9 +89,25 @@ def export(name, config_path, as_json, verbose, proposal_id, file, network, forc
             record = treasury.get(proposal_id)
             bundle = treasury.export_bundle(record.id, file)
     else:
+        from treasury.records import OFFLINE_VERIFIED_KINDS, OWNER_STATUS_NOTE, UNVERIFIED_NOTE
+
         records = open_records(name, config_path)
         record = records.get(proposal_id)
         bundle = records.export_bundle(record.id, file)
+        # The bundle carries every stored signature (its importer verifies each against the chain);
+        # offline only the EOA ones are verified, and only as their key's signature.
+        unverified = [s for s in bundle["signatures"] if s["kind"] not in OFFLINE_VERIFIED_KINDS]
+        count = len(bundle["signatures"]) - len(unverified)
+        if as_json:
+            emit_json({**proposal_dict(record), "file": str(file), "signatures": count,
+                       "unverified": [{"owner": s["owner"], "kind": s["kind"], "verified": False} for s in unverified],
+                       "signatures_note": OWNER_STATUS_NOTE})
+        else:
+            out = console()
+            out.print(f"wrote {file}: proposal {record.id} with {count} signature(s) verified offline ({OWNER_STATUS_NOTE})")
+            for s in unverified:
+                out.print(f"  also in the file: {s['owner']} ({s['kind']}) [yellow]{UNVERIFIED_NOTE}[/]")
+        return
     count = len(bundle["signatures"])
     if as_json:
         emit_json({**proposal_dict(record), "file": str(file), "signatures": count})
@@ -108,8 +125,13 @@ def log(name, config_path, as_json, verbose, proposal_id, limit):
     Exit code 1 when the chain is broken (an entry was edited, removed or reordered).
     """
     records = open_records(name, config_path)
-    entries = records.audit_log(proposal_id, limit=limit)
-    report = records.verify_log()
+    report = records.verify_log()  # first: a broken log is reported as broken, whatever its entries hold
+    try:
+        entries = records.audit_log(proposal_id, limit=limit)
+    except TamperedRecord:
+        if report.ok:
+            raise
+        entries = []  # an entry that cannot be read back: the report below says which
     if as_json:
         emit_json({"verified": report.ok, "entries": report.entries, "first_bad_seq": report.first_bad_seq,
                    "problem": report.problem, "log": [

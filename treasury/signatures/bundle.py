@@ -19,7 +19,8 @@ BUNDLE_FORMAT = "ape-treasury/signature-bundle"
 BUNDLE_FORMAT_VERSION = 1
 
 
-def _hex(data: bytes) -> str:
+def hex_of(data: bytes) -> str:
+    """0x-prefixed lowercase hex, as bundles and messages show bytes."""
     return "0x" + bytes(data).hex()
 
 
@@ -31,7 +32,7 @@ def tx_fields(
     return {
         "to": to,
         "value": str(value),
-        "data": _hex(data),
+        "data": hex_of(data),
         "operation": operation,
         "safe_tx_gas": safe_tx_gas,
         "base_gas": base_gas,
@@ -48,7 +49,7 @@ def signature_entries(signatures: Iterable[tuple[str, str, bytes]]) -> list[dict
         if owner in seen:
             raise InvalidInput(f"owner {owner} appears twice; a bundle holds one signature per owner")
         seen.add(owner)
-        entries.append({"owner": owner, "kind": kind, "signature": _hex(signature)})
+        entries.append({"owner": owner, "kind": kind, "signature": hex_of(signature)})
     return entries
 
 

@@ -21,7 +21,7 @@ from safe_eth.safe.safe_tx import SafeTx
 from treasury.addresses import parse_address
 from treasury.chain.artifacts import SUPPORTED_VERSIONS
 from treasury.errors import InvalidInput
-from treasury.files import MAX_DEPTH, json_depth, read_text
+from treasury.files import MAX_BYTES, load_json, read_text
 from treasury.proposal.safe_tx import build_safe_tx
 from treasury.signatures.bundle import (
     BUNDLE_FORMAT,
@@ -108,12 +108,12 @@ def _load_bundle(data_or_path: dict | str | Path) -> dict:
             text = data_or_path.decode() if isinstance(data_or_path, bytes) else data_or_path
         else:
             raise InvalidBundle(f"a bundle is a dict, JSON text or a path, not {type(data_or_path).__name__}")
-        if json_depth(text) > MAX_DEPTH:  # before parsing: deep nesting overflows the C stack (SIGSEGV)
-            raise InvalidBundle(f"{where} is nested deeper than {MAX_DEPTH} levels")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise InvalidBundle(f"{where} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+        if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:  # as bounded as a file
+            raise InvalidBundle(f"{where} is larger than {MAX_BYTES // 1024} KiB")
+        try:  # depth-checked before parsing (deep nesting overflows the C stack), one-line errors
+            data = load_json(text, where)
+        except InvalidInput as error:
+            raise InvalidBundle(str(error)) from None
     if not isinstance(data, dict):
         raise InvalidBundle(f"a bundle is a JSON object, not a {type(data).__name__}")
     return data
@@ -250,7 +250,7 @@ def import_bundle(
                 version=expected_safe_tx.safe_version, owners=current, executor=executor,
                 safe_tx=expected_safe_tx, claimed_owner=claimed,
             )
-            collected.add_verified(checked)
+            collected._keep(checked)  # verified just above, with the bundle's claimed owner
         except InvalidSignature as error:
             raise InvalidSignature(f"{where}: {error}") from None
     return collected.signatures

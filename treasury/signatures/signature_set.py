@@ -48,13 +48,13 @@ class SignatureSet:
     def add(self, signature: SafeSignature) -> SafeSignature:
         """Verify and keep `signature`; a second signature from the same owner is refused."""
         verify(signature, self.safe_tx, self.owners, executor=self.executor)
-        return self.add_verified(signature)
+        return self._keep(signature)
 
-    def add_verified(self, signature: SafeSignature) -> SafeSignature:
+    def _keep(self, signature: SafeSignature) -> SafeSignature:
         """Keep a signature the caller has just verified against this set's transaction and owners.
 
-        For importers that verify with more context than `add` has (a bundle's claimed owner);
-        the one-signature-per-owner rule still applies.
+        Private: only `add` and this package's importers (which verify with more context than `add`
+        has, such as a bundle's claimed owner) may call it; the one-signature-per-owner rule still applies.
         """
         owner = signature.owner
         if owner in self._by_owner:

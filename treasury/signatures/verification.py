@@ -33,6 +33,7 @@ from safe_eth.safe.safe_tx import SafeTx
 from treasury.addresses import ZERO_ADDRESS, parse_address
 from treasury.errors import InvalidInput
 from treasury.proposal.safe_tx import build_safe_tx
+from treasury.signatures.bundle import hex_of
 from treasury.signatures.owners import code_at, is_approved
 from treasury.types import SIGNATURE_KIND_VALUES, SignatureKind
 
@@ -103,11 +104,6 @@ def kind_of(signature: SafeSignature) -> SignatureKind:
     if kind is None:
         raise InvalidSignature(f"unsupported signature type {signature.signature_type.name} (v={signature.v})")
     return kind
-
-
-def hex_of(data: bytes) -> str:
-    """0x-prefixed lowercase hex, as bundles and messages show bytes."""
-    return "0x" + bytes(data).hex()
 
 
 def parse_exact(raw: bytes | str, safe_hash: bytes, preimage: bytes | None) -> SafeSignature:

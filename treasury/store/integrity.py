@@ -26,6 +26,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from treasury.errors import InvalidInput
+from treasury.files import load_json
 from treasury.store.errors import TamperedRecord
 from treasury.store.schema import (
     AuditHeadRow,
@@ -382,10 +384,10 @@ def _checked_link(row: Any, expected_seq: int, prev_hash: str) -> dict[str, Any]
         raise Broken(row.seq, f"audit entry {row.seq} is out of order")
     if row.prev_hash != prev_hash:
         raise Broken(row.seq, f"audit entry {row.seq} does not follow entry {row.seq - 1} (prev_hash mismatch)")
-    try:
-        payload = json.loads(row.payload)
-    except ValueError:
-        raise Broken(row.seq, f"audit entry {row.seq} has a payload that is not JSON") from None
+    try:  # bounded: a payload edited to nest 100,000 levels deep must not overflow the C stack
+        payload = load_json(row.payload, f"audit entry {row.seq}")
+    except (InvalidInput, ValueError, TypeError, RecursionError):
+        raise Broken(row.seq, f"audit entry {row.seq} has a payload that is not JSON (or nests too deep)") from None
     if audit_hash(row.seq, row.at, row.actor, row.action, row.proposal_id, payload, row.prev_hash) != row.entry_hash:
         raise Broken(row.seq, f"audit entry {row.seq} was edited (entry_hash mismatch)")
     if not isinstance(payload, dict):

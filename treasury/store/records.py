@@ -7,11 +7,12 @@ raises TamperedRecord here instead of being trusted.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from treasury.errors import InvalidInput
+from treasury.files import load_json
 from treasury.store.errors import TamperedRecord
 from treasury.store.integrity import PROPOSAL, SIGNATURE, check
 from treasury.store.lifecycle import BROADCAST_STATUSES, PROPOSAL_STATUSES
@@ -259,10 +260,18 @@ def rehearsal_record(row: RehearsalRow) -> RehearsalRecord:
         success=bool(row.success),
         reason=row.reason,
         gas_used=row.gas_used,
-        filled=tuple(json.loads(row.filled)),  # hash-checked above, so it is the JSON we wrote
+        filled=tuple(stored_json(row.filled, f"rehearsal {row.id}")),  # hash-checked above, bounded anyway
         executor=row.executor,
         rehearsed_at=datetime.fromisoformat(row.rehearsed_at),
     )
+
+
+def stored_json(text: Any, what: str) -> Any:
+    """JSON read back from the database, depth-bounded: a row edited outside the store is TamperedRecord."""
+    try:
+        return load_json(text, what)
+    except (InvalidInput, ValueError, TypeError, RecursionError) as error:
+        raise TamperedRecord(f"{what} holds JSON the store did not write ({error}): the row was edited outside the store") from None
 
 
 def audit_record(row: AuditRow | Row[Any]) -> AuditEntry:
@@ -272,7 +281,7 @@ def audit_record(row: AuditRow | Row[Any]) -> AuditEntry:
         actor=row.actor,
         action=row.action,
         proposal_id=row.proposal_id,
-        payload=json.loads(row.payload),
+        payload=stored_json(row.payload, f"audit entry {row.seq}"),
         prev_hash=row.prev_hash,
         entry_hash=row.entry_hash,
     )

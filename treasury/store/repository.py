@@ -433,7 +433,7 @@ class Store:
         if kind not in SIGNATURE_KINDS:
             raise InvalidInput(f"signature kind {kind!r} is not one of {', '.join(SIGNATURE_KINDS)}")
         raw = valid.raw_bytes(signature, "signature")
-        valid.signature_shape(kind, raw)
+        valid.signature_shape(kind, raw, owner_address)
         actor = valid.label(actor, "actor")
 
         def write(tx: _Tx) -> SignatureRecord:

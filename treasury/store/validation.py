@@ -87,12 +87,19 @@ def proposal_id(value: object) -> str:
     return value.strip().lower()
 
 
-def signature_shape(kind: str, signature: bytes) -> None:
-    """Length checks the Safe itself would apply: ECDSA signatures are r, s, v = 65 bytes."""
+def signature_shape(kind: str, signature: bytes, owner: str | None = None) -> None:
+    """The shape the Safe itself reads: ECDSA signatures are r, s, v = 65 bytes; an approved_hash is
+    r = the owner left-padded, s = 0, v = 1 (65 bytes, as safe-eth-py builds it); a contract
+    signature is r = the owner, s = offset, v = 0, then its dynamic part (at least 65 bytes)."""
     if kind in ("eip712", "eth_sign") and len(signature) != 65:
         raise InvalidInput(f"an {kind} signature must be 65 bytes (r, s, v), got {len(signature)}")
-    if kind == "approved_hash" and len(signature) not in (0, 65):
-        raise InvalidInput(f"an approved_hash signature must be empty or 65 bytes, got {len(signature)}")
+    if kind == "approved_hash":
+        if len(signature) != 65 or signature[64] != 1 or any(signature[32:64]) or any(signature[:12]):
+            raise InvalidInput("an approved_hash signature must be 65 bytes: r = the owner left-padded, s = 0, v = 1")
+        if owner is not None and signature[12:32] != bytes.fromhex(owner.removeprefix("0x")):
+            raise InvalidInput(f"the approved_hash signature names 0x{signature[12:32].hex()}, not its owner {owner}")
+    if kind == "contract" and (len(signature) < 65 or signature[64] != 0):
+        raise InvalidInput(f"a contract signature must be at least 65 bytes with v = 0, got {len(signature)} bytes")
 
 
 def addresses(value: object, what: str, each: str) -> tuple[str, ...]:
