@@ -58,8 +58,6 @@ def flow(workdir: Path) -> list[tuple[str, float]]:
 
 def seed(store, n: int) -> None:
     """n proposals over 10 Safes, one in seven pending (spread over every Safe)."""
-    from treasury.store.repository import ProposalRow, Store  # noqa: F401 - the seeding goes through the public API
-
     safes = [f"0x{i:040x}" for i in range(0x100, 0x10a)]
     for i in range(n):
         record = store.add_proposal(
@@ -71,7 +69,7 @@ def seed(store, n: int) -> None:
 
 
 def listing(workdir: Path, n: int) -> list[tuple[str, float]]:
-    from treasury.store.repository import Store
+    from treasury.store import Store
 
     path = workdir / "listing.db"
     store = Store.open(str(path))

@@ -41,13 +41,21 @@ def safe_tx_hash(worker: int, index: int) -> str:
     return "0x" + f"{worker:032x}{index:032x}"
 
 
+START_TIMEOUT = 120.0  # seconds a worker waits for the go signal before giving up (a test that died)
+
+
 def wait_for(go_file: str) -> None:
+    """Report ready, then start when the test creates `go_file`: every worker begins at once."""
     print("ready", flush=True)
+    deadline = time.monotonic() + START_TIMEOUT
     while not os.path.exists(go_file):
+        if time.monotonic() > deadline:
+            sys.exit(f"no go signal ({go_file}) within {START_TIMEOUT:.0f} s")
         time.sleep(0.0005)
 
 
 def sign(db: str, proposal_id: str, worker: int, count: int, go_file: str) -> None:
+    random.seed(worker)  # the pauses below vary per worker, the same way every run
     store = Store.open(db)
     wait_for(go_file)
     own = contested_won = duplicates = 0

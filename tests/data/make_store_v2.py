@@ -137,7 +137,7 @@ def _clock_module() -> object:
 def build(path: Path) -> None:
     """Write the store at `path` (which must not exist yet) with the store code importable here."""
     # Store lives in treasury.store.repository both before and after the split.
-    from treasury.store.repository import Store
+    from treasury.store import Store
 
     clock_module = _clock_module()
     # The committed file holds signatures of the shapes the store took when it was written (an empty

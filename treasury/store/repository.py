@@ -43,9 +43,7 @@ from treasury.store.errors import (
     DuplicateProposal,
     DuplicateSignature,
     InvalidTransition,
-    SchemaTooNew,
     StoreBusy,
-    TamperedRecord,
     UnknownProposal,
 )
 from treasury.store.integrity import AuditReport, canonical, seal, verify
@@ -78,7 +76,6 @@ from treasury.store.records import (
 )
 from treasury.store.schema import (
     SCHEMA_VERSION,
-    UINT256_MAX,
     AuditHeadRow,
     AuditRow,
     BroadcastRow,
@@ -90,31 +87,7 @@ from treasury.store.schema import (
 )
 from treasury.store.transaction import WriteTx as _Tx
 
-__all__ = [
-    "BROADCAST_STATUSES",
-    "DEFAULT_BUSY_TIMEOUT",
-    "PROPOSAL_STATUSES",
-    "SCHEDULE_STATUSES",
-    "SCHEMA_VERSION",
-    "SIGNATURE_KINDS",
-    "UINT256_MAX",
-    "AuditEntry",
-    "AuditReport",
-    "BroadcastRecord",
-    "DuplicateProposal",
-    "DuplicateSignature",
-    "ExecutionRecord",
-    "InvalidTransition",
-    "ProposalRecord",
-    "RehearsalRecord",
-    "ScheduleEntryRecord",
-    "SchemaTooNew",
-    "SignatureRecord",
-    "Store",
-    "StoreBusy",
-    "TamperedRecord",
-    "UnknownProposal",
-]
+__all__ = ["DEFAULT_BUSY_TIMEOUT", "Store"]
 
 DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a writer waits for another writer before giving up
 
