@@ -8,6 +8,7 @@ the token's base units; human amounts ("1.5 ETH") are parsed elsewhere.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
@@ -36,11 +37,42 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+ArgumentKind = Literal["recipient", "max"]
+ARGUMENT_KIND_CODES: dict[str, int] = {"recipient": 1, "max": 2}  # TreasuryGuard's rule kinds
+MAX_ARGUMENT_BOUND = 2**240 - 1  # the bound shares a word with the kind and the index
+MAX_TIER_SIGNERS = 255
+
+
+class ArgumentRule(_Frozen):
+    """A condition on one 32-byte argument word of an allowlisted call (word 0 follows the selector):
+    "recipient" - the word is an address on the recipient allowlist; "max" - the word is at most `bound`."""
+
+    index: int
+    kind: ArgumentKind
+    bound: int = 0
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ArgumentRule:
+        if not 0 <= self.index <= 255:
+            raise ValueError(f"argument index {self.index} must be between 0 and 255")
+        if not 0 <= self.bound <= MAX_ARGUMENT_BOUND:
+            raise ValueError(f"argument bound {self.bound} must be between 0 and 2**240 - 1")
+        if self.kind == "recipient" and self.bound != 0:
+            raise ValueError("a recipient rule has no bound")
+        return self
+
+    @property
+    def word(self) -> int:
+        """The rule as TreasuryGuard stores it: kind (8 bits) | index (8 bits) | bound (240 bits)."""
+        return (ARGUMENT_KIND_CODES[self.kind] << 248) | (self.index << 240) | self.bound
+
+
 class AllowedCall(_Frozen):
-    """A (target contract, function) pair the Safe may call."""
+    """A (target contract, function) pair the Safe may call, optionally with argument rules."""
 
     target: str
     selector: bytes
+    arguments: tuple[ArgumentRule, ...] = ()
 
     @field_validator("target", mode="before")
     @classmethod
@@ -62,6 +94,9 @@ class TokenCap(_Frozen):
     period: int
     max_per_tx: int | None = None  # None: the cap amount
     delay_threshold: int | None = None  # None: never delayed for size
+    nft: bool = False  # a collection: each ERC-721 token moved or approved counts 1
+    tier_above: int | None = None  # a total above this needs `tier_signers` owner signatures
+    tier_signers: int = 0  # 0: no tier
 
     @field_validator("token", mode="before")
     @classmethod
@@ -78,6 +113,12 @@ class TokenCap(_Frozen):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= MAX_AMOUNT:
                 raise ValueError(f"{name} {value} must be between 0 and 2**104 - 1")
+        if not 0 <= self.tier_signers <= MAX_TIER_SIGNERS:
+            raise ValueError(f"tier_signers {self.tier_signers} must be between 0 and {MAX_TIER_SIGNERS}")
+        if (self.tier_signers == 0) != (self.tier_above is None):
+            raise ValueError("a tier needs both tier_above and tier_signers")
+        if self.tier_above is not None and not 0 <= self.tier_above <= MAX_AMOUNT:
+            raise ValueError(f"tier_above {self.tier_above} must be between 0 and 2**104 - 1")
         return self
 
     @property
@@ -87,6 +128,11 @@ class TokenCap(_Frozen):
     @property
     def delay_above(self) -> int:
         return MAX_AMOUNT if self.delay_threshold is None else self.delay_threshold
+
+    @property
+    def tier_amount(self) -> int:
+        """The guard's tierAmount: a total above it needs the tier's signatures (MAX_AMOUNT: no tier)."""
+        return MAX_AMOUNT if self.tier_above is None else self.tier_above
 
 
 class Policy(_Frozen):
@@ -98,6 +144,8 @@ class Policy(_Frozen):
     delay: int = 48 * 3600
     window: int = 7 * 24 * 3600
     allow_refunds: bool = False
+    cancel_threshold: int = 1  # owner signatures that cancel an entry the first time (the minority veto)
+    guardians: tuple[str, ...] = ()  # may cancel a queue entry, nothing else
 
     @field_validator("recipients", mode="before")
     @classmethod
@@ -105,6 +153,14 @@ class Policy(_Frozen):
         parsed = tuple(parse_address(v, "recipient") for v in values)
         if len(set(parsed)) != len(parsed):
             raise ValueError("a recipient is listed more than once")
+        return parsed
+
+    @field_validator("guardians", mode="before")
+    @classmethod
+    def _guardians(cls, values: Iterable[object]) -> tuple[str, ...]:
+        parsed = tuple(parse_address(v, "guardian") for v in values)
+        if len(set(parsed)) != len(parsed):
+            raise ValueError("a guardian is listed more than once")
         return parsed
 
     @model_validator(mode="after")
@@ -115,6 +171,8 @@ class Policy(_Frozen):
         for name in ("delay", "window"):
             if not MIN_DELAY <= getattr(self, name) <= MAX_DELAY:
                 raise ValueError(f"{name} {getattr(self, name)}s must be between one hour and 30 days")
+        if not 1 <= self.cancel_threshold <= MAX_TIER_SIGNERS:
+            raise ValueError(f"cancel_threshold {self.cancel_threshold} must be between 1 and {MAX_TIER_SIGNERS}")
         return self
 
     def cap_for(self, token: str) -> TokenCap | None:

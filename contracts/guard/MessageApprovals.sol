@@ -1,0 +1,38 @@
+// SPDX-License-Identifier: LGPL-3.0-only
+pragma solidity 0.8.28;
+
+import {SafeBound} from "./SafeBound.sol";
+
+/// @title MessageApprovals
+/// @notice Messages the Safe approved as signed by itself (EIP-1271), answered to TreasuryFallbackHandler.
+/// @dev Approving is a Safe transaction to this guard, so it goes through the delay queue like every setting
+///      (scheduled, due, not cancelled); revoking is allowed at once because it only takes power away.
+abstract contract MessageApprovals is SafeBound {
+    mapping(bytes32 hash => bool) private _approvedMessages;
+
+    /// @notice `hash` was approved as signed by the Safe.
+    event MessageApproved(bytes32 indexed hash);
+    /// @notice The approval of `hash` was withdrawn.
+    event MessageRevoked(bytes32 indexed hash);
+
+    /// @notice Approve `hash` as signed by the Safe. Only the Safe (through the delay queue).
+    /// @param hash The message hash a verifier will pass to `isValidSignature` (e.g. an EIP-712 digest).
+    function approveMessage(bytes32 hash) external onlySafe {
+        _approvedMessages[hash] = true;
+        emit MessageApproved(hash);
+    }
+
+    /// @notice Withdraw the approval of `hash`. Only the Safe (at once, no delay).
+    /// @param hash The message hash.
+    function revokeMessage(bytes32 hash) external onlySafe {
+        delete _approvedMessages[hash];
+        emit MessageRevoked(hash);
+    }
+
+    /// @notice Whether the Safe approved `hash` through the delay queue.
+    /// @param hash The message hash.
+    /// @return Whether it is approved.
+    function isMessageApproved(bytes32 hash) external view returns (bool) {
+        return _approvedMessages[hash];
+    }
+}
