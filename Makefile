@@ -32,7 +32,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 compile: setup
-	$(BIN)/ape compile
+	$(BIN)/ape compile --force
 
 # The story through the `treasury` CLI, on one anvil that outlives the commands (scripts/demo_cli.py).
 demo: setup
@@ -72,11 +72,12 @@ bench: setup
 clean:
 	rm -rf $(VENV) node_modules .tools .build
 
-# After changing contracts/TreasuryGuard.sol or contracts/test/TestToken.sol: refresh the compiled
-# guard and test token shipped in the package (tests fail while either is stale).
+# After changing contracts/TreasuryGuard.sol, contracts/TreasuryFallbackHandler.sol or contracts/test/TestToken.sol:
+# refresh the compiled guard, fallback handler and test token shipped in the package (tests fail while one is stale).
 artifacts: setup
-	$(BIN)/ape compile
+	$(BIN)/ape compile --force
 	$(BIN)/python -c "from treasury.chain.guard import export_guard_artifact; print(export_guard_artifact())"
 	$(BIN)/python -c "from treasury.testing.fixtures import export_test_token_artifact; print(export_test_token_artifact())"
+	$(BIN)/python -c "from treasury.chain.handler import export_handler_artifact; print(export_handler_artifact())"
 
 guard-artifact: artifacts

@@ -10,13 +10,15 @@ import {MessageApprovals} from "./guard/MessageApprovals.sol";
 import {MultiSendUnwrapper} from "./guard/MultiSendUnwrapper.sol";
 import {SafeBound} from "./guard/SafeBound.sol";
 import {SafeConfigSnapshot} from "./guard/SafeConfigSnapshot.sol";
+import {SignatureTiers} from "./guard/SignatureTiers.sol";
 
 /// @title TreasuryGuard
 /// @notice On-chain policy for one Safe (1.3.0, 1.4.1 or 1.5.0): allowlists, spending caps, a delay queue and a
 ///         post-execution check of the Safe's configuration. It is the backstop that holds when the off-chain
 ///         tooling is bypassed.
 /// @dev The units, one concern per file under guard/: CallRules (allowlists, token decoding), SpendingCaps,
-///      MultiSendUnwrapper, DelayQueue, SafeConfigSnapshot, MessageApprovals. This contract composes them into the
+///      MultiSendUnwrapper, DelayQueue (with the minority veto), SignatureTiers, SafeConfigSnapshot,
+///      MessageApprovals. This contract composes them into the
 ///      Safe's transaction guard (and, on Safe 1.5.0, module guard).
 ///      Amounts are summed per token over the whole transaction; the sum is checked once against the token's
 ///      per-transaction limit, delay threshold and budget. A transaction must be scheduled if any token sum
@@ -31,6 +33,7 @@ contract TreasuryGuard is
     MultiSendUnwrapper,
     SafeConfigSnapshot,
     DelayQueue,
+    SignatureTiers,
     MessageApprovals
 {
     // Transient bookkeeping of the transaction being checked, in `_txState`: bits 0-1 the kind of check in
@@ -62,23 +65,27 @@ contract TreasuryGuard is
     /// @notice Deploy a guard for `safe`, fully configured before it is installed with `setGuard`.
     /// @param safe The Safe proxy to protect.
     /// @param multiSendCallOnly The MultiSendCallOnly the Safe may delegatecall for batches.
-    /// @param delay_ Delay of the queue, in seconds.
-    /// @param window_ Execution window after the eta, in seconds.
+    /// @param queue Delay, execution window, cancel threshold and guardians of the delay queue.
     /// @param allowedCalls Initial (target, selector) allowlist.
+    /// @param argumentRules Argument rules of allowlisted calls.
     /// @param recipients Initial recipient allowlist.
     /// @param caps Initial spending caps.
     constructor(
         address safe,
         address multiSendCallOnly,
-        uint256 delay_,
-        uint256 window_,
+        QueueInit memory queue,
         CallPermission[] memory allowedCalls,
+        ArgumentRuleInit[] memory argumentRules,
         address[] memory recipients,
         CapInit[] memory caps
     ) SafeBound(safe, multiSendCallOnly) {
-        _setDelay(delay_, window_);
+        _initQueue(queue);
         for (uint256 i = 0; i < allowedCalls.length; ++i) {
             _setAllowedCall(allowedCalls[i].target, allowedCalls[i].selector, true);
+        }
+        for (uint256 i = 0; i < argumentRules.length; ++i) {
+            ArgumentRuleInit memory r = argumentRules[i];
+            _setArgumentRules(r.target, r.selector, r.rules);
         }
         for (uint256 i = 0; i < recipients.length; ++i) {
             _setRecipient(recipients[i], true);
@@ -86,6 +93,8 @@ contract TreasuryGuard is
         for (uint256 i = 0; i < caps.length; ++i) {
             CapInit memory c = caps[i];
             _setCap(c.token, c.amount, c.period, c.maxPerTx, c.delayThreshold);
+            if (c.nft) _setNft(c.token, true);
+            if (c.tierSigners != 0) _setTier(c.token, c.tierAmount, c.tierSigners);
         }
     }
 
@@ -118,7 +127,7 @@ contract TreasuryGuard is
         uint256 gasPrice,
         address, // gasToken
         address, // refundReceiver
-        bytes memory, // signatures
+        bytes memory, // signatures, read from msg.data by SignatureTiers when a tier applies
         address // msgSender
     ) external override {
         _enter(IN_TX);
@@ -208,8 +217,14 @@ contract TreasuryGuard is
         } else {
             revert InvalidOperation(operation);
         }
-        if (_chargeAll(totals)) needsDelay = true;
+        (bool overThreshold, uint256 requiredSigners) = _chargeAll(totals);
+        if (overThreshold) needsDelay = true;
         if (needsDelay) _consumeEntry(intentId(to, value, data, operation));
+        if (requiredSigners != 0) {
+            // Module transactions carry no signatures.
+            if (kind != IN_TX) revert NotEnoughSignatures(requiredSigners);
+            _checkTierSignatures(requiredSigners, data);
+        }
         uint256 state = kind | (totals.count << COUNT_SHIFT);
         // A scheduled call to the Safe is a configuration change: the configuration may change, no snapshot.
         // Otherwise only code the guard did not check could change it, i.e. a MULTISEND_CALL_ONLY that is not a

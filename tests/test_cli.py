@@ -171,7 +171,7 @@ def test_info_shows_safe_guard_balances_budgets_and_queue(setup, accounts):
         assert text in shown, text
 
 
-def test_schedule_cancel_and_schedule_again(setup):
+def test_schedule_cancel_and_schedule_again(setup, chain):
     treasury, token, vendor, run = setup
     proposed = run.json("propose", "transfer", vendor.address, "6000 TUSD")  # above the 5,000 delay threshold
     assert proposed["verdict"]["outcome"] == "needs-delay"
@@ -187,6 +187,8 @@ def test_schedule_cancel_and_schedule_again(setup):
     assert "schedule.status" in {e["action"] for e in run.json("log", "--proposal", pid, chain=False)["log"]}
     # A cancelled entry does not run; the proposal can be queued again, and dropped for good.
     assert run.json("show", pid)["verdict"]["outcome"] == "needs-delay"
+    chain.pending_timestamp = treasury.store.schedule_entries(pid)[0].eta  # guard v2: not before the cancelled eta
+    chain.mine()
     again = run.json("schedule", pid, "--signer", "TEST::1", "--signer", "TEST::2", "--account", "TEST::9")
     assert again["schedule"]["entry_id"] == queued["schedule"]["entry_id"] + 1
     dropped = run.json("cancel", pid, "--signer", "TEST::0", "--signer", "TEST::2", "--drop", "--account", "TEST::9")
@@ -346,6 +348,10 @@ BAD_INPUT = [
     ("another Safe's proposal (cancel)", ["cancel", "{other}", "--signer", "TEST::0", "--account", "TEST::9"]),
     ("cancel without signers", ["cancel", "{pid}"]),
     ("cancel with an unknown signer", ["cancel", "{pid}", "--signer", "nobody-here"]),
+    ("cancel signature for an unscheduled proposal", ["sign", "{pid}", "--cancel", "--account", "TEST::1", "--yes"]),
+    ("guardian cancel of an unscheduled proposal", ["cancel", "{pid}", "--guardian", "TEST::6"]),
+    ("guardian together with signers", ["cancel", "{pid}", "--guardian", "TEST::6", "--signer", "TEST::0"]),
+    ("cancel with an unknown guardian", ["cancel", "{pid}", "--guardian", "nobody-here"]),
     ("missing batch file", ["propose", "batch", "{tmp}/no-such-batch.yaml"]),
     ("batch file is a directory", ["propose", "batch", "{tmp}"]),
     ("empty batch", ["propose", "batch", "{tmp}/batch-empty.yaml"]),

@@ -67,7 +67,8 @@ def test_the_issue_example_exactly():
     ("CallNotAllowed", (VENDOR, bytes.fromhex("deadbeef")),
      f"call not allowed: function 0xdeadbeef on {VENDOR} is not on the allowlist"),
     ("MalformedCalldata", (USDC,),
-     "malformed calldata to USDC: 1 to 3 bytes, or an ERC-20 call with the wrong length or a dirty address word"),
+     ("malformed calldata to USDC: 1 to 3 bytes, a token call that is not exactly its ABI encoding (length, dirty "
+      "address or bool, offsets, padding, ids and amounts of different lengths), or too short for an argument rule")),
     ("DelegateCallNotAllowed", (VENDOR,),
      f"delegatecall to {VENDOR} is not allowed: only the guard's MultiSendCallOnly may be delegatecalled"),
     ("InvalidOperation", (2,), "operation 2 is neither a call (0) nor a delegatecall (1)"),

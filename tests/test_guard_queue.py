@@ -34,9 +34,12 @@ def status(guarded, entry_id):
     return next(e.status for e in entries(guarded.guard) if e.entry_id == entry_id)
 
 
-def schedule_signatures(guarded, to, value, data, operation, entry_id, signers=None):
-    expected = bytes(guarded.guard.scheduleHash(to, value, data, operation, entry_id))
-    typed = schedule_typed_data(guarded.guard, to, value, data, operation, entry_id)
+def schedule_signatures(guarded, to, value, data, operation, nonce=None, signers=None):
+    """Owner signatures scheduling the intent at its schedule `nonce` (by default the current one)."""
+    if nonce is None:
+        nonce = guarded.guard.intentState(guarded.guard.intentId(to, value, data, operation))[0]
+    expected = bytes(guarded.guard.scheduleHash(to, value, data, operation, nonce))
+    typed = schedule_typed_data(guarded.guard, to, value, data, operation, nonce)
     return sign_typed_data(signers or guarded.signers, typed, expected)
 
 
@@ -120,6 +123,7 @@ def test_old_cancel_signatures_cannot_cancel_a_rescheduled_entry(guarded):
     first = guarded.schedule(*intent)
     old_signatures = cancel_signatures(guarded, first)
     guarded.guard.cancel(first, old_signatures, sender=guarded.relayer)
+    wait_until(guarded.eta(first))  # a cancelled intent waits out the cancelled entry's delay
     second = guarded.schedule(*intent)
     refused = send_expecting_revert(guarded.relayer.address, guarded.guard.address, guarded.encode_guard("cancel", second, old_signatures))
     assert refused == "GS026"  # the signatures recover to no owner for the second entry's hash
@@ -136,18 +140,19 @@ def test_old_cancel_signatures_cannot_cancel_a_rescheduled_entry(guarded):
         ("a non-owner co-signs", "GS026"),
         ("the same owner twice", "GS026"),
         ("signed for another intent", "GS026"),
-        ("signed for the next entry id", "GS026"),
+        ("signed for the next nonce", "GS026"),
     ],
 )
-def test_schedule_needs_threshold_owner_signatures_of_this_entry(guarded, case, error):
+def test_schedule_needs_threshold_owner_signatures_of_this_intent_and_nonce(guarded, case, error):
     to, value, data, operation = big_transfer(guarded)
     entry_id = guarded.guard.nextEntryId()
+    nonce = guarded.guard.intentState(guarded.guard.intentId(to, value, data, operation))[0]
     signed = {
-        "one signature": lambda: schedule_signatures(guarded, to, value, data, operation, entry_id, guarded.signers[:1]),
-        "a non-owner co-signs": lambda: schedule_signatures(guarded, to, value, data, operation, entry_id, [guarded.owners[0], guarded.relayer]),
-        "the same owner twice": lambda: 2 * schedule_signatures(guarded, to, value, data, operation, entry_id, guarded.signers[:1]),
-        "signed for another intent": lambda: schedule_signatures(guarded, to, value, transfer(PAYEE, 1), operation, entry_id),
-        "signed for the next entry id": lambda: schedule_signatures(guarded, to, value, data, operation, entry_id + 1),
+        "one signature": lambda: schedule_signatures(guarded, to, value, data, operation, nonce, guarded.signers[:1]),
+        "a non-owner co-signs": lambda: schedule_signatures(guarded, to, value, data, operation, nonce, [guarded.owners[0], guarded.relayer]),
+        "the same owner twice": lambda: 2 * schedule_signatures(guarded, to, value, data, operation, nonce, guarded.signers[:1]),
+        "signed for another intent": lambda: schedule_signatures(guarded, to, value, transfer(PAYEE, 1), operation, nonce),
+        "signed for the next nonce": lambda: schedule_signatures(guarded, to, value, data, operation, nonce + 1),
     }[case]()
     schedule_call = guarded.encode_guard("schedule", to, value, data, operation, signed)
     assert send_expecting_revert(guarded.relayer.address, guarded.guard.address, schedule_call) == error
@@ -158,7 +163,7 @@ def test_schedule_needs_threshold_owner_signatures_of_this_entry(guarded, case, 
 def test_schedule_signatures_cannot_be_replayed(guarded):
     to, value, data, operation = big_transfer(guarded)
     entry = guarded.guard.nextEntryId()
-    signatures = schedule_signatures(guarded, to, value, data, operation, entry)
+    signatures = schedule_signatures(guarded, to, value, data, operation)
     schedule_call = guarded.encode_guard("schedule", to, value, data, operation, signatures)
     guarded.guard.schedule(to, value, data, operation, signatures, sender=guarded.relayer)
     assert send_expecting_revert(guarded.relayer.address, guarded.guard.address, schedule_call) == "AlreadyScheduled"

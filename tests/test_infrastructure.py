@@ -70,7 +70,8 @@ def test_safe_1_4_1_lands_where_design_says(safe_infrastructure, chain):
 
 def test_every_role_is_reported_once_per_version(safe_infrastructure):
     reported = {(s.version, s.role) for s in safe_infrastructure}
-    assert reported == {(v, r) for v in SUPPORTED_VERSIONS for r in ROLES}
+    # and the toolkit's TreasuryFallbackHandler, once for every version (tests/test_fallback_handler.py)
+    assert reported == {(v, r) for v in SUPPORTED_VERSIONS for r in ROLES} | {("all", "treasury_fallback_handler")}
 
 
 def test_signmessagelib_1_3_0_from_npm_is_flagged_non_canonical(safe_infrastructure, chain):

@@ -3,25 +3,30 @@
 Hypothesis drives a state machine over a guarded Safe on anvil (canonical Safe bytecode, real
 TreasuryGuard, real tokens): proposals of every shape (native and ERC-20 payments, approvals,
 transferFroms, foreign selectors, calls to the Safe and the guard, valid and malformed batches,
-stray delegatecalls, refunds) interleaved with scheduling, time jumps and executions, so budgets
-move and entries become due and expire. For each proposal, at one pinned block time:
-  (a) evaluate(read_guard_state()) and predict_verdict (eth_call) agree on outcome and error name,
-      and the guard's own words of the error appear in the Python reason;
-  (b) executing it with two owner signatures succeeds exactly when the verdict is allow (and the
-      call itself works); a refusal reverts with the verdict's error; after a success the budgets
-      moved by exactly what charges() said.
+stray delegatecalls, refunds; and v2's rules: NFT-kind tokens, ERC-721/ERC-1155 transfers,
+setApprovalForAll, increase/decreaseAllowance and Permit2 approvals under the approvals rule,
+argument rules, settings-only calls to the guard, a signature tier, strict decoding of all of it)
+interleaved with scheduling, time jumps and executions, so budgets and allowances move and entries
+become due and expire. For each proposal, at one pinned block time:
+  (a) evaluate(read_guard_state(signatures=0)) and predict_verdict (an eth_call, which carries no
+      signatures) agree on outcome and error name, and the guard's own words of the error appear
+      in the Python reason;
+  (b) executing it with two owner signatures (the Safe's threshold) succeeds exactly when the
+      verdict for two signatures is allow (and the call itself works); a refusal reverts with that
+      verdict's error; refused for the tier, it is executed again by all three owners against the
+      verdict for three; after a success the budgets moved by exactly what charges() said.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 from ape.exceptions import ContractLogicError, VirtualMachineError
 from eth_abi import encode
-from eth_utils import function_signature_to_4byte_selector as selector
+from eth_utils import function_signature_to_4byte_selector as selector, to_checksum_address
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
@@ -45,9 +50,19 @@ SIMULATE_AND_REVERT = selector("simulateAndRevert(address,bytes)")
 EXAMPLES = {"1.4.1": int(os.environ.get("DIFF_EXAMPLES", 45)), "1.3.0": 10, "1.5.0": 10}
 STEPS = 10
 CALL_KINDS = ("good",) * 4 + ("edge", "edge", "delayed", "failing", "native", "native+custom", "erc20", "erc20",
-                             "erc20-malformed", "selector", "short", "empty", "self", "guard")
+                             "erc20-malformed", "selector", "short", "empty", "self", "guard", "guard",
+                             "nft", "multi", "approvals", "approvals", "args", "v2-malformed")
 T1_CALLS = ("transfer(address,uint256)", "approve(address,uint256)", "transferFrom(address,address,uint256)",
-            "mint(address,uint256)")
+            "mint(address,uint256)", "increaseAllowance(address,uint256)", "decreaseAllowance(address,uint256)")
+NFT_CALLS = ("transfer(address,uint256)", "approve(address,uint256)", "transferFrom(address,address,uint256)")
+ERC721_CALLS = ("safeTransferFrom(address,address,uint256)", "safeTransferFrom(address,address,uint256,bytes)",
+                "setApprovalForAll(address,bool)")
+ERC1155_CALLS = ("safeTransferFrom(address,address,uint256,uint256,bytes)",
+                 "safeBatchTransferFrom(address,address,uint256[],uint256[],bytes)", "setApprovalForAll(address,bool)")
+V2_KINDS = ("nft", "multi", "approvals", "args", "v2-malformed", "guard")
+PERMIT2_APPROVE = "approve(address,address,uint160,uint48)"
+DEPOSIT, WITHDRAW, HARVEST = "deposit(address,uint256)", "withdraw(uint256,address)", "harvest()"
+DIRTY = 1 << 200
 JUMPS = (1, 29, 30, 31, 60, 600, 1799, 1800, 3599, 3600, 3601, 5400, 7200)
 SEEN: Counter = Counter()  # what the runs covered, printed at the end of each test
 
@@ -95,8 +110,12 @@ class World:
     safe: str
     guard: object
     policy: Policy
-    tokens: dict[str, str]  # capped T1 (all ERC-20 calls), T2 (transfer), T3 (uncapped), T4 (nothing allowed)
+    tokens: dict[str, str]  # capped T1 (all ERC-20 calls, a tier), T2 (transfer), T3 (uncapped), T4 (nothing
+    #                          allowed), N1 (an NFT-kind TestToken: transfer, approve, transferFrom)
     people: dict[str, str]  # R1, R2 recipients; STRANGER; APPROVER (approved the Safe on T1); NEWOWNER
+    # Targets without code (the guard reads their calldata only; a call to them succeeds): N2 (ERC-721 calls),
+    # M1 (ERC-1155 calls), VAULT (argument rules); P2: Permit2 (a contract if the project has TestPermit2).
+    v2: dict[str, str]
     owners: list
     sender: object
     names: dict[str, str] = field(default_factory=dict)
@@ -114,29 +133,52 @@ def world(request, make_safe, owners, safe_deployer, accounts, project) -> World
               "APPROVER": accounts[4].address, "NEWOWNER": accounts[8].address}
     tokens = {}
     for name in ("T1", "T2", "T3", "T4"):
-        token = safe_deployer.deploy(project.TestToken, name, name, 6)
+        # T1 also has increaseAllowance/decreaseAllowance, so those calls run and move its allowances.
+        kind = getattr(project, "TestAllowanceToken", project.TestToken) if name == "T1" else project.TestToken
+        token = safe_deployer.deploy(kind, name, name, 6)
         token.mint(created.address, 10**30, sender=safe_deployer)
         tokens[name] = token.address
     t1 = project.TestToken.at(tokens["T1"])
     t1.mint(people["APPROVER"], 10**30, sender=safe_deployer)
     t1.approve(created.address, U256_MAX, sender=accounts[4])
+    nft = safe_deployer.deploy(project.TestToken, "N1", "N1", 0)
+    nft.mint(created.address, 10**30, sender=safe_deployer)
+    tokens["N1"] = nft.address
     safe_deployer.transfer(created.address, 10**19)
+    v2 = {name: to_checksum_address(f"0x{number:040x}") for name, number in
+          (("N2", 0xA0721), ("M1", 0xA1155), ("VAULT", 0xA4626), ("P2", 0xA9E2))}
+    permit2 = getattr(project, "TestPermit2", None)
+    if permit2 is not None:  # approve and allowance(owner, token, spender) as Permit2 has them
+        v2["P2"] = safe_deployer.deploy(permit2).address
     policy = Policy(
         recipients=[people["R1"], people["R2"]],
         calls=[{"target": tokens["T1"], "selector": s} for s in T1_CALLS]
         + [{"target": tokens["T2"], "selector": "transfer(address,uint256)"},
            {"target": tokens["T3"], "selector": "transfer(address,uint256)"},
-           {"target": people["R1"], "selector": "0xdeadbeef"}],
+           {"target": people["R1"], "selector": "0xdeadbeef"}]
+        + [{"target": tokens["N1"], "selector": s} for s in NFT_CALLS]
+        + [{"target": v2["N2"], "selector": s} for s in ERC721_CALLS]
+        + [{"target": v2["M1"], "selector": s} for s in ERC1155_CALLS]
+        + [{"target": v2["P2"], "selector": PERMIT2_APPROVE},
+           {"target": v2["VAULT"], "selector": DEPOSIT,
+            "arguments": [{"index": 0, "kind": "recipient"}, {"index": 1, "kind": "max", "bound": 500}]},
+           {"target": v2["VAULT"], "selector": WITHDRAW,
+            "arguments": [{"index": 1, "kind": "recipient"}, {"index": 0, "kind": "max", "bound": 10}]},
+           {"target": v2["VAULT"], "selector": HARVEST}],
         caps=[{"token": NATIVE, "amount": 1000, "period": 3600, "max_per_tx": 600, "delay_threshold": 300},
-              {"token": tokens["T1"], "amount": 10_000, "period": 7200, "max_per_tx": 6000, "delay_threshold": 3000},
-              {"token": tokens["T2"], "amount": 5000, "period": 120}],
+              {"token": tokens["T1"], "amount": 10_000, "period": 7200, "max_per_tx": 6000, "delay_threshold": 3000,
+               "tier_above": 2000, "tier_signers": 3},
+              {"token": tokens["T2"], "amount": 5000, "period": 120},
+              {"token": tokens["N1"], "amount": 4, "period": 3600, "max_per_tx": 2, "nft": True},
+              {"token": v2["N2"], "amount": 3, "period": 600, "delay_threshold": 1, "nft": True},
+              {"token": v2["M1"], "amount": 100, "period": 3600, "max_per_tx": 60, "delay_threshold": 40}],
         delay=3600, window=3600,
     )
     guard = deploy_guard(created.address, version, policy, safe_deployer)
     install_guard(created.address, version, guard.address, signers=owners[:2], sender=safe_deployer)
-    names = {v: k for k, v in {**people, **tokens, "SAFE": created.address, "GUARD": guard.address,
+    names = {v: k for k, v in {**people, **tokens, **v2, "SAFE": created.address, "GUARD": guard.address,
                                   "MULTISEND": multisend_call_only(version)}.items()}
-    return World(version, created.address, guard, policy, tokens, people, list(owners), safe_deployer, names)
+    return World(version, created.address, guard, policy, tokens, people, v2, list(owners), safe_deployer, names)
 
 
 # --- proposal strategies ------------------------------------------------------------------------
@@ -156,8 +198,8 @@ def amounts(cap, left: int | None) -> st.SearchStrategy[int]:
 class Draw:
     """Draws single calls and whole proposals for one world, with the current budgets."""
 
-    def __init__(self, data, world: World, budgets: dict[str, int]):
-        self.data, self.w, self.budgets = data, world, budgets
+    def __init__(self, data, world: World, budgets: dict[str, int], now: int = 0):
+        self.data, self.w, self.budgets, self.now = data, world, budgets, now
 
     def __repr__(self) -> str:  # hypothesis names the drawn method in failure reports
         return "draw"
@@ -217,6 +259,8 @@ class Draw:
              abi("transfer(address,uint256)", p["R1"], self.one(st.integers(3001, 6000)))),
             ("native", p["R2"], self.one(st.integers(301, 600)), b""),
             ("guard: setAllowRefunds(true)", self.w.guard.address, 0, abi("setAllowRefunds(bool)", True)),
+            ("setApprovalForAll(true)", self.pick(self.w.v2["N2"], self.w.v2["M1"]), 0,
+             abi("setApprovalForAll(address,bool)", self.pick(p["R1"], p["R2"]), True)),
             self.call_self(),
             self.call_guard(),
         )
@@ -285,7 +329,92 @@ class Draw:
             ("guard: setRecipient(R1, true)", guard, 0, abi("setRecipient(address,bool)", self.w.people["R1"], True)),
             ("guard: setDelay(same)", guard, 0, abi("setDelay(uint256,uint256)", 3600, 3600)),
             ("guard: unknown selector", guard, 0, bytes.fromhex("12345678")),
+            ("guard: 3 bytes", guard, 0, b"\x01\x02\x03"),
+            ("guard: revokeMessage", guard, 0, abi("revokeMessage(bytes32)", b"\x01" * 32)),
+            ("guard: revokeMessage with value", guard, 1, abi("revokeMessage(bytes32)", b"\x01" * 32)),
+            ("guard: value", guard, 1, b""),
+            ("guard: checkAfterExecution(false)", guard, 0, abi("checkAfterExecution(bytes32,bool)", bytes(32), False)),
+            ("guard: schedule", guard, 0, abi("schedule(address,uint256,bytes,uint8,bytes)", guard, 0, b"", 0, b"")),
+            ("guard: cancelAsGuardian", guard, 0, abi("cancelAsGuardian(uint256)", 1)),
+            ("guard: view", guard, 0, abi("budgetLeft(address)", NATIVE)),
+            ("guard: setTier", guard, 0, abi("setTier(address,uint256,uint256)", self.w.tokens["T2"], 1, 3)),
         )
+
+    # --- v2: NFTs, ERC-1155, approvals, Permit2, argument rules --------------------------------
+
+    def recipient(self) -> str:
+        p = self.w.people
+        return self.pick(p["R1"], p["R2"], p["R2"], p["STRANGER"])
+
+    def call_nft(self):
+        n1, n2, safe, to = self.w.tokens["N1"], self.w.v2["N2"], self.w.safe, self.recipient()
+        token_id = self.pick(0, 1, 7, 2**255, U256_MAX)
+        return self.pick(
+            ("nft transfer", n1, 0, abi("transfer(address,uint256)", to, token_id)),
+            ("nft approve", n1, 0, abi("approve(address,uint256)", self.pick(to, NATIVE), token_id)),
+            ("nft transferFrom", n1, 0, abi("transferFrom(address,address,uint256)", self.w.people["APPROVER"], to,
+                                            token_id)),
+            ("721 safeTransferFrom", n2, 0, abi("safeTransferFrom(address,address,uint256)", safe, to, token_id)),
+            ("721 safeTransferFrom+data", n2, 0, abi("safeTransferFrom(address,address,uint256,bytes)", safe, to,
+                                                     token_id, self.pick(b"", b"\x01", bytes(33)))),
+            ("setApprovalForAll", self.pick(n2, self.w.v2["M1"]), 0,
+             abi("setApprovalForAll(address,bool)", to, self.pick(True, False, False))),
+        )
+
+    def call_multi(self):
+        m1, safe, to = self.w.v2["M1"], self.w.safe, self.recipient()
+        count = self.one(st.integers(0, 3))
+        amounts = [self.pick(0, 1, 13, 20, 40, 41, 60, 61, 2**255) for _ in range(count)]
+        ids = list(range(count)) + ([5] if self.pick(False, False, False, True) else [])  # uneven now and then
+        return self.pick(
+            ("1155 safeTransferFrom", m1, 0, abi("safeTransferFrom(address,address,uint256,uint256,bytes)", safe, to,
+                                                 1, self.amount(m1), self.pick(b"", b"\xff" * 40))),
+            ("1155 safeBatchTransferFrom", m1, 0,
+             abi("safeBatchTransferFrom(address,address,uint256[],uint256[],bytes)", safe, to, ids, amounts, b"")),
+        )
+
+    def call_approvals(self):
+        t, p2, spender = self.w.tokens, self.w.v2["P2"], self.recipient()
+        amount = self.pick(0, 0, self.one(st.integers(1, 300)), self.amount(t["T1"]))
+        expiration = self.pick(0, self.now - 1, self.now, self.now + 3600, 2**48 - 1)
+        return self.pick(
+            ("approve", t["T1"], 0, abi("approve(address,uint256)", spender, amount)),
+            ("increaseAllowance", t["T1"], 0, abi("increaseAllowance(address,uint256)", spender, amount)),
+            ("decreaseAllowance", t["T1"], 0, abi("decreaseAllowance(address,uint256)", spender, amount)),
+            ("permit2 approve", p2, 0, abi(PERMIT2_APPROVE, self.pick(t["T1"], t["T2"], t["T3"]), spender,
+                                           min(amount, 2**160 - 1), max(0, expiration))),
+        )
+
+    def call_args(self):
+        vault = self.w.v2["VAULT"]
+        who = self.pick(*(int(a, 16) for a in (self.w.people["R1"], self.w.people["R2"], self.w.people["STRANGER"])))
+        who = who | DIRTY if self.pick(*[False] * 5, True) else who
+        deposit = selector(DEPOSIT) + word(who) + word(self.pick(0, 499, 500, 501, U256_MAX))
+        withdraw = selector(WITHDRAW) + word(self.pick(0, 9, 10, 11)) + word(who)
+        return self.pick(
+            ("deposit", vault, 0, deposit),
+            ("deposit", vault, 0, deposit + self.pick(b"", b"\x00", bytes(32))),
+            ("withdraw", vault, 0, withdraw),
+            ("deposit cut", vault, 0, deposit[: self.one(st.integers(4, len(deposit) - 1))]),
+            ("withdraw cut", vault, 0, withdraw[: self.one(st.integers(4, len(withdraw) - 1))]),
+            ("harvest", vault, 0, selector(HARVEST) + self.pick(b"", b"\x01")),
+        )
+
+    def call_v2_malformed(self):
+        """A v2 token call with one word dirtied, moved or cut: the strict decoder's edges."""
+        label, to, value, data = self.pick(self.call_nft, self.call_multi, self.call_approvals)()
+        words = max(0, (len(data) - 4) // 32)
+        how = self.pick("dirty", "plus-32", "bool-2", "cut", "extra", "padding")
+        if how == "cut":
+            return f"{label} cut", to, value, data[: self.one(st.integers(4, len(data) - 1))]
+        if how == "extra":
+            return f"{label} extra", to, value, data + self.pick(b"\x00", bytes(32))
+        if how == "padding" or words == 0:
+            return f"{label} last byte", to, value, data[:-1] + bytes([data[-1] ^ 1])
+        at = self.one(st.integers(0, min(words, 6) - 1))
+        old = int.from_bytes(data[4 + 32 * at: 36 + 32 * at], "big")
+        new = {"dirty": old | DIRTY, "plus-32": (old + 32) % 2**256, "bool-2": 2}[how]
+        return f"{label} word {at} {how}", to, value, data[: 4 + 32 * at] + word(new) + data[36 + 32 * at:]
 
     # --- whole proposals --------------------------------------------------------------------
 
@@ -331,7 +460,7 @@ class Draw:
         return Proposal(f"malformed batch ({how}) of [{', '.join(labels)}]", self.w.multisend, value, data, 1)
 
     def batch_overflow(self) -> Proposal:
-        """Totals of one token past 2**256 - 1: the guard's checked sum panics."""
+        """Totals of one token past 2**256 - 1: the guard's sum saturates and the cap refuses it."""
         r1, t1 = self.w.people["R1"], self.w.tokens["T1"]
         big = self.pick(entry(r1, 2**255), entry(t1, 0, abi("transfer(address,uint256)", r1, 2**255)))
         labels, more = self.packed_calls()
@@ -387,11 +516,11 @@ def inner_call_succeeds(w: World, proposal: Proposal) -> bool:
     return False
 
 
-def execute(w: World, proposal: Proposal) -> str:
-    """Execute with two owner signatures: 'ok', the guard's error name, or 'inner-failed'."""
+def execute(w: World, proposal: Proposal, signers: int = 2) -> str:
+    """Execute with `signers` owner signatures: 'ok', the guard's error name, or 'inner-failed'."""
     try:
         # With a refund (gasPrice > 0) the Safe gives its call exactly safeTxGas: 0 would starve it.
-        execute_with_owners(w.safe, w.version, *proposal.args, signers=w.owners[:2], sender=w.sender,
+        execute_with_owners(w.safe, w.version, *proposal.args, signers=w.owners[:signers], sender=w.sender,
                             gas_price=proposal.gas_price, safe_tx_gas=500_000 if proposal.gas_price else 0)
     except ExecutionFailed:
         return "inner-failed"  # with a refund the Safe does not revert on a failed call
@@ -454,8 +583,10 @@ class DifferentialMachine(RuleBasedStateMachine):
         chain.restore(self.snapshot)
 
     def state(self, *proposals: Proposal):
+        """The guard's state now, for a transaction with no signatures (as predict_verdict's eth_call)."""
         pin(self.now)
-        return read_guard_state(self.w.guard, self.w.policy, intents=[p.args for p in proposals if p.operation < 2])
+        return read_guard_state(self.w.guard, self.w.policy, intents=[p.args for p in proposals if p.operation < 2],
+                                signatures=0)
 
     # --- rules ------------------------------------------------------------------------------
 
@@ -466,7 +597,17 @@ class DifferentialMachine(RuleBasedStateMachine):
     @rule(data=st.data(), count=st.integers(1, 3))
     def propose(self, data, count):
         for _ in range(count):
-            self.check(Draw(data, self.w, self.state().budget_left).proposal())
+            self.check(Draw(data, self.w, self.state().budget_left, self.now).proposal())
+
+    @rule(data=st.data(), count=st.integers(1, 3))
+    def propose_v2(self, data, count):
+        """v2's calls more often than the general mix draws them, alone or in batches."""
+        for _ in range(count):
+            draw = Draw(data, self.w, self.state().budget_left, self.now)
+            if draw.pick(True, False):
+                self.check(Proposal(*draw.call(V2_KINDS)))
+            else:
+                self.check(draw.batch((*V2_KINDS, "good")))
 
     @rule(data=st.data())
     def propose_scheduled(self, data):
@@ -488,7 +629,7 @@ class DifferentialMachine(RuleBasedStateMachine):
         self.check(proposal)
 
     def schedule_one(self, data) -> Proposal | None:
-        proposal = Draw(data, self.w, self.state().budget_left).to_schedule()
+        proposal = Draw(data, self.w, self.state().budget_left, self.now).to_schedule()
         return proposal if self.schedule_proposal(proposal) else None
 
     def schedule_proposal(self, proposal: Proposal) -> tuple[int, int] | None:
@@ -539,19 +680,30 @@ class DifferentialMachine(RuleBasedStateMachine):
         SEEN[proposal.label.split(" (")[0].split("[")[0]] += 1
         if proposal.operation > 1:
             return verdict.error, "not executable"  # the Safe's ABI cannot carry operation 2
-        spend = charges(w.policy, before, *proposal.args) if verdict.allowed else {}
         inner_ok = inner_call_succeeds(w, proposal)
+        result = self.execute_checked(proposal, before, 2, inner_ok, context)
+        if result == "NotEnoughSignatures":  # the tier: all three owners sign
+            result = self.execute_checked(proposal, before, 3, inner_ok, context)
+            SEEN[f"executed by 3 owners {result}"] += 1
+        return verdict.error or "allow", result
+
+    def execute_checked(self, proposal: Proposal, before, signers: int, inner_ok: bool, context: str) -> str:
+        """Execute with `signers` owner signatures and compare with the verdict for that many."""
+        w = self.w
+        signed = replace(before, signatures=signers)
+        verdict = evaluate(w.policy, signed, *proposal.args, gas_price=proposal.gas_price)
+        spend = charges(w.policy, signed, *proposal.args) if verdict.allowed else {}
         pin(self.now)
-        result = execute(w, proposal)
+        result = execute(w, proposal, signers)
         expected = ("ok" if inner_ok else "inner-failed") if verdict.allowed else verdict.error
-        assert result == expected, f"execution gave {result}, expected {expected}" + context
+        assert result == expected, f"execution by {signers} owners gave {result}, expected {expected}" + context
         SEEN[f"executed {result}"] += 1
         SEEN["executed ok with a refund"] += result == "ok" and proposal.gas_price > 0
         if result == "ok":
             self.after_success(before, spend, context)
         elif result == "inner-failed":  # reverted, or with a refund executed and the charges given back
             assert self.state().budget_left == before.budget_left, "a failed call kept its charges" + context
-        return verdict.error or "allow", result
+        return result
 
     def after_success(self, before, spend: dict[str, int], context: str) -> None:
         after = self.state()
@@ -651,7 +803,109 @@ def test_scripted_edges_agree(world, chain, monkeypatch):
         inner_delegatecall = multisend(one + entry(p["R1"], 0, b"", 1))
         expect(Proposal("inner delegatecall", world.multisend, 0, inner_delegatecall, 1), "InvalidBatchEntry")
         big = entry(t["T1"], 0, abi("transfer(address,uint256)", p["R1"], 2**255))
-        expect(Proposal("overflow", world.multisend, 0, multisend(big + big), 1), "Reverted")
+        expect(Proposal("overflow", world.multisend, 0, multisend(big + big), 1), "ExceedsPerTxLimit")  # saturated
     finally:
         m.teardown()
 
+
+
+def test_scripted_v2_edges_agree(world, chain, monkeypatch):
+    """v2's rules on a fixed walk, with the same two-way comparison and executions: the guard's
+    hooks out of reach, the approvals rule as allowances move, NFT and ERC-1155 charges,
+    setApprovalForAll through the queue, argument rules, Permit2, and the signature tier."""
+    monkeypatch.setattr(type(chain.provider), "_handle_execution_reverted", fast_revert)
+    DifferentialMachine.world = world
+    m = DifferentialMachine()
+    p, t, v2, guard = world.people, world.tokens, world.v2, world.guard.address
+
+    def expect(proposal: Proposal, verdict: str, result: str | None = None) -> None:
+        wanted = (verdict, result or (verdict if verdict != "allow" else "ok"))
+        assert m.check(proposal) == wanted, proposal.describe(world.names)
+
+    def call(label: str, to: str, signature: str, *args, value: int = 0) -> Proposal:
+        return Proposal(label, to, value, abi(signature, *args))
+
+    def batch(label: str, *calls: Proposal) -> Proposal:
+        return Proposal(label, world.multisend, 0, multisend(b"".join(entry(c.to, c.value, c.data) for c in calls)), 1)
+
+    try:
+        erase = call("checkAfterExecution(false)", guard, "checkAfterExecution(bytes32,bool)", bytes(32), False)
+        expect(erase, "GuardCallNotAllowed")
+        expect(batch("a batch erasing its own charges", Proposal("native", p["R1"], 1), erase), "GuardCallNotAllowed")
+        expect(Proposal("guard: empty", guard), "GuardCallNotAllowed")
+        revoke = call("revokeMessage", guard, "revokeMessage(bytes32)", b"\x01" * 32)
+        expect(revoke, "allow")
+        expect(Proposal("revokeMessage with value", guard, 1, revoke.data), "GuardCallNotAllowed")
+
+        def approve(spender: str, amount: int) -> Proposal:
+            return call("approve", t["T1"], "approve(address,uint256)", spender, amount)
+
+        expect(approve(p["R1"], 100), "allow")
+        expect(approve(p["R1"], 100), "ApprovalOutstanding")
+        expect(call("increaseAllowance", t["T1"], "increaseAllowance(address,uint256)", p["R1"], 5),
+               "ApprovalOutstanding")
+        expect(approve(p["STRANGER"], 0), "allow")  # a revocation: no recipient check, no charge
+        expect(approve(p["R1"], 0), "allow")
+        expect(approve(p["R1"], 100), "allow")
+        expect(approve(p["STRANGER"], 1), "RecipientNotAllowed")
+        has_decrease = selector("decreaseAllowance(address,uint256)").hex() in bytes(
+            chain.provider.get_code(t["T1"])).hex()
+        expect(call("decreaseAllowance", t["T1"], "decreaseAllowance(address,uint256)", p["R1"], 5),
+               "allow", "ok" if has_decrease else "inner-failed")
+        # No recipient check for a decrease; the token refuses to go below zero.
+        expect(call("decreaseAllowance", t["T1"], "decreaseAllowance(address,uint256)", p["STRANGER"], 5),
+               "allow", "inner-failed")
+        expect(approve(p["R1"], 1), "ApprovalOutstanding")  # 95 left
+
+        nft_transfer = call("nft transfer", t["N1"], "transfer(address,uint256)", p["R1"], 10**20)
+        expect(nft_transfer, "allow")  # charged 1 (after_success checks the budget moved by exactly 1)
+        expect(batch("three NFTs", nft_transfer, nft_transfer, nft_transfer), "ExceedsPerTxLimit")
+        expect(call("nft approve revocation", t["N1"], "approve(address,uint256)", NATIVE, 3), "allow")
+        one_721 = call("721", v2["N2"], "safeTransferFrom(address,address,uint256)", world.safe, p["R1"], 5)
+        expect(one_721, "allow")
+        expect(batch("two 721s", one_721, one_721), "NotScheduled")  # above N2's delay threshold of 1
+        expect(call("721 with data", v2["N2"], "safeTransferFrom(address,address,uint256,bytes)", world.safe,
+                    p["STRANGER"], 5, b"\x01"), "RecipientNotAllowed")
+
+        for_all = call("setApprovalForAll(true)", v2["M1"], "setApprovalForAll(address,bool)", p["R2"], True)
+        expect(for_all, "NotScheduled")
+        eta, _ = m.schedule_proposal(for_all)
+        m.move_to(eta)
+        expect(for_all, "allow")
+        expect(call("setApprovalForAll(false)", v2["M1"], "setApprovalForAll(address,bool)", p["STRANGER"], False),
+               "allow")
+        dirty_bool = Proposal("setApprovalForAll(bool 2)", v2["M1"], 0, for_all.data[:36] + word(2))
+        expect(dirty_bool, "MalformedCalldata")
+        safe_batch = "safeBatchTransferFrom(address,address,uint256[],uint256[],bytes)"
+        expect(call("1155 batch", v2["M1"], safe_batch, world.safe, p["R1"], [1, 2], [10, 20], b""), "allow")
+        expect(call("1155 batch uneven", v2["M1"], safe_batch, world.safe, p["R1"], [1, 2], [10], b""),
+               "MalformedCalldata")
+        expect(call("1155 single", v2["M1"], "safeTransferFrom(address,address,uint256,uint256,bytes)", world.safe,
+                    p["R1"], 1, 41, b""), "NotScheduled")
+
+        expect(call("deposit", v2["VAULT"], DEPOSIT, p["R1"], 500), "allow")
+        expect(call("deposit to a stranger", v2["VAULT"], DEPOSIT, p["STRANGER"], 1), "ArgumentNotAllowed")
+        expect(call("deposit too much", v2["VAULT"], DEPOSIT, p["R1"], 501), "ArgumentNotAllowed")
+        expect(Proposal("deposit cut", v2["VAULT"], 0, abi(DEPOSIT, p["R1"], 1)[:-1]), "MalformedCalldata")
+        expect(call("withdraw", v2["VAULT"], WITHDRAW, 11, p["R1"]), "ArgumentNotAllowed")
+
+        permit = call("permit2 approve", v2["P2"], PERMIT2_APPROVE, t["T1"], p["R1"], 5, m.now + 3600)
+        revoke_permit = call("permit2 revoke", v2["P2"], PERMIT2_APPROVE, t["T1"], p["R1"], 0, 0)
+        expect(call("permit2 revoke", v2["P2"], PERMIT2_APPROVE, t["T1"], p["STRANGER"], 0, 0), "allow")
+        if bytes(chain.provider.get_code(v2["P2"])):
+            expect(permit, "allow")
+            expect(permit, "ApprovalOutstanding")  # live until m.now + 3600
+            expect(revoke_permit, "allow")
+            expect(permit, "allow")
+            expired = call("permit2 expired", v2["P2"], PERMIT2_APPROVE, t["T2"], p["R2"], 5, m.now - 1)
+            expect(expired, "allow")
+            expect(expired, "allow")  # an expired allowance is not live: approving again is allowed
+        else:
+            expect(permit, "ApprovalOutstanding")  # without a Permit2 contract: unreadable counts as outstanding
+
+        # The tier: above 2000 of T1, three owner signatures; the Safe's threshold is two.
+        tiered = call("tiered transfer", t["T1"], "transfer(address,uint256)", p["R1"], 2001)
+        expect(tiered, "NotEnoughSignatures", "ok")  # refused with two signatures, executed with three
+        expect(call("transfer at the tier", t["T1"], "transfer(address,uint256)", p["R1"], 2000), "allow")
+    finally:
+        m.teardown()

@@ -247,8 +247,8 @@ def test_an_empty_call_to_the_safe_is_the_rejection_no_op():
     assert charges(POLICY, state(), SAFE, 10**21) == {}
 
 
-def test_calls_to_the_guard_need_the_delay_even_when_empty():
-    check("NotScheduled", GUARD)
+def test_calls_to_the_guard_are_settings_only_and_need_the_delay():
+    check("GuardCallNotAllowed", GUARD)
     check("NotScheduled", GUARD, 0, selector("setAllowRefunds(bool)") + word(1))
 
 
@@ -308,7 +308,9 @@ def test_the_first_bad_entry_decides():
 
 
 def test_batch_self_calls_and_rejection():
-    check("NotScheduled", MULTISEND, 0, multisend(entry(R1, 1), entry(GUARD)), 1)
+    check("GuardCallNotAllowed", MULTISEND, 0, multisend(entry(R1, 1), entry(GUARD)), 1)
+    refunds_on = selector("setAllowRefunds(bool)") + word(1)
+    check("NotScheduled", MULTISEND, 0, multisend(entry(R1, 1), entry(GUARD, 0, refunds_on)), 1)
     check("", MULTISEND, 0, multisend(entry(R1, 1), entry(SAFE, 5)), 1)
 
 
@@ -340,10 +342,13 @@ def test_batch_encoding_is_strict(data, error):
     check(error, MULTISEND, 0, data, 1)
 
 
-def test_totals_overflowing_uint256_revert_like_the_guard():
-    batch = multisend(entry(TOKEN, 0, transfer(R1, 2**255)), entry(TOKEN, 0, transfer(R1, 2**255)), entry(STRANGER, 1))
-    verdict = check("Reverted", MULTISEND, 0, batch, 1)
-    assert "4e487b71" in verdict.reason and verdict.reason.endswith("11]")
+def test_totals_saturate_like_the_guard():
+    # A total past 2**256 - 1 saturates: the walk goes on, and the cap refuses the total.
+    half = entry(TOKEN, 0, transfer(R1, 2**255))
+    check("RecipientNotAllowed", MULTISEND, 0, multisend(half, half, entry(STRANGER, 1)), 1)
+    verdict = check("ExceedsPerTxLimit", MULTISEND, 0, multisend(half, half, half), 1)
+    assert f"total={2**256 - 1}, limit=6000" in verdict.reason
+    assert charges(POLICY, state(), MULTISEND, 0, multisend(half, half, half), 1) == {TOKEN: 2**256 - 1}
 
 
 def test_policy_violation_words_match_decode_guard_error():
@@ -422,6 +427,47 @@ def test_policy_drift_names_each_difference(deployed, safe_deployer):
     ]
     # The other way round: a token the guard caps but the policy does not.
     assert f"token {UNCAPPED} has no cap in the policy but the guard has amount=1 period=60 max_per_tx=1 delay_threshold={2**104 - 1}" in policy_drift(other.model_copy(update={"caps": other.caps[:1]}), guard)
+
+
+def test_read_guard_state_reads_allowances_and_the_threshold(deployed):
+    created, token, policy, guard = deployed
+    read = read_guard_state(guard, policy, signatures=1)
+    assert (read.safe_threshold, read.signatures) == (2, 1)
+    assert read.allowance_of(token.address, R1) == 0
+    # As the guard reads them: no code, or no answer (the guard's own empty fallback), is outstanding.
+    assert read.allowance_of(R1, R2) == 2**256 - 1
+    assert read.allowance_of(guard.address, R2) == 2**256 - 1
+    assert read.permit2_allowance_of(R2, token.address, R1) == (2**256 - 1, 2**256 - 1)
+    verdict = evaluate(policy, read, token.address, 0, transfer(R1, 2))
+    assert verdict.allowed and read.allowances == {}  # read lazily: nothing asked for a transfer
+
+
+def test_policy_drift_covers_the_v2_settings(deployed, safe_deployer):
+    created, token, policy, guard = deployed
+    deposit = "deposit(address,uint256)"
+    v2 = Policy(
+        recipients=policy.recipients,
+        calls=[*policy.calls, {"target": R2, "selector": deposit,
+                               "arguments": [{"index": 0, "kind": "recipient"}, {"index": 1, "kind": "max", "bound": 9}]}],
+        caps=[policy.caps[0].model_dump() | {"nft": True, "tier_above": 500, "tier_signers": 3}, policy.caps[1]],
+        delay=DELAY, window=WINDOW, cancel_threshold=2, guardians=[R2],
+    )
+    v2_guard = deploy_guard(created.address, "1.4.1", v2, safe_deployer)
+    assert policy_drift(v2, v2_guard) == []
+    word0, word1 = "word 0 recipient", "word 1 max <= 9"
+    assert policy_drift(v2, guard) == [
+        f"call selector 0x{selector(deposit).hex()} on {R2} is allowed by the policy but not by the guard",
+        f"argument rules of selector 0x{selector(deposit).hex()} on {R2}: policy [{word0}, {word1}], guard none",
+        f"token {token.address}: policy an NFT collection, guard fungible",
+        f"tier of token {token.address}: policy 3 signatures above 500, guard no tier",
+        "cancel_threshold: policy 2, guard 1",
+        f"guardian {R2} is named by the policy but is not a guardian of the guard",
+    ]
+    assert policy_drift(policy, v2_guard) == [
+        f"token {token.address}: policy fungible, guard an NFT collection",
+        f"tier of token {token.address}: policy no tier, guard 3 signatures above 500",
+        "cancel_threshold: policy 1, guard 2",
+    ]
 
 
 @pytest.mark.parametrize("data, error", BATCH_CASES, ids=BATCH_IDS)

@@ -15,7 +15,7 @@ from eth_utils import function_signature_to_4byte_selector
 from safe_eth.safe.safe_signature import SafeSignatureApprovedHash
 
 from treasury.addresses import SENTINEL_ADDRESS
-from treasury.chain.artifacts import SUPPORTED_VERSIONS
+from treasury.chain.artifacts import SUPPORTED_VERSIONS, safe_contract
 from treasury.chain.safe import safe_instance, safe_nonce
 from treasury.errors import InvalidInput
 from treasury.execution.send import ExecutionReverted, execute_safe_tx, simulate_execution
@@ -73,8 +73,12 @@ def safe141(make_safe, owners, safe_deployer):
 
 
 def nested_safes(make_safe, owners, inner_owners, safe_deployer, outer_version, inner_version):
-    """(outer, inner): a funded 2-of-3 Safe owned by owners 0, 1 and a 2-of-3 inner Safe."""
-    inner = make_safe(inner_owners, 2, version=inner_version, salt_nonce=710)
+    """(outer, inner): a funded 2-of-3 Safe owned by owners 0, 1 and a 2-of-3 inner Safe.
+
+    The inner Safe signs as a contract owner through Safe's CompatibilityFallbackHandler: the toolkit's
+    default handler (TreasuryFallbackHandler) signs only messages its guard approved."""
+    compatibility = safe_contract(inner_version, "compatibility_fallback_handler").canonical_address
+    inner = make_safe(inner_owners, 2, version=inner_version, salt_nonce=710, fallback_handler=compatibility)
     outer = make_safe([owners[0], owners[1], SimpleNamespace(address=inner.address)], 2, version=outer_version, salt_nonce=711)
     return fund(outer, safe_deployer), inner
 
@@ -379,7 +383,7 @@ def _tamper(bundle, how, other_address):
         data["to"] = other_address
     elif how == "signature_byte":
         sig = bytearray.fromhex(data["signatures"][0]["signature"][2:])
-        sig[5] ^= 0x01
+        sig[40] ^= 0x01  # in s: any s recovers to some address (a changed r may be no curve point at all)
         data["signatures"][0]["signature"] = "0x" + sig.hex()
     elif how == "swapped_owner":
         first, second = data["signatures"]

@@ -18,12 +18,20 @@ what the Safe is, what it holds and what it may do.
             USDC: {address: "0xA0b8...eB48", decimals: 6}
           policy:
             recipients: ["0x..."]
-            calls: [{target: USDC, function: "transfer(address,uint256)"}]
+            calls:
+              - {target: USDC, function: "transfer(address,uint256)"}
+              - target: "0x..."               # any other call: optional rules on its argument words
+                function: "deposit(address,uint256)"
+                arguments: [{index: 0, kind: recipient}, {index: 1, kind: max, amount: "500 USDC"}]
             caps:
-              - {token: USDC, amount: 10000, period: 1d, max_per_tx: 8000, delay_threshold: 5000}
+              - {token: USDC, amount: 10000, period: 1d, max_per_tx: 8000, delay_threshold: 5000,
+                 tier_above: "100,000 USDC", tier_signers: 4}   # above: 4 owner signatures
               - {token: ETH, amount: 5, period: 1d}
+              - {token: PUNKS, amount: 2, period: 7d, nft: true}  # NFTs: each one counts 1
             delay: 48h
             window: 7d
+            cancel_threshold: 1               # owner signatures that cancel a queue entry the first time
+            guardians: ["0x..."]              # may cancel a queue entry once, nothing else
 
 Loading validates everything at once, with the limits TreasuryGuard enforces (amounts up to
 2**104 - 1, periods of 1 minute to a year, delay and window of 1 hour to 30 days), so even a command
@@ -42,7 +50,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -97,13 +105,49 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+Amount = str | Annotated[int, Field(strict=True)]  # in token units: 10000, "10,000" or "10000 USDC"
+Duration = str | Annotated[int, Field(strict=True)]  # 3600 or "1h"
+
+
+def _no_float(value: object) -> object:
+    if isinstance(value, float):
+        raise ValueError(f"amount {value} must be quoted (\"{value}\") so that it is read exactly")  # pydantic wants ValueError
+    return value
+
+
+class ArgumentConfig(_Section):
+    """A rule on one argument word of an allowed call: {index: 0, kind: recipient} or
+    {index: 1, kind: max, amount: "500 USDC"} (an integer amount is the word itself, in base units)."""
+
+    index: Count = Field(ge=0, le=255)
+    kind: Literal["recipient", "max"]
+    amount: Amount | None = None
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _no_floats(cls, value: object) -> object:
+        return _no_float(value)
+
+    @model_validator(mode="after")
+    def _bound(self) -> ArgumentConfig:
+        if (self.kind == "max") != (self.amount is not None):
+            raise ValueError("a max rule needs an amount, a recipient rule has none")
+        return self
+
+    def to_rule(self, book: TokenBook) -> dict[str, Any]:
+        if self.amount is None:
+            return {"index": self.index, "kind": self.kind}
+        if isinstance(self.amount, int):
+            bound = self.amount
+        else:
+            bound = book.parse(self.amount, allow_zero=True)[1]  # a string names its token: "500 USDC"
+        return {"index": self.index, "kind": self.kind, "bound": bound}
+
+
 class CallConfig(_Section):
     target: str  # a token symbol from the book, or an address
     function: str  # "transfer(address,uint256)" or a 0x selector
-
-
-Amount = str | Annotated[int, Field(strict=True)]  # in token units: 10000, "10,000" or "10000 USDC"
-Duration = str | Annotated[int, Field(strict=True)]  # 3600 or "1h"
+    arguments: list[ArgumentConfig] = Field(default_factory=list)
 
 
 class CapConfig(_Section):
@@ -112,13 +156,14 @@ class CapConfig(_Section):
     period: Duration
     max_per_tx: Amount | None = None
     delay_threshold: Amount | None = None
+    nft: Annotated[bool, Field(strict=True)] = False  # a collection: each NFT moved or approved counts 1
+    tier_above: Amount | None = None  # a total above this needs tier_signers owner signatures
+    tier_signers: Count = Field(default=0, ge=0, le=255)
 
-    @field_validator("amount", "max_per_tx", "delay_threshold", mode="before")
+    @field_validator("amount", "max_per_tx", "delay_threshold", "tier_above", mode="before")
     @classmethod
     def _no_floats(cls, value: object) -> object:
-        if isinstance(value, float):
-            raise ValueError(f"amount {value} must be quoted (\"{value}\") so that it is read exactly")  # pydantic wants ValueError
-        return value
+        return _no_float(value)
 
 
 class PolicyConfig(_Section):
@@ -128,6 +173,8 @@ class PolicyConfig(_Section):
     delay: Duration = "48h"
     window: Duration = "7d"
     allow_refunds: Annotated[bool, Field(strict=True)] = False
+    cancel_threshold: Count = Field(default=1, ge=1, le=255)  # owner signatures that cancel an entry the first time
+    guardians: list[str] = Field(default_factory=list)  # may cancel a queue entry once, nothing else
 
     def to_policy(self, book: TokenBook) -> Policy:
         """The policy in base units, every symbol resolved through the token book."""
@@ -141,14 +188,20 @@ class PolicyConfig(_Section):
             period=parse_duration(cap.period),
             max_per_tx=_optional_units(book, cap.token, cap.max_per_tx, "max_per_tx"),
             delay_threshold=_optional_units(book, cap.token, cap.delay_threshold, "delay_threshold"),
+            nft=cap.nft,
+            tier_above=_optional_units(book, cap.token, cap.tier_above, "tier_above"),
+            tier_signers=cap.tier_signers,
         ) for cap in self.caps]
         return Policy.model_validate({
             "recipients": self.recipients,
-            "calls": [{"target": target(c.target), "selector": c.function} for c in self.calls],
+            "calls": [{"target": target(c.target), "selector": c.function,
+                       "arguments": [a.to_rule(book) for a in c.arguments]} for c in self.calls],
             "caps": caps,
             "delay": parse_duration(self.delay),
             "window": parse_duration(self.window),
             "allow_refunds": self.allow_refunds,
+            "cancel_threshold": self.cancel_threshold,
+            "guardians": self.guardians,
         })
 
 

@@ -169,6 +169,33 @@ class TreasuryRecords:
             _check_signature(record.id, signature, digest)
         return stored
 
+    def guard_signatures(self, proposal_id: str, *, for_configured_guard: bool = False) -> list[SignatureRecord]:
+        """The stored schedule and cancel signatures, each checked to be its owner's over its stored
+        hash. `for_configured_guard`: only those whose hash is the configured guard's for their
+        schedule nonce or entry id (what a bundle carries: one made for a former guard is useless)."""
+        from treasury.signatures.guard_messages import cancel_message, schedule_message
+
+        record = self.get(proposal_id)
+        stored = [s for s in self.store.signatures(record.id, None) if s.purpose != "safe_tx"]
+        for signature in stored:
+            _check_signature(record.id, signature, bytes.fromhex(signature.signed_hash[2:]))
+        if not for_configured_guard:
+            return stored
+        if not self.entry.guard:
+            return []
+        guard = self.entry.guard
+
+        def current(signature: SignatureRecord) -> bool:
+            if signature.purpose == "schedule":
+                message = schedule_message(chain_id=record.chain_id, guard=guard, safe=record.safe, to=record.to,
+                                           value=record.value, data=bytes(record.data), operation=record.operation,
+                                           nonce=signature.intent_nonce or 0)
+            else:
+                message = cancel_message(chain_id=record.chain_id, guard=guard, safe=record.safe, entry_id=signature.entry_id or 0)
+            return message.hash_hex == signature.signed_hash
+
+        return [s for s in stored if current(s)]
+
     def view(self, proposal_id: str) -> StoredView:
         """Everything the store says about a proposal, for `treasury show` without --network."""
         record = self.get(proposal_id)
@@ -187,6 +214,9 @@ class TreasuryRecords:
                          gas_token=record.gas_token, refund_receiver=record.refund_receiver),
             domain_hash=hashes.domain_hash, message_hash=hashes.message_hash, safe_tx_hash=hashes.safe_tx_hash,
             signatures=[(s.owner, s.kind, bytes(s.signature)) for s in self.signatures(record.id)],
+            guard_signatures=[(s.purpose, s.owner, s.kind, bytes(s.signature), str(self.entry.guard), s.signed_hash,
+                               int((s.intent_nonce if s.purpose == "schedule" else s.entry_id) or 0))
+                              for s in self.guard_signatures(record.id, for_configured_guard=True)],
         )
 
     def export_bundle(self, proposal_id: str, path: str | Path | None = None) -> dict[str, Any]:

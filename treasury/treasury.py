@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ape.contracts import ContractInstance
 
     from treasury.records import TreasuryRecords
+    from treasury.signatures.guard_messages import GuardMessage
 
 OPEN = OPEN_STATUS_VALUES
 
@@ -79,6 +80,49 @@ class TreasuryStatus:
     balances: dict[str, int]  # symbol -> base units, native and every token of the book
     budgets: dict[str, int]  # symbol (or address) -> budget left now, per capped token
     entries: tuple[Any, ...]  # treasury.guard.ScheduledEntry, oldest first
+    fallback_handler: Any = None  # treasury.chain.handler.HandlerInfo: the Safe's handler and what it signs
+    module_guard: str | None = None  # Safe 1.5.0: the module guard (the zero address if none); None before 1.5.0
+
+    def warnings(self) -> list[str]:
+        """What undermines the guard now: a handler that signs arbitrary messages, modules that bypass it."""
+        from treasury.chain.handler import safety_warnings
+
+        return safety_warnings(self)
+
+
+# Verdict errors that mean the proposal's intent must be queued (scheduled) before it can run.
+SCHEDULE_ERRORS = frozenset({"NotScheduled", "EntryExpired", "RescheduleTooEarly"})
+
+
+@dataclass(frozen=True)
+class Signed:
+    """What `Treasury.sign_all` did for one owner: the signatures stored now (None: not signed now)
+    and what the owner had signed before ("safe_tx", "schedule")."""
+
+    proposal_id: str
+    safe_tx: SignatureRecord | None
+    schedule: SignatureRecord | None
+    already: tuple[str, ...]
+    schedule_message: GuardMessage | None  # what the schedule signature is over, when one was needed
+
+    @property
+    def records(self) -> tuple[SignatureRecord, ...]:
+        return tuple(r for r in (self.safe_tx, self.schedule) if r is not None)
+
+
+@dataclass(frozen=True)
+class SignatureNeed:
+    """One kind of signature a proposal needs now: over what, who signed, and how many are required."""
+
+    purpose: str  # "safe_tx", "schedule" or "cancel"
+    signed_hash: str
+    over: str  # in words: "the SafeTx", "schedule nonce 0", "cancel of entry 3"
+    signers: tuple[str, ...]
+    required: int
+
+    @property
+    def missing(self) -> int:
+        return max(0, self.required - len(self.signers))
 
 
 @dataclass(frozen=True)
@@ -221,7 +265,8 @@ class Treasury:
 
     def status(self) -> TreasuryStatus:
         """Everything `treasury info` shows, read from the chain now."""
-        from treasury.chain.guard import budgets, entries, installed_guard
+        from treasury.chain.guard import MODULE_GUARD_STORAGE_SLOT, budgets, entries, installed_guard
+        from treasury.chain.handler import classify_handler, installed_handler, read_address_slot
 
         guard = self.guard()
         budget: dict[str, int] = {}
@@ -235,7 +280,8 @@ class Treasury:
             name=self.name, safe=self.safe, chain_id=self.chain_id, version=self.version, owners=tuple(self.owners()),
             threshold=self.threshold(), nonce=self.onchain_nonce(), guard=self.entry.guard,
             installed_guard=installed_guard(self.safe), modules=tuple(self.modules()), balances=self.balances(),
-            budgets=budget, entries=queue,
+            budgets=budget, entries=queue, fallback_handler=classify_handler(installed_handler(self.safe)),
+            module_guard=read_address_slot(self.safe, MODULE_GUARD_STORAGE_SLOT) if self.version == "1.5.0" else None,
         )
 
     # --- proposals --------------------------------------------------------------------------------
@@ -292,6 +338,38 @@ class Treasury:
             raise InvalidInput(f"treasury {self.name} has no guard configured")
         return self.propose(build.guard_setting(self.entry.guard, signature, args), title)
 
+    def propose_fallback_handler(self, handler: str | None = None, title: str = "") -> ProposalRecord:
+        """Switch the Safe's fallback handler (default: TreasuryFallbackHandler); on a guarded Safe it waits the delay."""
+        from treasury.chain.handler import handler_address
+
+        return self.propose(build.fallback_handler_change(self.safe, handler or handler_address()), title)
+
+    def propose_guard_install(self, guard: str | None = None, title: str = "") -> ProposalRecord:
+        """Install `guard` (default: the configured one) as one proposal owners sign asynchronously.
+
+        The guard must be deployed for this Safe and the Safe must have no guard yet; the batch also
+        sets TreasuryFallbackHandler first if the Safe has another handler (build.guard_installation).
+        """
+        from treasury.chain.guard import guard_at, installed_guard
+        from treasury.chain.handler import handler_address, installed_handler
+
+        guard = guard or self.entry.guard
+        if not guard:
+            raise InvalidInput(f"treasury {self.name} has no guard configured: name the deployed guard to install")
+        guard = parse_address(guard, "guard")
+        self._connected()
+        try:
+            bound = guard_at(guard).SAFE()
+        except Exception:  # noqa: BLE001 - no code, or not a TreasuryGuard
+            raise InvalidInput(f"{guard} is not a deployed TreasuryGuard") from None
+        if parse_address(bound, "Safe") != self.safe:
+            raise InvalidInput(f"guard {guard} was deployed for another Safe ({bound})")
+        intent = build.guard_installation(
+            self.safe, self.version, guard, current_guard=installed_guard(self.safe),
+            current_handler=installed_handler(self.safe), handler=handler_address(),
+        )
+        return self.propose(intent, title)
+
     def reject(self, proposal_id: str) -> ProposalRecord:
         """A no-op at the same nonce: once executed, the rejected proposal can never run."""
         record = self.get(proposal_id)
@@ -338,15 +416,26 @@ class Treasury:
 
     def verdict(self, proposal_id: str) -> Verdict:
         """The policy verdict from the configured policy and the guard's live state."""
+        from dataclasses import replace
+
+        from treasury.chain.guard import installed_guard
+        from treasury.chain.handler import classify_handler, handler_warning, installed_handler
         from treasury.policy.engine import evaluate, read_guard_state
 
         record = self.get(proposal_id)
         guard = self.guard()
         if guard is None:
             return Verdict("allow", "no guard configured: the Safe's owners alone decide")
+        if installed_guard(self.safe) == ZERO_ADDRESS:
+            # e.g. the proposal that installs it (`treasury propose guard-install`): nothing checks it yet
+            return Verdict("allow", f"guard {guard.address} is not installed yet: the Safe's owners alone decide")
         intent = bytes(guard.intentId(record.to, record.value, record.data, record.operation))
         state = read_guard_state(guard, self.policy, intents=[intent])
-        return evaluate(self.policy, state, record.to, record.value, record.data, record.operation, record.gas_price)
+        verdict = evaluate(self.policy, state, record.to, record.value, record.data, record.operation, record.gas_price,
+                           book=self.book)
+        # A handler that signs arbitrary messages lets owners move funds without any proposal at all.
+        warning = handler_warning(classify_handler(installed_handler(self.safe)), guarded=True)
+        return replace(verdict, warnings=(*verdict.warnings, warning)) if warning else verdict
 
     def require_allowed(self, proposal_id: str, verdict: Verdict | None = None) -> Verdict:
         """The proposal's verdict if it allows execution now; PolicyRefusal if it denies or must wait.
@@ -368,16 +457,222 @@ class Treasury:
     # --- signatures -------------------------------------------------------------------------------
 
     def sign(self, proposal_id: str, account: AccountAPI, kind: SignatureKind = "eip712") -> SignatureRecord:
-        """Sign as `account` (an ape account), verify against the current owners, then store."""
+        """Sign as `account` (an ape account) everything the proposal needs from an owner, verify
+        each against the current owners, then store it; returns the SafeTx signature's record.
+
+        Everything: the SafeTx and, when the policy verdict says the proposal must first be
+        queued (NotScheduled, EntryExpired), the guard's schedule hash at the intent's current
+        schedule nonce (see `sign_all`, which says what was signed).
+        """
+        signed = self.sign_all(proposal_id, account, kind)
+        if signed.safe_tx is not None:
+            return signed.safe_tx
+        return next(s for s in self.store.signatures(signed.proposal_id) if s.owner == account.address)
+
+    def sign_all(self, proposal_id: str, account: AccountAPI, kind: SignatureKind = "eip712") -> Signed:
+        """`sign`, saying what was signed now and what this owner had signed already.
+
+        Refused (DuplicateSignature, nothing stored) only when the owner had signed all of it.
+        Every signature is verified before anything is stored; the SafeTx one is stored first.
+        """
+        from treasury.store import DuplicateSignature
+
         record = self._open(proposal_id)
         safe_tx = self.safe_tx(record)
-        signature = sign_with(account, safe_tx, kind=kind)
-        return self._store_signature(record, safe_tx, signature, kind)
+        owners = self.owners()
+        message = self._schedule_message_if_needed(record)
+        already: list[str] = []
+        safe_tx_signature = schedule_signature = None
+        if any(s.owner == account.address for s in self.store.signatures(record.id)):
+            already.append("safe_tx")
+        else:
+            safe_tx_signature = sign_with(account, safe_tx, kind=kind)
+            verify(safe_tx_signature, safe_tx, owners)
+        if message is not None:
+            if any(s.owner == account.address for s in self.store.signatures(record.id, "schedule", message.hash)):
+                already.append("schedule")
+            else:
+                schedule_signature = self._signed_guard_message(account, message, owners, kind)
+        if safe_tx_signature is None and schedule_signature is None:
+            what = "the SafeTx" + (f" and the {message.describe()}" if message is not None else "")
+            raise DuplicateSignature(f"owner {account.address} has already signed {what} of proposal {record.id}")
+        stored_safe_tx = stored_schedule = None
+        if safe_tx_signature is not None:
+            stored_safe_tx = self.store.add_signature(record.id, safe_tx_signature.owner, kind,
+                                                      bytes(safe_tx_signature.export_signature()), actor=self.actor)
+        if schedule_signature is not None and message is not None:
+            stored_schedule = self._store_guard_signature(record, message, schedule_signature)
+        return Signed(record.id, stored_safe_tx, stored_schedule, tuple(already), message)
 
     def _store_signature(self, record: ProposalRecord, safe_tx: SafeTx, signature: SafeSignature,
                          kind: SignatureKind) -> SignatureRecord:
         verify(signature, safe_tx, self.owners())
         return self.store.add_signature(record.id, signature.owner, kind, bytes(signature.export_signature()), actor=self.actor)
+
+    # --- schedule and cancel signatures (TreasuryGuard's delay queue) -------------------------------
+
+    def _require_guard(self, doing: str) -> ContractInstance:
+        guard = self.guard()
+        if guard is None:
+            raise InvalidInput(f"treasury {self.name} has no guard: {doing}")
+        return guard
+
+    def schedule_message(self, proposal_id: str, nonce: int | None = None) -> GuardMessage:
+        """What owners sign to queue the proposal's intent: at its current schedule nonce (read from
+        the guard) unless `nonce` is given. Checked against the guard's own scheduleHash."""
+        from treasury.signatures.guard_messages import schedule_message
+
+        record = self.get(proposal_id)
+        guard = self._require_guard("nothing to schedule")
+        if nonce is None:
+            intent = bytes(guard.intentId(record.to, record.value, record.data, record.operation))
+            nonce = int(guard.intentState(intent)[0])
+        message = schedule_message(chain_id=self.chain_id, guard=guard.address, safe=self.safe, to=record.to,
+                                   value=record.value, data=record.data, operation=record.operation, nonce=nonce)
+        onchain = bytes(guard.scheduleHash(record.to, record.value, record.data, record.operation, nonce))
+        if onchain != message.hash:
+            raise TreasuryError(f"guard {guard.address} says scheduleHash {'0x' + onchain.hex()} for the {message.describe()} "
+                                f"of proposal {record.id}, not {message.hash_hex}: is it a TreasuryGuard v2?")
+        return message
+
+    def cancel_message(self, entry_id: int) -> GuardMessage:
+        """What owners sign to cancel guard entry `entry_id`, checked against the guard's cancelHash."""
+        from treasury.signatures.guard_messages import cancel_message
+
+        guard = self._require_guard("there is no queue to cancel from")
+        message = cancel_message(chain_id=self.chain_id, guard=guard.address, safe=self.safe, entry_id=entry_id)
+        onchain = bytes(guard.cancelHash(entry_id))
+        if onchain != message.hash:
+            raise TreasuryError(f"guard {guard.address} says cancelHash {'0x' + onchain.hex()} for entry {entry_id}, "
+                                f"not {message.hash_hex}: is it a TreasuryGuard v2?")
+        return message
+
+    def _schedule_message_if_needed(self, record: ProposalRecord) -> GuardMessage | None:
+        """The schedule message when the verdict says the proposal must be queued first, else None."""
+        if self.guard() is None:
+            return None
+        if self.verdict(record.id).error not in SCHEDULE_ERRORS:
+            return None
+        return self.schedule_message(record.id)
+
+    def _signed_guard_message(self, account: AccountAPI, message: GuardMessage, owners: Sequence[str],
+                              kind: SignatureKind) -> SafeSignature:
+        from treasury.signatures.signing import sign_guard_message
+        from treasury.signatures.verification import verify_guard_signature
+
+        signature = sign_guard_message(account, message, self.version, kind)
+        return verify_guard_signature(signature, message, owners, self.version)
+
+    def _store_guard_signature(self, record: ProposalRecord, message: GuardMessage, signature: SafeSignature) -> SignatureRecord:
+        """Store a schedule or cancel signature the caller has just verified over `message`."""
+        return self.store.add_signature(
+            record.id, signature.owner, kind_of(signature), bytes(signature.export_signature()), actor=self.actor,
+            purpose=message.purpose, signed_hash=message.hash, intent_nonce=message.intent_nonce, entry_id=message.entry_id,
+        )
+
+    def _queued_entry(self, record: ProposalRecord) -> tuple[ContractInstance, ScheduleEntryRecord]:
+        """The proposal's queued entry (store), which must be pending on chain."""
+        from treasury.chain.guard import entries
+
+        if record.status != "scheduled":
+            raise InvalidInput(f"proposal {record.id} is {record.status}; only a scheduled proposal can be cancelled")
+        guard = self._require_guard("there is no queue to cancel from")
+        queued = [e for e in self.store.schedule_entries(record.id) if e.status == "queued"]
+        if not queued:
+            raise InvalidInput(f"proposal {record.id} has no queued entry in the store")
+        stored = queued[-1]
+        onchain = {e.entry_id: e for e in entries(guard)}.get(stored.entry_id)
+        if onchain is None or onchain.status != "pending":
+            state = onchain.status if onchain else "unknown"
+            raise InvalidInput(f"guard entry {stored.entry_id} is {state}, not pending: nothing to cancel")
+        return guard, stored
+
+    def sign_cancel(self, proposal_id: str, account: AccountAPI, kind: SignatureKind = "eip712") -> SignatureRecord:
+        """Sign as `account` the cancellation of the proposal's queued guard entry; verified, then stored.
+
+        A minority of owners can cancel (`cancel` needs only the guard's cancelSignaturesRequired).
+        """
+        self._connected()
+        record = self.get(proposal_id)
+        _guard, stored = self._queued_entry(record)
+        message = self.cancel_message(stored.entry_id)
+        signature = self._signed_guard_message(account, message, self.owners(), kind)
+        return self._store_guard_signature(record, message, signature)
+
+    def guard_signatures(self, proposal_id: str, message: GuardMessage) -> list[SafeSignature]:
+        """The stored signatures over `message`, re-verified against the current owners; a stored one
+        that no longer verifies (its owner was removed, an approval is gone) is left out."""
+        from treasury.signatures.verification import InvalidSignature, verify_guard_signature
+
+        owners = self.owners()
+        found = []
+        for stored in self.store.signatures(proposal_id, message.purpose, message.hash):
+            try:
+                found.append(verify_guard_signature(stored.signature, message, owners, self.version, claimed_owner=stored.owner))
+            except InvalidSignature:
+                continue
+        return found
+
+    def _gather(self, record: ProposalRecord, message: GuardMessage, signers: Sequence[AccountAPI], required: int,
+                doing: str) -> bytes:
+        """Stored signatures over `message` plus those of `signers`: the first `required` sorted by
+        owner, encoded for the Safe. Refused in one line when too few, with nothing stored; else the
+        new signatures (each verified) are stored before the caller sends them."""
+        from treasury.signatures.verification import encode
+
+        owners = self.owners()
+        have = {s.owner: s for s in self.guard_signatures(record.id, message)}
+        new = []
+        for signer in signers:
+            if signer.address not in have:
+                signature = self._signed_guard_message(signer, message, owners, "eip712")
+                have[signature.owner] = signature
+                new.append(signature)
+        if len(have) < required:
+            missing = required - len(have)
+            raise InvalidInput(
+                f"proposal {record.id} has {len(have)} of the {required} {message.purpose} signatures the guard needs "
+                f"for the {message.describe()}: {missing} missing ({doing})"
+            )
+        for signature in new:
+            self._store_guard_signature(record, message, signature)
+        chosen = [have[o] for o in sorted(have, key=lambda a: int(a, 16))][:required]
+        return encode(chosen)
+
+    def signature_needs(self, proposal_id: str) -> list[SignatureNeed]:
+        """For `treasury show`: the SafeTx, schedule and cancel signatures stored now, and how many
+        more each needs (the schedule one only while the proposal must be queued, the cancel one only
+        while it is). Counted against the Safe's current owners and the guard's requirements."""
+        from treasury.signatures.verification import InvalidSignature
+
+        self._connected()
+        record = self.get(proposal_id)
+        safe_tx, owners, valid = self.safe_tx(record), self.owners(), []
+        for signature in self.store.signatures(record.id):
+            try:  # counted as the Safe counts them now: a removed owner's signature does not count
+                verify(parse_signature(signature.signature, safe_tx), safe_tx, owners)
+            except InvalidSignature:
+                continue
+            valid.append(signature.owner)
+        needs = [SignatureNeed("safe_tx", record.safe_tx_hash, "the SafeTx", tuple(valid), self.threshold())]
+        guard = self.guard()
+        if guard is None or record.status not in OPEN:
+            return needs
+        if record.status == "scheduled":
+            try:
+                guard, stored = self._queued_entry(record)
+            except InvalidInput:
+                return needs
+            message = self.cancel_message(stored.entry_id)
+            required = int(guard.cancelSignaturesRequired(stored.entry_id))
+        else:
+            schedule = self._schedule_message_if_needed(record)
+            if schedule is None:
+                return needs
+            message, required = schedule, self.threshold()
+        signers = tuple(s.owner for s in self.guard_signatures(record.id, message))
+        needs.append(SignatureNeed(message.purpose, message.hash_hex, message.describe(), signers, required))
+        return needs
 
     def collected_signatures(self, proposal_id: str) -> list[SafeSignature]:
         """The stored signatures, parsed back and verified again against the current owners."""
@@ -392,25 +687,97 @@ class Treasury:
         return parsed
 
     def export_bundle(self, proposal_id: str, path: Path | None = None) -> dict:
-        """The proposal and its signatures as JSON, for an offline signer."""
+        """The proposal and its signatures as JSON, for an offline signer: SafeTx signatures and the
+        stored schedule and cancel signatures (each verified against the current owners first)."""
+        from treasury.signatures.verification import verify_guard_signature
+
         record = self.get(proposal_id)
-        return export_signature_bundle(self.safe_tx(record), self.version, self.collected_signatures(record.id), path)
+        owners = self.owners()
+        guard_fields = []
+        for stored in self.store.signatures(record.id, None):
+            if stored.purpose == "safe_tx":
+                continue
+            message = self._stored_message(record, stored)
+            if message is None:
+                continue  # made for another guard than this treasury's: of no use to anyone importing it
+            verify_guard_signature(stored.signature, message, owners, self.version, claimed_owner=stored.owner)
+            subject = stored.intent_nonce if stored.purpose == "schedule" else stored.entry_id
+            guard_fields.append((stored.purpose, stored.owner, stored.kind, bytes(stored.signature), message.guard,
+                                 stored.signed_hash, int(subject or 0)))
+        return export_signature_bundle(self.safe_tx(record), self.version, self.collected_signatures(record.id), path,
+                                       guard_signatures=guard_fields)
+
+    def _stored_message(self, record: ProposalRecord, stored: SignatureRecord) -> GuardMessage | None:
+        """The message a stored schedule or cancel signature is over, recomputed for this treasury's
+        guard; None when its stored hash is another (it was made for another guard: the store's
+        content hash rules out an edit)."""
+        if stored.purpose == "schedule":
+            assert stored.intent_nonce is not None  # the store requires it
+            message = self.schedule_message(record.id, stored.intent_nonce)
+        else:
+            assert stored.entry_id is not None
+            message = self.cancel_message(stored.entry_id)
+        return message if message.hash_hex == stored.signed_hash else None
 
     def import_bundle(self, source: Path | dict) -> tuple[ProposalRecord, int]:
-        """Add the bundle's new signatures to the matching proposal; everything is verified again."""
+        """Add the bundle's new signatures to the matching proposal; everything is verified again.
+
+        Schedule and cancel signatures too: each hash is recomputed for this treasury's guard (a
+        cancel signature's entry must be this proposal's intent on chain) and must equal the stated
+        one, and each signature must be its owner's. Every signature is verified before any is
+        stored, so a bad one leaves the store unchanged. Schedule signatures for a schedule nonce
+        already spent are skipped (they can never be used).
+        """
+        from treasury.signatures.exchange import InvalidBundle, read_guard_signatures
+        from treasury.signatures.verification import InvalidSignature, verify_guard_signature
+
         stated = bundle_safe_tx_hash(source)
         record = self.store.find_by_safe_tx_hash(self.chain_id, self.safe, stated)
         if record is None:
             raise InvalidInput(f"no proposal of {self.name} has safeTxHash {stated}")
         record = self._open(record.id)
         safe_tx = self.safe_tx(record)
+        owners = self.owners()
         imported = import_signature_bundle(source, safe_tx)
+        bundled = read_guard_signatures(source)
+        guard_verified: list[tuple[GuardMessage, SafeSignature]] = []
+        if bundled:
+            guard = self._require_guard("its bundle's schedule and cancel signatures have no guard to go to")
+            intent = bytes(guard.intentId(record.to, record.value, record.data, record.operation))
+            current_nonce = int(guard.intentState(intent)[0])
+            for index, entry in enumerate(bundled, start=1):
+                where = f"bundle guard signature #{index}"
+                if entry.guard != guard.address:
+                    raise InvalidBundle(f"{where} is for guard {entry.guard}, not {self.name}'s guard {guard.address}")
+                if entry.purpose == "schedule":
+                    if entry.subject < current_nonce:
+                        continue  # spent: the intent was scheduled with that nonce already
+                    message = self.schedule_message(record.id, entry.subject)
+                else:
+                    entry_intent = bytes(guard.getEntry(entry.subject)[0])
+                    if entry_intent != intent:
+                        raise InvalidBundle(f"{where} cancels guard entry {entry.subject}, which is not proposal {record.id}'s intent")
+                    message = self.cancel_message(entry.subject)
+                if entry.signed_hash != message.hash:
+                    raise InvalidBundle(f"{where} states hash 0x{entry.signed_hash.hex()}, but the {message.describe()} of "
+                                        f"proposal {record.id} hashes to {message.hash_hex}")
+                try:
+                    checked = verify_guard_signature(entry.signature, message, owners, self.version, claimed_owner=entry.owner)
+                    if kind_of(checked) != entry.kind:
+                        raise InvalidSignature(f"it is declared {entry.kind} but its bytes make an {kind_of(checked)} signature")
+                except InvalidSignature as error:
+                    raise InvalidSignature(f"{where}: {error}") from None
+                guard_verified.append((message, checked))
         have = {s.owner for s in self.store.signatures(record.id)}
         added = 0
         for signature in imported:
             if signature.owner not in have:
                 kind = kind_of(signature)
                 self._store_signature(record, safe_tx, signature, kind)
+                added += 1
+        for message, checked in guard_verified:
+            if not any(s.owner == checked.owner for s in self.store.signatures(record.id, message.purpose, message.hash)):
+                self._store_guard_signature(record, message, checked)
                 added += 1
         return record, added
 
@@ -429,49 +796,76 @@ class Treasury:
                                 f"(the Safe is at {chain_nonce}); it is {now}")
         return record
 
-    def schedule(self, proposal_id: str, signers: Sequence[AccountAPI], sender: AccountAPI) -> ScheduleEntryRecord:
-        """Queue a proposal the policy holds for the delay, with owner signatures over the guard's hash."""
-        from treasury.chain.guard import entries, schedule_intent
+    def schedule(self, proposal_id: str, sender: AccountAPI, signers: Sequence[AccountAPI] = ()) -> ScheduleEntryRecord:
+        """Queue a proposal the policy holds for the delay, with owner signatures over the guard's
+        schedule hash at the intent's current schedule nonce.
+
+        The signatures are the stored ones (`treasury sign` collects them, one owner at a time, from
+        anywhere) plus any `signers` present now (they sign, and their signatures are verified and
+        stored first). `sender` only pays: no owner needs to be present once the Safe's threshold
+        of signatures is stored. Fewer than the threshold: refused in one line saying how many
+        are missing, nothing sent.
+        """
+        from treasury.chain.guard import entries
 
         record = self._open(proposal_id)
-        guard = self.guard()
-        if guard is None:
-            raise InvalidInput(f"treasury {self.name} has no guard: nothing to schedule")
+        guard = self._require_guard("nothing to schedule")
         verdict = self.verdict(record.id)
-        if verdict.error != "NotScheduled" and verdict.error != "EntryExpired":
+        if verdict.error not in SCHEDULE_ERRORS:
             raise InvalidInput(f"proposal {record.id} does not need scheduling now: {verdict.outcome} {verdict.reason}".strip())
-        entry_id = schedule_intent(guard, record.to, record.value, record.data, record.operation, signers=signers, sender=sender)
+        intent = bytes(guard.intentId(record.to, record.value, record.data, record.operation))
+        not_before = int(guard.intentState(intent)[2])
+        if self._connected().pending_timestamp < not_before:
+            raise InvalidInput(f"proposal {record.id} was cancelled: the guard takes it again from timestamp {not_before} "
+                               "(the cancelled entry's eta), not before")
+        message = self.schedule_message(record.id)
+        signatures = self._gather(record, message, signers, self.threshold(), f"each owner runs `treasury sign {record.id}`")
+        receipt = guard.schedule(record.to, record.value, record.data, record.operation, signatures, sender=sender)
+        entry_id = int(guard.pendingEntryOf(intent))
         entry = next(e for e in entries(guard) if e.entry_id == entry_id)
         return self.store.add_schedule_entry(record.id, guard=guard.address, entry_id=entry_id, eta=entry.eta,
-                                             expiry=entry.expiry, actor=self.actor)
+                                             expiry=entry.expiry, actor=self.actor, tx_hash=_tx_hash(receipt))
 
-    def cancel(self, proposal_id: str, signers: Sequence[AccountAPI], sender: AccountAPI,
+    def cancel(self, proposal_id: str, sender: AccountAPI, signers: Sequence[AccountAPI] = (),
                reopen: bool = True) -> ScheduleEntryRecord:
-        """Cancel a scheduled proposal's queue entry with owner signatures (the guard checks them).
+        """Cancel a scheduled proposal's queue entry with owner signatures over the guard's cancel hash.
 
+        A minority veto: the guard needs only cancelSignaturesRequired(entryId) of them (its cancel
+        threshold, one more for each earlier cancel of the intent, at most the Safe's threshold).
+        They are the stored ones (`treasury sign ID --cancel`) plus any `signers` present now
+        (stored first); too few: refused in one line saying how many are missing, nothing sent.
         The entry is marked cancelled in the store; the proposal goes back to pending (it may be
-        scheduled again) or, with `reopen=False`, is cancelled for good.
+        scheduled again, with new schedule signatures, once the cancelled entry's eta has passed)
+        or, with `reopen=False`, is cancelled for good.
         """
-        from treasury.chain.guard import cancel_entry, entries
-
+        self._connected()
         record = self.get(proposal_id)
-        if record.status != "scheduled":
-            raise InvalidInput(f"proposal {record.id} is {record.status}; only a scheduled proposal can be cancelled")
-        guard = self.guard()
-        if guard is None:
-            raise InvalidInput(f"treasury {self.name} has no guard: there is no queue to cancel from")
-        queued = [e for e in self.store.schedule_entries(record.id) if e.status == "queued"]
-        if not queued:
-            raise InvalidInput(f"proposal {record.id} has no queued entry in the store")
-        stored = queued[-1]
-        onchain = {e.entry_id: e for e in entries(guard)}.get(stored.entry_id)
-        if onchain is None or onchain.status != "pending":
-            state = onchain.status if onchain else "unknown"
-            raise InvalidInput(f"guard entry {stored.entry_id} is {state}, not pending: nothing to cancel")
-        cancel_entry(guard, stored.entry_id, signers=signers, sender=sender)
-        entry = self.store.set_schedule_status(stored.id, "cancelled", actor=self.actor, note=f"guard entry {stored.entry_id}")
-        self.store.set_status(record.id, "pending" if reopen else "cancelled", actor=self.actor,
-                              note=f"guard entry {stored.entry_id} cancelled")
+        guard, stored = self._queued_entry(record)
+        message = self.cancel_message(stored.entry_id)
+        required = int(guard.cancelSignaturesRequired(stored.entry_id))
+        signatures = self._gather(record, message, signers, required, f"owners run `treasury sign {record.id} --cancel`")
+        guard.cancel(stored.entry_id, signatures, sender=sender)
+        return self._cancelled(record, stored, reopen, f"guard entry {stored.entry_id} cancelled")
+
+    def cancel_as_guardian(self, proposal_id: str, guardian: AccountAPI, reopen: bool = True) -> ScheduleEntryRecord:
+        """Cancel a scheduled proposal's queue entry as one of the guard's guardians (an address that
+        may only cancel), which the guard allows once per intent until it runs. Store as `cancel`."""
+        self._connected()
+        record = self.get(proposal_id)
+        guard, stored = self._queued_entry(record)
+        if not guard.isGuardian(guardian.address):
+            raise InvalidInput(f"{guardian.address} is not a guardian of guard {guard.address}")
+        intent = bytes(guard.getEntry(stored.entry_id)[0])
+        cancels = int(guard.intentState(intent)[1])
+        if cancels:
+            raise InvalidInput(f"proposal {record.id}'s intent was cancelled {cancels} time(s) since it last ran: "
+                               "a guardian may cancel it only the first time; owners cancel it now")
+        guard.cancelAsGuardian(stored.entry_id, sender=guardian)
+        return self._cancelled(record, stored, reopen, f"guard entry {stored.entry_id} cancelled by guardian {guardian.address}")
+
+    def _cancelled(self, record: ProposalRecord, stored: ScheduleEntryRecord, reopen: bool, note: str) -> ScheduleEntryRecord:
+        entry = self.store.set_schedule_status(stored.id, "cancelled", actor=self.actor, note=note)
+        self.store.set_status(record.id, "pending" if reopen else "cancelled", actor=self.actor, note=note)
         return entry
 
     def execute(
@@ -597,6 +991,14 @@ class Treasury:
 
     def verify_log(self):
         return self.store.verify_audit_log()
+
+
+def _tx_hash(receipt: Any) -> str | None:
+    """The transaction hash of an ape receipt as 0x-hex (None if it has none)."""
+    value = getattr(receipt, "txn_hash", None)
+    if value is None:
+        return None
+    return value if isinstance(value, str) else "0x" + bytes(value).hex()
 
 
 def _erc20_balance(token: str, holder: str) -> int:

@@ -5,8 +5,23 @@ import {ISafe} from "../interfaces/ISafe.sol";
 import {SafeBound} from "./SafeBound.sol";
 
 /// @title DelayQueue
-/// @notice TreasuryGuard's time-lock: what the policy holds back runs only once it was scheduled with owner
-///         signatures, waited `delay`, and is executed before `expiry`; owners can cancel a pending entry.
+/// @notice TreasuryGuard's time-lock: what the policy holds back runs only once it was scheduled with a threshold of
+///         owner signatures, waited `delay`, and is executed before `expiry`. A minority can veto: a pending entry is
+///         cancelled by `cancelThreshold` owners (or once by a guardian), and each further cancel of the same intent
+///         needs one more owner, up to the Safe's threshold.
+/// @dev Minority veto, per intent. Every intent has a record: how often it was scheduled (the nonce its schedule
+///      signatures commit to), how often in a row it was cancelled since it last ran, and the time before which it
+///      cannot be scheduled again (the eta of the entry last cancelled). So
+///      - a threshold that was compromised cannot rush a drain through: cancelThreshold honest owners stop it, and
+///        each retry waits out a full delay before it is even pending again;
+///      - a rogue owner cannot block an honest change forever: the k-th cancel of the same intent needs
+///        cancelThreshold + k - 1 owners (at most the threshold), so a lone canceller loses the veto after the
+///        first round;
+///      - the count is per intent, not global (Optimism's TimelockGuard keeps one counter): with a global count a
+///        compromised threshold would schedule many intents and let the minority's own cancels raise the bar for
+///        all of them; here each new intent is cancellable by cancelThreshold owners.
+///      Executing an intent resets its count. Guardians (e.g. a security council) may cancel an intent only while
+///      its count is 0, and can never schedule, sign or move funds.
 abstract contract DelayQueue is SafeBound {
     /// @notice Life cycle of a delay-queue entry. A pending entry past its expiry is expired (derived, not stored).
     enum EntryStatus {
@@ -24,6 +39,23 @@ abstract contract DelayQueue is SafeBound {
         EntryStatus status;
     }
 
+    /// @dev Per-intent record of the minority veto; one storage word.
+    struct IntentRecord {
+        uint64 scheduleNonce; // times the intent was scheduled: the nonce the next schedule signatures commit to
+        uint64 cancels; // consecutive cancels since the intent last executed
+        uint64 notBefore; // the intent cannot be scheduled again before this time
+    }
+
+    /// @notice The delay-queue settings, for the constructor.
+    struct QueueInit {
+        uint256 delay;
+        uint256 window;
+        uint256 cancelThreshold;
+        address[] guardians;
+    }
+
+    /// @notice Largest cancel threshold (the Safe's threshold caps it anyway).
+    uint256 public constant MAX_CANCEL_THRESHOLD = 255;
     /// @notice Shortest delay, in seconds.
     uint256 public constant MIN_DELAY = 1 hours;
     /// @notice Longest delay, in seconds.
@@ -37,7 +69,7 @@ abstract contract DelayQueue is SafeBound {
     bytes32 public constant DOMAIN_TYPEHASH = keccak256("EIP712Domain(uint256 chainId,address verifyingContract)");
     /// @notice EIP-712 type hash of the message owners sign to schedule an intent.
     bytes32 public constant SCHEDULE_TYPEHASH =
-        keccak256("Schedule(address safe,address to,uint256 value,bytes data,uint8 operation,uint256 entryId)");
+        keccak256("Schedule(address safe,address to,uint256 value,bytes data,uint8 operation,uint256 nonce)");
     /// @notice EIP-712 type hash of the message owners sign to cancel an entry.
     bytes32 public constant CANCEL_TYPEHASH = keccak256("Cancel(address safe,uint256 entryId)");
 
@@ -45,12 +77,16 @@ abstract contract DelayQueue is SafeBound {
     uint64 public delay;
     /// @notice Length of the execution window after the eta, in seconds (expiry = eta + window).
     uint64 public window;
+    uint8 private _cancelThreshold;
 
     /// @notice The id the next scheduled entry will get (ids start at 1).
     uint256 public nextEntryId = 1;
     mapping(uint256 entryId => Entry) internal _entries;
     /// @notice The pending entry of an intent, or 0.
     mapping(bytes32 intentId => uint256 entryId) public pendingEntryOf;
+    mapping(bytes32 intentId => IntentRecord) internal _intents;
+    /// @notice Whether an address may cancel a pending entry whose intent was not cancelled before (nothing else).
+    mapping(address guardian => bool) public isGuardian;
 
     /// @notice The delay and the execution window were set.
     event DelaySet(uint256 delay, uint256 window);
@@ -65,8 +101,16 @@ abstract contract DelayQueue is SafeBound {
         uint256 eta,
         uint256 expiry
     );
-    /// @notice A pending entry was cancelled by the owners.
-    event Cancelled(uint256 indexed entryId, bytes32 indexed intentId);
+    /// @notice A pending entry was cancelled, by owner signatures (`guardian` is address(0)) or by `guardian`.
+    /// @param cancels Consecutive cancels of the intent now.
+    /// @param notBefore The intent cannot be scheduled again before this time.
+    event Cancelled(
+        uint256 indexed entryId, bytes32 indexed intentId, address indexed guardian, uint256 cancels, uint256 notBefore
+    );
+    /// @notice The number of owner signatures that cancel an intent not cancelled before was set.
+    event CancelThresholdSet(uint256 threshold);
+    /// @notice `guardian` was allowed or disallowed to cancel.
+    event GuardianSet(address indexed guardian, bool allowed);
     /// @notice A pending entry was consumed by the transaction being executed.
     event EntryExecuted(uint256 indexed entryId, bytes32 indexed intentId);
 
@@ -84,6 +128,14 @@ abstract contract DelayQueue is SafeBound {
     error InvalidDelay(uint256 delay);
     /// @notice Window outside [MIN_WINDOW, MAX_WINDOW].
     error InvalidWindow(uint256 window);
+    /// @notice The intent was cancelled and cannot be scheduled again before `notBefore`.
+    error RescheduleTooEarly(bytes32 intentId, uint256 notBefore);
+    /// @notice Cancel threshold outside [1, MAX_CANCEL_THRESHOLD].
+    error InvalidCancelThreshold(uint256 threshold);
+    /// @notice The caller is not a guardian.
+    error NotGuardian(address caller);
+    /// @notice A guardian may only cancel an intent that was not cancelled since it last ran.
+    error GuardianCannotCancel(bytes32 intentId);
 
     /// @notice Set the delay and the execution window. Only the Safe (through the delay queue).
     /// @dev Entries already scheduled keep their eta and expiry.
@@ -91,6 +143,41 @@ abstract contract DelayQueue is SafeBound {
     /// @param window_ Window in [MIN_WINDOW, MAX_WINDOW] seconds.
     function setDelay(uint256 delay_, uint256 window_) external onlySafe {
         _setDelay(delay_, window_);
+    }
+
+    /// @notice Set how many owner signatures cancel an intent that was not cancelled before. Only the Safe (through
+    ///         the delay queue).
+    /// @param threshold In [1, MAX_CANCEL_THRESHOLD]; above the Safe's threshold it acts as the Safe's threshold.
+    function setCancelThreshold(uint256 threshold) external onlySafe {
+        _setCancelThreshold(threshold);
+    }
+
+    /// @notice Allow or disallow `guardian` to cancel. Only the Safe (through the delay queue).
+    /// @param guardian The guardian (not address(0)).
+    /// @param allowed Whether it may cancel.
+    function setGuardian(address guardian, bool allowed) external onlySafe {
+        _setGuardian(guardian, allowed);
+    }
+
+    /// @dev Applies the queue settings of the constructor.
+    function _initQueue(QueueInit memory init) internal {
+        _setDelay(init.delay, init.window);
+        _setCancelThreshold(init.cancelThreshold);
+        for (uint256 i = 0; i < init.guardians.length; ++i) {
+            _setGuardian(init.guardians[i], true);
+        }
+    }
+
+    function _setCancelThreshold(uint256 threshold) internal {
+        if (threshold == 0 || threshold > MAX_CANCEL_THRESHOLD) revert InvalidCancelThreshold(threshold);
+        _cancelThreshold = uint8(threshold);
+        emit CancelThresholdSet(threshold);
+    }
+
+    function _setGuardian(address guardian, bool allowed) internal {
+        if (guardian == address(0)) revert InvalidAddress();
+        isGuardian[guardian] = allowed;
+        emit GuardianSet(guardian, allowed);
     }
 
     function _setDelay(uint256 delay_, uint256 window_) internal {
@@ -101,10 +188,14 @@ abstract contract DelayQueue is SafeBound {
         emit DelaySet(delay_, window_);
     }
 
-    /// @notice Put an intent in the delay queue, with the owners' signatures of `scheduleHash(..., nextEntryId)`.
+    /// @notice Put an intent in the delay queue, with a threshold of owner signatures of
+    ///         `scheduleHash(to, value, data, operation, nonce)`, nonce being the intent's `scheduleNonce`.
     ///         Callable by anyone; the Safe checks the signatures against its owners and threshold.
-    /// @dev One pending entry per intent; an expired entry is replaced. Signatures follow the Safe's format (ECDSA,
-    ///      eth_sign, approved hash via `Safe.approveHash`, EIP-1271), sorted by owner address.
+    /// @dev The nonce is per intent: signatures collected one owner at a time stay valid whatever else is scheduled
+    ///      meanwhile, and are spent once this intent is scheduled. One pending entry per intent; an expired entry is
+    ///      replaced. A cancelled intent waits until the cancelled entry's eta (`notBefore`). Signatures follow the
+    ///      Safe's format (ECDSA, eth_sign, approved hash via `Safe.approveHash`, EIP-1271), sorted by owner
+    ///      address.
     /// @param to Destination of the future Safe transaction.
     /// @param value Its native value.
     /// @param data Its calldata.
@@ -117,29 +208,93 @@ abstract contract DelayQueue is SafeBound {
     {
         if (operation > 1) revert InvalidOperation(operation);
         bytes32 intent = intentId(to, value, data, operation);
+        uint256 nonce = _scheduleNonceIfSchedulable(intent);
+        _checkSignatures(_scheduleStructHash(to, value, data, operation, nonce), signatures);
+        entryId = _enqueue(intent, nonce, to, value, data, operation);
+    }
+
+    /// @dev The intent's schedule nonce, if it may be scheduled now: not before `notBefore`, and no pending,
+    ///      unexpired entry.
+    function _scheduleNonceIfSchedulable(bytes32 intent) internal view returns (uint256) {
+        IntentRecord storage record = _intents[intent];
+        uint256 notBefore = record.notBefore;
+        if (block.timestamp < notBefore) revert RescheduleTooEarly(intent, notBefore);
         uint256 existing = pendingEntryOf[intent];
         if (existing != 0 && block.timestamp < _entries[existing].expiry) revert AlreadyScheduled(existing);
+        return record.scheduleNonce;
+    }
+
+    /// @dev Records a new pending entry of `intent` (signatures checked) and spends the schedule nonce.
+    function _enqueue(bytes32 intent, uint256 nonce, address to, uint256 value, bytes calldata data, uint8 operation)
+        internal
+        returns (uint256 entryId)
+    {
         entryId = nextEntryId;
-        _checkSignatures(_scheduleStructHash(to, value, data, operation, entryId), signatures);
         uint256 eta = block.timestamp + delay;
         uint256 expiry = eta + window;
         nextEntryId = entryId + 1;
+        _intents[intent].scheduleNonce = uint64(nonce + 1);
         _entries[entryId] = Entry(intent, uint64(eta), uint64(expiry), EntryStatus.Pending);
         pendingEntryOf[intent] = entryId;
         emit Scheduled(entryId, intent, to, value, data, operation, eta, expiry);
     }
 
-    /// @notice Cancel a pending entry, with the owners' signatures of `cancelHash(entryId)`. Callable by anyone.
+    /// @notice Cancel a pending, unexpired entry with `cancelSignaturesRequired(entryId)` owner signatures of
+    ///         `cancelHash(entryId)` (a minority: cancelThreshold owners the first time). Callable by anyone.
+    /// @dev The Safe checks the first `cancelSignaturesRequired(entryId)` signatures (sorted by owner, distinct, in
+    ///      its formats) and its error (e.g. "GS026") is passed on. On Safe 1.5.0 the caller is the executor, so an
+    ///      owner calling this may sign with v = 1 for itself; older Safes need its `approveHash` first. The intent's
+    ///      cancel count goes up by one and it cannot be scheduled again before the cancelled entry's eta.
     /// @param entryId The entry.
     /// @param signatures Owner signatures of the cancel hash.
     function cancel(uint256 entryId, bytes calldata signatures) external {
+        bytes32 intent = _pendingIntent(entryId);
+        uint256 required = _cancelSignaturesRequired(_intents[intent].cancels);
+        bytes memory message = _typedDataMessage(_cancelStructHash(entryId));
+        (bool ok, bytes memory revertData) =
+            _safeCheckNSignatures(msg.sender, keccak256(message), message, signatures, required);
+        if (!ok) _bubble(revertData);
+        _cancel(entryId, intent, address(0));
+    }
+
+    /// @notice Cancel a pending, unexpired entry as a guardian, if its intent was not cancelled since it last ran.
+    /// @dev A guardian gets one cancel per intent and round: once the owners re-schedule a cancelled intent, only
+    ///      owner signatures can cancel it.
+    /// @param entryId The entry.
+    function cancelAsGuardian(uint256 entryId) external {
+        if (!isGuardian[msg.sender]) revert NotGuardian(msg.sender);
+        bytes32 intent = _pendingIntent(entryId);
+        if (_intents[intent].cancels != 0) revert GuardianCannotCancel(intent);
+        _cancel(entryId, intent, msg.sender);
+    }
+
+    /// @dev The intent of `entryId`, which must be pending and unexpired (an expired entry threatens nothing and
+    ///      cancelling it would only raise the intent's cancel count).
+    function _pendingIntent(uint256 entryId) internal view returns (bytes32) {
         Entry storage entry = _entries[entryId];
         if (entry.status != EntryStatus.Pending) revert EntryNotPending(entryId);
-        _checkSignatures(_cancelStructHash(entryId), signatures);
-        bytes32 intent = entry.intentId;
+        uint256 expiry = entry.expiry;
+        if (block.timestamp >= expiry) revert EntryExpired(entryId, expiry);
+        return entry.intentId;
+    }
+
+    function _cancel(uint256 entryId, bytes32 intent, address guardian) internal {
+        Entry storage entry = _entries[entryId];
+        IntentRecord storage record = _intents[intent];
+        uint256 cancels = record.cancels + 1;
+        uint256 notBefore = entry.eta;
         entry.status = EntryStatus.Cancelled;
-        if (pendingEntryOf[intent] == entryId) delete pendingEntryOf[intent];
-        emit Cancelled(entryId, intent);
+        delete pendingEntryOf[intent];
+        record.cancels = uint64(cancels);
+        record.notBefore = uint64(notBefore);
+        emit Cancelled(entryId, intent, guardian, cancels, notBefore);
+    }
+
+    /// @dev min(cancelThreshold + cancels, Safe threshold).
+    function _cancelSignaturesRequired(uint256 cancels) internal view returns (uint256) {
+        uint256 required = _cancelThreshold + cancels;
+        uint256 threshold = ISafe(SAFE).getThreshold();
+        return required < threshold ? required : threshold;
     }
 
     /// @dev Consumes the pending entry of `intent`, which must be due.
@@ -153,22 +308,28 @@ abstract contract DelayQueue is SafeBound {
         if (block.timestamp >= expiry) revert EntryExpired(entryId, expiry);
         entry.status = EntryStatus.Executed;
         delete pendingEntryOf[intent];
+        if (_intents[intent].cancels != 0) _intents[intent].cancels = 0;
         emit EntryExecuted(entryId, intent);
     }
 
     /// @dev Lets the Safe check `signatures` of the EIP-712 hash of `structHash` against its owners and threshold.
     ///      The preimage is passed too: Safe 1.3.0 and 1.4.1 hand it to EIP-1271 contract owners.
     function _checkSignatures(bytes32 structHash, bytes calldata signatures) internal view {
-        bytes memory message = abi.encodePacked(bytes2(0x1901), domainSeparator(), structHash);
+        bytes memory message = _typedDataMessage(structHash);
         ISafe(SAFE).checkSignatures(keccak256(message), message, signatures);
     }
 
-    function _scheduleStructHash(address to, uint256 value, bytes calldata data, uint8 operation, uint256 entryId)
+    /// @dev The EIP-712 preimage 0x1901 | domainSeparator | structHash.
+    function _typedDataMessage(bytes32 structHash) internal view returns (bytes memory) {
+        return abi.encodePacked(bytes2(0x1901), domainSeparator(), structHash);
+    }
+
+    function _scheduleStructHash(address to, uint256 value, bytes calldata data, uint8 operation, uint256 nonce)
         internal
         view
         returns (bytes32)
     {
-        return keccak256(abi.encode(SCHEDULE_TYPEHASH, SAFE, to, value, keccak256(data), operation, entryId));
+        return keccak256(abi.encode(SCHEDULE_TYPEHASH, SAFE, to, value, keccak256(data), operation, nonce));
     }
 
     function _cancelStructHash(uint256 entryId) internal view returns (bytes32) {
@@ -196,19 +357,20 @@ abstract contract DelayQueue is SafeBound {
         return keccak256(abi.encode(DOMAIN_TYPEHASH, block.chainid, address(this)));
     }
 
-    /// @notice The hash owners sign to schedule an intent as entry `entryId` (normally `nextEntryId`).
+    /// @notice The hash owners sign to schedule an intent for the `nonce`-th time (normally its current
+    ///         `scheduleNonce`, see `intentState`).
     /// @param to Destination.
     /// @param value Native value.
     /// @param data Calldata.
     /// @param operation 0 call, 1 delegatecall.
-    /// @param entryId The id the entry will get.
-    /// @return The EIP-712 hash of Schedule(safe, to, value, data, operation, entryId).
-    function scheduleHash(address to, uint256 value, bytes calldata data, uint8 operation, uint256 entryId)
+    /// @param nonce The intent's schedule nonce the signatures commit to.
+    /// @return The EIP-712 hash of Schedule(safe, to, value, data, operation, nonce).
+    function scheduleHash(address to, uint256 value, bytes calldata data, uint8 operation, uint256 nonce)
         external
         view
         returns (bytes32)
     {
-        return _hashTypedData(_scheduleStructHash(to, value, data, operation, entryId));
+        return _hashTypedData(_scheduleStructHash(to, value, data, operation, nonce));
     }
 
     /// @notice The hash owners sign to cancel entry `entryId`.
@@ -231,5 +393,33 @@ abstract contract DelayQueue is SafeBound {
     {
         Entry storage entry = _entries[entryId];
         return (entry.intentId, entry.eta, entry.expiry, entry.status);
+    }
+
+    /// @notice The minority-veto record of an intent.
+    /// @param intent The intent id.
+    /// @return scheduleNonce Times the intent was scheduled (the nonce the next schedule signatures commit to).
+    /// @return cancels Consecutive cancels since the intent last executed.
+    /// @return notBefore The intent cannot be scheduled before this time.
+    function intentState(bytes32 intent)
+        external
+        view
+        returns (uint256 scheduleNonce, uint256 cancels, uint256 notBefore)
+    {
+        IntentRecord storage record = _intents[intent];
+        return (record.scheduleNonce, record.cancels, record.notBefore);
+    }
+
+    /// @notice How many owner signatures `cancel(entryId, ...)` needs now: min(cancelThreshold + the intent's
+    ///         cancels, the Safe's threshold).
+    /// @param entryId The entry.
+    /// @return The number of signatures.
+    function cancelSignaturesRequired(uint256 entryId) external view returns (uint256) {
+        return _cancelSignaturesRequired(_intents[_entries[entryId].intentId].cancels);
+    }
+
+    /// @notice The owner signatures that cancel an intent not cancelled before.
+    /// @return The cancel threshold.
+    function cancelThreshold() external view returns (uint256) {
+        return _cancelThreshold;
     }
 }

@@ -47,11 +47,14 @@ def constructor_args(safe: str, version: str, policy: Policy) -> list[Any]:
     return [
         parse_address(safe, "Safe"),
         multisend_call_only(version),
-        policy.delay,
-        policy.window,
+        (policy.delay, policy.window, policy.cancel_threshold, list(policy.guardians)),
         [(call.target, call.selector) for call in policy.calls],
+        [(call.target, call.selector, [rule.word for rule in call.arguments]) for call in policy.calls if call.arguments],
         list(policy.recipients),
-        [(cap.token, cap.amount, cap.period, cap.per_tx_limit, cap.delay_above) for cap in policy.caps],
+        [
+            (cap.token, cap.amount, cap.period, cap.per_tx_limit, cap.delay_above, cap.nft, cap.tier_amount, cap.tier_signers)
+            for cap in policy.caps
+        ],
     ]
 
 
@@ -85,8 +88,12 @@ def install_guard(
     """Make `guard` the Safe's transaction guard (and on 1.5.0 its module guard as well).
 
     Only on a Safe without a guard: once a TreasuryGuard is installed, changing the guard is a
-    configuration change that must go through its delay queue.
+    configuration change that must go through its delay queue. The Safe's fallback handler becomes
+    TreasuryFallbackHandler first, while that is still immediate: Safe's own handler would let a
+    threshold of owners sign permits "as the Safe", past every check of the guard.
     """
+    from treasury.chain.handler import handler_address, installed_handler, set_fallback_handler_data
+
     guard = parse_address(guard, "guard")
     current = installed_guard(safe)
     if current == guard:
@@ -100,6 +107,12 @@ def install_guard(
     if version == "1.5.0":
         # The module guard first: once the transaction guard is set, changing it needs the delay.
         calls.insert(0, SET_MODULE_GUARD + argument)
+    if installed_handler(safe) != handler_address():
+        from ape import chain
+
+        if not bytes(chain.provider.get_code(handler_address())):
+            raise GuardError(f"TreasuryFallbackHandler {handler_address()} is not deployed; run `ape run deploy` first")
+        calls.insert(0, set_fallback_handler_data())
     receipts = [execute_with_owners(safe, version, safe, 0, data, signers=signers, sender=sender) for data in calls]
     return receipts
 
@@ -173,10 +186,15 @@ def _typed_data(guard: ContractInstance, primary: str, fields: list[tuple[str, s
     }
 
 
-def schedule_typed_data(guard: ContractInstance, to: str, value: int, data: bytes, operation: int, entry_id: int) -> dict:
-    """The EIP-712 message owners sign to put an intent in the queue as `entry_id`."""
-    fields = [("safe", "address"), ("to", "address"), ("value", "uint256"), ("data", "bytes"), ("operation", "uint8"), ("entryId", "uint256")]
-    message = {"safe": guard.SAFE(), "to": parse_address(to, "recipient"), "value": value, "data": data, "operation": operation, "entryId": entry_id}
+def schedule_typed_data(guard: ContractInstance, to: str, value: int, data: bytes, operation: int, nonce: int) -> dict:
+    """The EIP-712 message owners sign to schedule an intent for the `nonce`-th time.
+
+    The nonce is the intent's own schedule count (`intentState(intent)[0]`), not a queue position:
+    signatures collected one owner at a time stay valid whatever else gets scheduled meanwhile, and
+    are spent once this intent is scheduled.
+    """
+    fields = [("safe", "address"), ("to", "address"), ("value", "uint256"), ("data", "bytes"), ("operation", "uint8"), ("nonce", "uint256")]
+    message = {"safe": guard.SAFE(), "to": parse_address(to, "recipient"), "value": value, "data": data, "operation": operation, "nonce": nonce}
     return _typed_data(guard, "Schedule", fields, message)
 
 
@@ -202,19 +220,79 @@ def sign_typed_data(signers: Sequence[AccountAPI], typed_data: dict, expected_ha
     return bytes(SafeSignature.export_signatures(signatures))
 
 
+@dataclass(frozen=True)
+class IntentState:
+    """The guard's minority-veto record of one intent."""
+
+    schedule_nonce: int  # times scheduled: the nonce the next schedule signatures commit to
+    cancels: int  # consecutive cancels since it last executed
+    not_before: int  # it cannot be scheduled again before this time
+
+
+def intent_state(guard: ContractInstance, to: str, value: int, data: bytes, operation: int) -> IntentState:
+    """The intent's record on the guard (read live)."""
+    intent = guard.intentId(parse_address(to, "recipient"), value, data, operation)
+    nonce, cancels, not_before = guard.intentState(intent)
+    return IntentState(int(nonce), int(cancels), int(not_before))
+
+
+def schedule_hash(guard: ContractInstance, to: str, value: int, data: bytes, operation: int) -> tuple[int, bytes]:
+    """(nonce, hash): the intent's current schedule nonce and the EIP-712 hash owners sign now to schedule it.
+
+    The hash comes from the guard itself, so a signer's tooling and the chain cannot disagree.
+    """
+    to = parse_address(to, "recipient")
+    nonce = intent_state(guard, to, value, data, operation).schedule_nonce
+    return nonce, bytes(guard.scheduleHash(to, value, data, operation, nonce))
+
+
+def cancel_hash(guard: ContractInstance, entry_id: int) -> bytes:
+    """The EIP-712 hash owners sign to cancel entry `entry_id`."""
+    return bytes(guard.cancelHash(entry_id))
+
+
+def cancel_signatures_required(guard: ContractInstance, entry_id: int) -> int:
+    """How many owner signatures cancel `entry_id` now: the cancel threshold plus the intent's
+    earlier cancels, at most the Safe's threshold."""
+    return int(guard.cancelSignaturesRequired(entry_id))
+
+
 def schedule_intent(
     guard: ContractInstance, to: str, value: int, data: bytes, operation: int,
     *, signers: Sequence[AccountAPI], sender: AccountAPI,
 ) -> int:
     """Put a transaction's intent in the guard's queue with owner signatures; returns the entry id."""
-    entry_id = guard.nextEntryId()
-    expected = bytes(guard.scheduleHash(to, value, data, operation, entry_id))
-    signatures = sign_typed_data(signers, schedule_typed_data(guard, to, value, data, operation, entry_id), expected)
-    guard.schedule(to, value, data, operation, signatures, sender=sender)
-    return entry_id
+    to = parse_address(to, "recipient")
+    nonce, expected = schedule_hash(guard, to, value, data, operation)
+    signatures = sign_typed_data(signers, schedule_typed_data(guard, to, value, data, operation, nonce), expected)
+    receipt = guard.schedule(to, value, data, operation, signatures, sender=sender)
+    return _scheduled_entry_id(guard, receipt)
+
+
+def _scheduled_entry_id(guard: ContractInstance, receipt: ReceiptAPI) -> int:
+    """The entry id from the receipt's Scheduled event (nextEntryId read before sending could race)."""
+    for log in guard.Scheduled.from_receipt(receipt):
+        return int(log.entryId)
+    raise GuardError("the schedule transaction emitted no Scheduled event")
 
 
 def cancel_entry(guard: ContractInstance, entry_id: int, *, signers: Sequence[AccountAPI], sender: AccountAPI) -> None:
-    """Cancel a pending entry with owner signatures that commit to its id."""
-    expected = bytes(guard.cancelHash(entry_id))
+    """Cancel a pending entry with owner signatures that commit to its id.
+
+    It needs `cancel_signatures_required(guard, entry_id)` signers: fewer than the Safe's threshold
+    the first time (the minority veto), one more for each earlier cancel of the same intent. The
+    guard checks the first ones in owner order, so extra signers are harmless.
+    """
+    required = cancel_signatures_required(guard, entry_id)
+    if len(signers) < required:
+        raise GuardError(f"cancelling entry {entry_id} needs {required} owner signatures, got {len(signers)}")
+    expected = cancel_hash(guard, entry_id)
     guard.cancel(entry_id, sign_typed_data(signers, cancel_typed_data(guard, entry_id), expected), sender=sender)
+
+
+def cancel_as_guardian(guard: ContractInstance, entry_id: int, *, guardian: AccountAPI) -> None:
+    """Cancel a pending entry as a guardian: allowed only while its intent was not cancelled since
+    it last ran (a guardian cannot block a re-scheduled change)."""
+    if not guard.isGuardian(guardian.address):
+        raise GuardError(f"{guardian.address} is not a guardian of guard {guard.address}")
+    guard.cancelAsGuardian(entry_id, sender=guardian)

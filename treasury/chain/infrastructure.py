@@ -1,4 +1,5 @@
-"""Put the Safe contracts at their canonical addresses on a chain where they are missing.
+"""Put the Safe contracts at their canonical addresses on a chain where they are missing (and the
+toolkit's TreasuryFallbackHandler at its deterministic address).
 
 Every contract is deployed from the Safe team's published creation code through the same factory
 the Safe team used, so it lands at the canonical address with the canonical runtime code; both are
@@ -129,11 +130,15 @@ def deploy_infrastructure(
     versions: Iterable[str] = SUPPORTED_VERSIONS,
     allow_noncanonical: bool = False,
     provider: ProviderAPI | None = None,
+    fallback_handler: bool = True,
 ) -> list[ContractStatus]:
     """Deploy the Safe singletons, factory and libraries of each version where they are missing.
 
     A contract whose published creation code cannot reach its canonical address is deployed at its
     own CREATE2 address only on a local chain or with `allow_noncanonical`, and marked as such.
+    With `fallback_handler` (the default) the toolkit's TreasuryFallbackHandler is deployed too,
+    last, at its one address on every chain (treasury.chain.handler): every Safe the toolkit
+    creates or guards gets it instead of Safe's handler that signs any message the owners sign.
     """
     if provider is None:
         from ape import chain
@@ -143,4 +148,43 @@ def deploy_infrastructure(
     contracts = [c for v in versions for c in safe_contracts(v)]
     for factory in sorted({c.deployer for c in contracts}):
         ensure_factory(provider, deployer, factory)
-    return [deploy_contract(provider, deployer, c, allow_noncanonical) for c in contracts]
+    statuses = [deploy_contract(provider, deployer, c, allow_noncanonical) for c in contracts]
+    if fallback_handler:
+        statuses.append(deploy_handler(provider, deployer))
+    return statuses
+
+
+def deploy_handler(provider: ProviderAPI, deployer: AccountAPI) -> ContractStatus:
+    """Deploy the handler at its deterministic address unless it is there, then check its code.
+
+    Only through the deterministic deployment proxy (present in anvil's genesis and on most live
+    chains): where the proxy is missing, the handler could not have its one address, so we refuse.
+    """
+    from treasury.chain.handler import (
+        HANDLER_NAME,
+        HANDLER_ROLE,
+        HANDLER_VERSION,
+        handler_address,
+        handler_creation_code,
+        handler_runtime_code,
+    )
+
+    address = handler_address()
+    expected = "0x" + keccak(handler_runtime_code()).hex()
+    found = code_hash(provider, address)
+    action = "present"
+    if found is None:
+        if code_hash(provider, DETERMINISTIC_DEPLOYMENT_PROXY) is None:
+            raise DeploymentError(
+                f"the deterministic deployment proxy {DETERMINISTIC_DEPLOYMENT_PROXY} is missing on chain "
+                f"{provider.chain_id}: {HANDLER_NAME} cannot be deployed at {address}"
+            )
+        deployer.transfer(DETERMINISTIC_DEPLOYMENT_PROXY, 0, data=ZERO_SALT + handler_creation_code())
+        found = code_hash(provider, address)
+        action = "deployed"
+        if found is None:
+            raise DeploymentError(f"{HANDLER_NAME} did not land at {address}")
+    if found != expected:
+        raise DeploymentError(f"{HANDLER_NAME} at {address} has code hash {found}, expected {expected}")
+    return ContractStatus(version=HANDLER_VERSION, role=HANDLER_ROLE, name=HANDLER_NAME, address=address,
+                          code_hash=found, canonical=True, action=action)

@@ -45,7 +45,7 @@ class SafeSpec(BaseModel):
     threshold: int
     salt_nonce: int = 0
     version: str = DEFAULT_VERSION
-    fallback_handler: str | None = None  # None: the version's CompatibilityFallbackHandler
+    fallback_handler: str | None = None  # None: the toolkit's TreasuryFallbackHandler (treasury.chain.handler)
     l2: bool | None = None  # None: the L2 singleton everywhere but Ethereum mainnet
 
     @field_validator("owners", mode="before")
@@ -95,9 +95,16 @@ class SafeSpec(BaseModel):
         return safe_contract(self.version, self.singleton_role(chain_id)).canonical_address
 
     def handler(self) -> str:
+        """The fallback handler set up in the Safe: TreasuryFallbackHandler unless another was asked for.
+
+        Not Safe's CompatibilityFallbackHandler: it validates owner signatures over any message as the
+        Safe's own (EIP-1271), so owners could sign permits that move funds outside every guard check.
+        """
         if self.fallback_handler is not None:
             return self.fallback_handler
-        return safe_contract(self.version, "compatibility_fallback_handler").canonical_address
+        from treasury.chain.handler import handler_address
+
+        return handler_address()
 
     def factory(self) -> str:
         return safe_contract(self.version, "proxy_factory").canonical_address

@@ -198,10 +198,11 @@ def proposal_dict(record: ProposalRecord) -> dict[str, Any]:
     }
 
 
-def verdict_dict(verdict: Any) -> dict[str, str] | None:
+def verdict_dict(verdict: Any) -> dict[str, Any] | None:
     if verdict is None:
         return None
-    return {"outcome": verdict.outcome, "reason": verdict.reason, "error": verdict.error}
+    return {"outcome": verdict.outcome, "reason": verdict.reason, "error": verdict.error,
+            "warnings": list(getattr(verdict, "warnings", ())), "notes": list(getattr(verdict, "notes", ()))}
 
 
 NO_VERDICT = "pass --network to evaluate the policy verdict"
@@ -308,6 +309,11 @@ def print_view(treasury: Any, view: Any) -> None:
     else:
         style = VERDICT_STYLE.get(verdict.outcome, "")
         out.print(f"policy verdict: [{style}]{verdict.outcome}[/] {escape(verdict.reason)}")
+        for note in getattr(verdict, "notes", ()):
+            if note not in verdict.reason:
+                out.print(f"[bold]note[/] {escape(note)}")
+        for warning in getattr(verdict, "warnings", ()):
+            out.print(f"[bold red]warning[/] {escape(warning)}")
     out.print(f"domain hash     {decoded.domain_hash}")
     out.print(f"message hash    {decoded.message_hash}")
     out.print(f"safeTxHash      {decoded.safe_tx_hash}")

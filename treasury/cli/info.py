@@ -1,4 +1,4 @@
-"""`treasury info`: the treasury on chain now (Safe, guard, balances, budgets, delay queue)."""
+"""`treasury info`: the treasury on chain now (Safe, guard, handler, balances, budgets, delay queue, warnings)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ def status_dict(treasury, status) -> dict:
         "budgets": {symbol: str(units) for symbol, units in status.budgets.items()},
         "entries": [{"entry_id": e.entry_id, "intent_id": e.intent_id, "eta": e.eta, "expiry": e.expiry, "status": e.status}
                     for e in status.entries],
+        "fallback_handler": status.fallback_handler.as_dict() if status.fallback_handler else None,
+        "module_guard": status.module_guard,
+        "warnings": status.warnings(),
     }
 
 
@@ -25,10 +28,20 @@ def _units(treasury, symbol: str, units: int) -> str:
     return f"{format_units(units, token.decimals)} {symbol}" if token else f"{units} (base units of {symbol})"
 
 
+def _module_line(status, module: str) -> str:
+    """A module, marked when it can act without the guard's checks (see treasury.chain.handler.module_warnings)."""
+    from treasury.chain.handler import module_warnings
+
+    bypass = module_warnings(status.version, (module,), status.installed_guard, status.module_guard)
+    return f"[bold red]{module} (bypasses the guard)[/]" if bypass else f"{module} (checked by the module guard)"
+
+
 @chain_command("info")
 def info(name, config_path, as_json, verbose):
-    """The Safe (version, owners, threshold, nonce, modules), its guard, its balances of ETH and
-    of every token in the book, the budget left per capped token and the guard's delay queue."""
+    """The Safe (version, owners, threshold, nonce, modules), its guard and fallback handler, its
+    balances of ETH and of every token in the book, the budget left per capped token and the guard's
+    delay queue. Warns about modules that bypass the guard and about a fallback handler that signs
+    arbitrary messages as a guarded Safe."""
     from datetime import UTC, datetime
 
     from rich.table import Table
@@ -52,11 +65,17 @@ def info(name, config_path, as_json, verbose):
     else:
         guard = "none" if status.installed_guard == zero else f"[yellow]{status.installed_guard} (not in the config)[/]"
     table.add_row("guard", guard)
-    table.add_row("modules", "\n".join(status.modules) or "none")
+    table.add_row("modules", "\n".join(_module_line(status, m) for m in status.modules) or "none")
+    if status.fallback_handler is not None:
+        handler = status.fallback_handler
+        line = f"{handler.address} ({handler.name})"
+        table.add_row("fallback handler", f"[bold red]{line}[/]" if handler.warning and status.installed_guard != zero else line)
     table.add_row("balances", "\n".join(_units(treasury, s, u) for s, u in status.balances.items()))
     if status.guard:
         table.add_row("budget left", "\n".join(_units(treasury, s, u) for s, u in status.budgets.items()) or "no caps")
     out.print(table)
+    for warning in status.warnings():
+        out.print(f"[bold red]warning[/] {warning}")
     if status.guard:
         queue = Table(title="Delay queue", title_justify="left")
         for column in ("entry", "intent", "executable from", "until", "status"):

@@ -180,8 +180,29 @@ def propose_batch(name, config_path, as_json, verbose, file, title):
     _proposed(treasury, treasury.propose_batch(intents, title), as_json)
 
 
+@chain_command("handler")
+@click.argument("handler", required=False)
+@_title_option
+def propose_handler(name, config_path, as_json, verbose, handler, title):
+    """Set the Safe's fallback handler to HANDLER (default: TreasuryFallbackHandler, which signs as the
+    Safe only messages its guard approved). On a guarded Safe this waits the delay."""
+    treasury = open_treasury(name, config_path)
+    _proposed(treasury, treasury.propose_fallback_handler(handler, title), as_json)
+
+
+@chain_command("guard-install")
+@click.argument("guard", required=False)
+@_title_option
+def propose_guard_install(name, config_path, as_json, verbose, guard, title):
+    """Install the deployed TreasuryGuard GUARD (default: the configured guard) on a Safe without a
+    guard, as one transaction the owners sign like any other: TreasuryFallbackHandler first if the Safe
+    has another handler, the module guard on Safe 1.5.0, then the guard."""
+    treasury = open_treasury(name, config_path)
+    _proposed(treasury, treasury.propose_guard_install(guard, title), as_json)
+
+
 for _command in (propose_transfer, propose_call, propose_batch, propose_add_owner, propose_remove_owner, propose_swap_owner,
-                 propose_threshold):
+                 propose_threshold, propose_handler, propose_guard_install):
     propose.add_command(_command)
 
 
@@ -195,27 +216,71 @@ for _command in (propose_transfer, propose_call, propose_batch, propose_add_owne
 @click.option("--account", "alias", required=True, help="ape account alias of the owner who signs")
 @click.option("--kind", type=click.Choice(KINDS), default="eip712", show_default=True,
               help="EIP-712 typed data, eth_sign, or an on-chain approveHash")
+@click.option("--cancel", "for_cancel", is_flag=True,
+              help="sign the cancellation of the proposal's queued guard entry instead (a minority of owners cancels)")
 @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation (for scripts)")
-def sign(name, config_path, as_json, verbose, proposal_id, alias, kind, yes):
+def sign(name, config_path, as_json, verbose, proposal_id, alias, kind, for_cancel, yes):
     """Sign PROPOSAL_ID as the owner ALIAS, after showing what it does and what the policy says.
 
-    The signature is verified against the Safe's current owners before it is stored.
+    One confirmation signs everything the proposal needs from this owner: the SafeTx and, when the
+    policy says it must first wait in the guard's delay queue, the guard's schedule hash too (so
+    `treasury schedule` needs no owner present later). With --cancel, a signature cancelling the
+    proposal's queued guard entry. Each signature is verified against the Safe's current owners
+    before it is stored.
     """
+    from treasury.treasury import SCHEDULE_ERRORS
+
     treasury = open_treasury(name, config_path)
     signer = account(alias)
     view = treasury.view(proposal_id)
+    pid = view.record.id
     if not as_json:
         print_view(treasury, view)
+    if for_cancel:
+        confirm(f"Sign the cancellation of proposal {pid}'s queued guard entry as {signer.address}?", yes)
+        stored = treasury.sign_cancel(pid, signer, kind)
+        need = next((n for n in treasury.signature_needs(pid) if n.purpose == "cancel"), None)
+        signed = [_signed_dict(stored)]
+        if as_json:
+            emit_json({**proposal_dict(view.record), "signer": stored.owner, "kind": stored.kind, "signed": signed,
+                       "already": [], "needs": [_need_dict(n) for n in treasury.signature_needs(pid)]})
+        else:
+            count = f": {len(need.signers)} of {need.required}" if need is not None else ""
+            console().print(f"signed the cancel of guard entry {stored.entry_id} by {stored.owner} ({stored.kind}){count}")
+        return
     if view.verdict.outcome == "deny":
         click.secho(f"the policy denies this proposal: {view.verdict.reason}", fg="red", err=True)
-    confirm(f"Sign proposal {view.record.id} as {signer.address}?", yes, default=view.verdict.outcome != "deny")
-    stored = treasury.sign(view.record.id, signer, kind)
-    signers = [s.owner for s in treasury.store.signatures(view.record.id)]
+    delayed = treasury.entry.guard and view.verdict.error in SCHEDULE_ERRORS
+    what = " (the SafeTx and the guard's schedule hash)" if delayed else ""
+    confirm(f"Sign proposal {pid} as {signer.address}{what}?", yes, default=view.verdict.outcome != "deny")
+    done = treasury.sign_all(pid, signer, kind)
+    signers = [s.owner for s in treasury.store.signatures(pid)]
+    needs = treasury.signature_needs(pid)
     if as_json:
-        emit_json({**proposal_dict(view.record), "signer": stored.owner, "kind": stored.kind,
-                   "signers": signers, "threshold": view.threshold})
-    else:
-        console().print(f"signed by {stored.owner} ({stored.kind}): {len(signers)} of {view.threshold}")
+        emit_json({**proposal_dict(view.record), "signer": signer.address, "kind": kind, "signers": signers,
+                   "threshold": view.threshold, "signed": [_signed_dict(r) for r in done.records], "already": list(done.already),
+                   "needs": [_need_dict(n) for n in needs]})
+        return
+    out = console()
+    if done.safe_tx is not None:
+        out.print(f"signed the SafeTx by {signer.address} ({kind}): {len(signers)} of {view.threshold}")
+    if done.schedule is not None:
+        need = next((n for n in needs if n.purpose == "schedule"), None)
+        count = f": {len(need.signers)} of {need.required}" if need is not None else ""
+        out.print(f"signed the guard's schedule hash (schedule nonce {done.schedule.intent_nonce}) by {signer.address}{count}")
+    for purpose in done.already:
+        out.print(f"already signed before: {'the SafeTx' if purpose == 'safe_tx' else 'the schedule hash'}")
+
+
+def _signed_dict(record) -> dict:
+    """A stored signature as the sign commands report it: what it is over."""
+    return {"purpose": record.purpose, "owner": record.owner, "kind": record.kind, "signed_hash": record.signed_hash,
+            "intent_nonce": record.intent_nonce, "entry_id": record.entry_id}
+
+
+def _need_dict(need) -> dict:
+    return {"purpose": need.purpose, "over": need.over, "signed_hash": need.signed_hash, "signers": list(need.signers),
+            "required": need.required, "missing": need.missing}
 
 
 def _check_bundle(file, **_):
@@ -243,18 +308,22 @@ def import_bundle(name, config_path, as_json, verbose, file):
 
 @chain_command("schedule")
 @click.argument("proposal_id")
-@click.option("--signer", "signers", multiple=True, required=True, help="owner alias that signs the queue entry (repeat)")
+@click.option("--signer", "signers", multiple=True,
+              help="owner alias that signs the queue entry now (repeat); default: only the stored signatures")
 @click.option("--account", "alias", default=None, help="ape account alias that pays (default on a local chain: test account 0)")
 def schedule(name, config_path, as_json, verbose, proposal_id, signers, alias):
-    """Queue PROPOSAL_ID in the guard's delay queue, when the policy says it must wait."""
+    """Queue PROPOSAL_ID in the guard's delay queue, when the policy says it must wait.
+
+    Uses the schedule signatures owners stored with `treasury sign` (plus those of any --signer),
+    so no owner needs to be present: the paying account only sends the transaction.
+    """
     treasury = open_treasury(name, config_path)
     owners = [account(s) for s in signers]
     sender = account(alias)
     with console().status("scheduling: waiting for the receipt..."):
-        entry = treasury.schedule(proposal_id, owners, sender)
+        entry = treasury.schedule(proposal_id, sender, owners)
     record = treasury.get(proposal_id)
-    data = {**proposal_dict(record), "schedule": {"entry_id": entry.entry_id, "guard": entry.guard, "eta": entry.eta,
-                                                  "expiry": entry.expiry, "status": entry.status}}
+    data = {**proposal_dict(record), "schedule": _schedule_dict(entry)}
     if as_json:
         emit_json(data)
     else:
@@ -265,27 +334,43 @@ def schedule(name, config_path, as_json, verbose, proposal_id, signers, alias):
                         f"until {when(entry.expiry)}")
 
 
-@chain_command("cancel")
+def _schedule_dict(entry) -> dict:
+    return {"entry_id": entry.entry_id, "guard": entry.guard, "eta": entry.eta, "expiry": entry.expiry, "status": entry.status}
+
+
+def _check_cancel(signers, guardian, **_):
+    if guardian is not None and signers:
+        raise InvalidInput("--guardian cancels alone: do not combine it with --signer")
+
+
+@chain_command("cancel", check_input=_check_cancel)
 @click.argument("proposal_id")
-@click.option("--signer", "signers", multiple=True, required=True, help="owner alias that signs the cancellation (repeat)")
+@click.option("--signer", "signers", multiple=True,
+              help="owner alias that signs the cancellation now (repeat); default: only the stored cancel signatures")
+@click.option("--guardian", default=None, help="ape account alias of a guardian of the guard, who cancels alone (and pays)")
 @click.option("--account", "alias", default=None, help="ape account alias that pays (default on a local chain: test account 0)")
 @click.option("--drop", is_flag=True, help="cancel the proposal for good (default: it goes back to pending)")
-def cancel(name, config_path, as_json, verbose, proposal_id, signers, alias, drop):
-    """Cancel the guard's queue entry of the scheduled PROPOSAL_ID, with owner signatures.
+def cancel(name, config_path, as_json, verbose, proposal_id, signers, guardian, alias, drop):
+    """Cancel the guard's queue entry of the scheduled PROPOSAL_ID.
 
+    A minority veto: the guard needs only its cancelSignaturesRequired of owner signatures, the ones
+    stored with `treasury sign ID --cancel` plus those of any --signer. With --guardian, a guardian
+    of the guard cancels on its own (allowed the first time an intent is cancelled).
     The proposal goes back to pending (it can be scheduled again) or, with --drop, is cancelled.
     """
     treasury = open_treasury(name, config_path)
-    owners = [account(s) for s in signers]
-    sender = account(alias)
     with console().status("cancelling: waiting for the receipt..."):
-        entry = treasury.cancel(proposal_id, owners, sender, reopen=not drop)
+        if guardian is not None:
+            entry = treasury.cancel_as_guardian(proposal_id, account(guardian), reopen=not drop)
+        else:
+            owners = [account(s) for s in signers]
+            entry = treasury.cancel(proposal_id, account(alias), owners, reopen=not drop)
     record = treasury.get(proposal_id)
     if as_json:
-        emit_json({**proposal_dict(record), "schedule": {"entry_id": entry.entry_id, "guard": entry.guard, "eta": entry.eta,
-                                                         "expiry": entry.expiry, "status": entry.status}})
+        emit_json({**proposal_dict(record), "schedule": _schedule_dict(entry), "guardian": guardian is not None})
     else:
-        console().print(f"guard entry {entry.entry_id} cancelled; proposal {record.id} is {record.status}")
+        by = " by a guardian" if guardian is not None else ""
+        console().print(f"guard entry {entry.entry_id} cancelled{by}; proposal {record.id} is {record.status}")
 
 
 @chain_command("execute")

@@ -61,10 +61,68 @@ def show(name, config_path, as_json, verbose, proposal_id, network):
 
 
 def _show(treasury: Any, view: Any, as_json: bool) -> None:
+    sets = signature_sets(treasury, view.record)
     if as_json:
-        emit_json(view_dict(view))
+        emit_json({**view_dict(view), "signature_sets": sets})
     else:
         print_view(treasury, view)
+        _print_sets(sets)
+
+
+def _over(purpose: str, signature: Any) -> str:
+    if purpose == "safe_tx":
+        return "the SafeTx"
+    if purpose == "schedule":
+        return f"schedule nonce {signature.intent_nonce}"
+    return f"cancel of entry {signature.entry_id}"
+
+
+def signature_sets(treasury: Any, record: Any) -> list[dict[str, Any]]:
+    """The SafeTx, schedule and cancel signatures stored for a proposal, one set per signed hash,
+    with how many each needs now. `treasury` is a Treasury (connected: the requirements come from
+    the Safe and the guard, and a set no longer needed says so) or a TreasuryRecords (store only:
+    each signature checked to be its owner's over its hash, the requirements unknown)."""
+    needs = {n.signed_hash: n for n in treasury.signature_needs(record.id)} if hasattr(treasury, "signature_needs") else None
+    if needs is None:
+        stored = list(treasury.signatures(record.id)) + list(treasury.guard_signatures(record.id))
+    else:
+        stored = list(treasury.store.signatures(record.id, None))
+    sets: dict[str, dict[str, Any]] = {}
+    for signature in stored:
+        entry = sets.setdefault(signature.signed_hash, {
+            "purpose": signature.purpose, "over": _over(signature.purpose, signature), "signed_hash": signature.signed_hash,
+            "signers": [], "required": None, "missing": None, "needed_now": None,
+        })
+        entry["signers"].append({"owner": signature.owner, "kind": signature.kind})
+    for digest, need in (needs or {}).items():
+        entry = sets.setdefault(digest, {"purpose": need.purpose, "over": need.over, "signed_hash": digest, "signers": []})
+        # Counted as the chain counts them now: a stored signature of a removed owner does not count.
+        entry.update(required=need.required, missing=need.missing, needed_now=True, valid_signers=list(need.signers))
+    if needs is not None:
+        for entry in sets.values():
+            if entry["needed_now"] is None:
+                entry["needed_now"] = False  # a spent schedule nonce, a cancelled entry's cancel, or not needed yet
+    order = {"safe_tx": 0, "schedule": 1, "cancel": 2}
+    return sorted(sets.values(), key=lambda e: (order[e["purpose"]], e["over"]))
+
+
+def _print_sets(sets: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title="Signatures by what they are over", title_justify="left")
+    for column in ("purpose", "over", "signed by", "needed"):
+        table.add_column(column, overflow="fold")
+    for entry in sets:
+        signers = "\n".join(f"{s['owner']} ({s['kind']})" for s in entry["signers"]) or "none yet"
+        if entry["required"] is not None:
+            valid = len(entry.get("valid_signers", entry["signers"]))
+            needed = f"{valid} of {entry['required']}" + (f", {entry['missing']} missing" if entry["missing"] else ", enough")
+        elif entry["needed_now"] is False:
+            needed = "not needed now"
+        else:
+            needed = "pass --network to count"
+        table.add_row(entry["purpose"], f"{entry['over']}\n{entry['signed_hash']}", signers, needed)
+    console().print(table)
 
 
 @local_command("export")
@@ -101,18 +159,21 @@ def export(name, config_path, as_json, verbose, proposal_id, file, network, forc
         if as_json:
             emit_json({**proposal_dict(record), "file": str(file), "signatures": count,
                        "unverified": [{"owner": s["owner"], "kind": s["kind"], "verified": False} for s in unverified],
-                       "signatures_note": OWNER_STATUS_NOTE})
+                       "signatures_note": OWNER_STATUS_NOTE, "guard_signatures": len(bundle.get("guard_signatures", []))})
         else:
             out = console()
-            out.print(f"wrote {file}: proposal {record.id} with {count} signature(s) verified offline ({OWNER_STATUS_NOTE})")
+            queue = len(bundle.get("guard_signatures", []))
+            also = f" and {queue} schedule/cancel signature(s)" if queue else ""
+            out.print(f"wrote {file}: proposal {record.id} with {count} signature(s){also} verified offline ({OWNER_STATUS_NOTE})")
             for s in unverified:
                 out.print(f"  also in the file: {s['owner']} ({s['kind']}) [yellow]{UNVERIFIED_NOTE}[/]")
         return
-    count = len(bundle["signatures"])
+    count, queue = len(bundle["signatures"]), len(bundle.get("guard_signatures", []))
     if as_json:
-        emit_json({**proposal_dict(record), "file": str(file), "signatures": count})
+        emit_json({**proposal_dict(record), "file": str(file), "signatures": count, "guard_signatures": queue})
     else:
-        console().print(f"wrote {file}: proposal {record.id} with {count} signature(s)")
+        also = f" and {queue} schedule/cancel signature(s)" if queue else ""
+        console().print(f"wrote {file}: proposal {record.id} with {count} signature(s){also}")
 
 
 @local_command("log")

@@ -49,7 +49,7 @@ def _check_safe_spec(owners, threshold, salt_nonce, version, fallback_handler, l
 @click.option("--threshold", type=int, required=True, help="signatures required to execute")
 @click.option("--salt-nonce", type=int, default=0, show_default=True)
 @click.option("--version", default=DEFAULT_VERSION, show_default=True, help="Safe version: 1.3.0, 1.4.1 or 1.5.0")
-@click.option("--fallback-handler", default=None, help="default: the version's CompatibilityFallbackHandler")
+@click.option("--fallback-handler", default=None, help="default: the toolkit's TreasuryFallbackHandler (signs only what the guard approved)")
 @click.option("--l2/--l1", default=None, help="singleton flavour (default: L2 except on Ethereum mainnet)")
 @click.option("--account", "alias", default=None, help="ape account alias that pays (default on a local chain: test account 0)")
 @click.option("--manifest-dir", type=click.Path(path_type=Path), default=Path("deployments"), show_default=True)

@@ -91,6 +91,22 @@ PANIC_CODES: dict[int, str] = {
 WELL_KNOWN_FUNCTIONS = (
     *KNOWN_FUNCTIONS,
     "safeTransferFrom(address,address,uint256,bytes)",
+    "increaseAllowance(address,uint256)",
+    "decreaseAllowance(address,uint256)",
+    "approve(address,address,uint160,uint48)",  # Permit2
+    "checkTransaction(address,uint256,bytes,uint8,uint256,uint256,uint256,address,address,bytes,address)",
+    "checkAfterExecution(bytes32,bool)",
+    "schedule(address,uint256,bytes,uint8,bytes)",
+    "cancel(uint256,bytes)",
+    "cancelAsGuardian(uint256)",
+    "setArgumentRules(address,bytes4,uint256[])",
+    "setNft(address,bool)",
+    "setTier(address,uint256,uint256)",
+    "setCancelThreshold(uint256)",
+    "setGuardian(address,bool)",
+    "approveMessage(bytes32)",
+    "revokeMessage(bytes32)",
+    "setTypedDataAllowed(bytes32,bytes32,bool)",
     "setApprovalForAll(address,bool)",
     "safeTransferFrom(address,address,uint256,uint256,bytes)",
     "safeBatchTransferFrom(address,address,uint256[],uint256[],bytes)",
@@ -190,8 +206,62 @@ def _call_not_allowed(fields: Mapping[str, Any], book: TokenBook) -> str:
 
 
 def _malformed_calldata(fields: Mapping[str, Any], book: TokenBook) -> str:
-    return (f"malformed calldata to {_target(book, _address(fields['to']))}: 1 to 3 bytes, or an ERC-20 call "
-            "with the wrong length or a dirty address word")
+    return (f"malformed calldata to {_target(book, _address(fields['to']))}: 1 to 3 bytes, a token call that is "
+            "not exactly its ABI encoding (length, dirty address or bool, offsets, padding, ids and amounts of "
+            "different lengths), or too short for an argument rule")
+
+
+def _guard_call_not_allowed(fields: Mapping[str, Any], book: TokenBook) -> str:
+    selector = bytes(fields["selector"]) if isinstance(fields["selector"], (bytes, bytearray)) else None
+    what = "calldata without a selector" if selector == bytes(4) else _function(fields["selector"])
+    return (f"a Safe transaction may call only the guard's settings, without value: not {what} "
+            "(hooks, schedule, cancel and views never)")
+
+
+def _argument_not_allowed(fields: Mapping[str, Any], book: TokenBook) -> str:
+    target = _target(book, _address(fields["target"]))
+    return (f"argument word {int(fields['index'])} of {_function(fields['selector'])} on {target} breaks its rule "
+            "(not an allowlisted recipient, or above its bound)")
+
+
+def _approval_outstanding(fields: Mapping[str, Any], book: TokenBook) -> str:
+    token, spender = _address(fields["token"]), _address(fields["spender"])
+    outstanding = int(fields["outstanding"])
+    left = "an unknown amount (the allowance could not be read)" if outstanding == 2**256 - 1 else \
+        _amount(book, token, outstanding)
+    return (f"the Safe still allows {spender} to spend {left}: a new approval is refused while an older one is "
+            "unspent; revoke it first (approve to 0)")
+
+
+def _not_enough_signatures(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return (f"this transaction is above a tier: it needs {int(fields['required'])} valid owner signatures "
+            "(a module transaction above a tier is always refused)")
+
+
+def _not_guardian(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return f"{_address(fields['caller'])} is not a guardian of this guard"
+
+
+def _guardian_cannot_cancel(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return (f"intent {_hex(fields['intentId'])} was cancelled before: a guardian cancels only the first time, "
+            "now owner signatures are needed")
+
+
+def _reschedule_too_early(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return (f"intent {_hex(fields['intentId'])} was cancelled: it can be scheduled again from "
+            f"{_utc(fields['notBefore'])}")
+
+
+def _invalid_cancel_threshold(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return f"cancel threshold {int(fields['threshold'])} is invalid: it must be at least 1"
+
+
+def _invalid_tier(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return f"a tier of {int(fields['signers'])} signers is invalid: at most 255"
+
+
+def _invalid_argument_rule(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return f"argument rule 0x{int(fields['rule']):064x} has an unknown kind (1 recipient, 2 max)"
 
 
 def _delegatecall_not_allowed(fields: Mapping[str, Any], book: TokenBook) -> str:
@@ -269,6 +339,16 @@ GUARD_WORDED: dict[str, Callable[[Mapping[str, Any], TokenBook], str]] = {
     "AmountTooLarge": _amount_too_large,
     "InvalidDelay": _invalid_delay,
     "InvalidWindow": _invalid_window,
+    "GuardCallNotAllowed": _guard_call_not_allowed,
+    "ArgumentNotAllowed": _argument_not_allowed,
+    "ApprovalOutstanding": _approval_outstanding,
+    "NotEnoughSignatures": _not_enough_signatures,
+    "NotGuardian": _not_guardian,
+    "GuardianCannotCancel": _guardian_cannot_cancel,
+    "RescheduleTooEarly": _reschedule_too_early,
+    "InvalidCancelThreshold": _invalid_cancel_threshold,
+    "InvalidTier": _invalid_tier,
+    "InvalidArgumentRule": _invalid_argument_rule,
 }
 
 

@@ -41,6 +41,14 @@ ArgumentKind = Literal["recipient", "max"]
 ARGUMENT_KIND_CODES: dict[str, int] = {"recipient": 1, "max": 2}  # TreasuryGuard's rule kinds
 MAX_ARGUMENT_BOUND = 2**240 - 1  # the bound shares a word with the kind and the index
 MAX_TIER_SIGNERS = 255
+# The standard token calls the guard decodes itself (CallRules): argument rules never apply to them.
+STANDARD_TOKEN_FUNCTIONS = (
+    "transfer(address,uint256)", "approve(address,uint256)", "transferFrom(address,address,uint256)",
+    "increaseAllowance(address,uint256)", "decreaseAllowance(address,uint256)",
+    "safeTransferFrom(address,address,uint256)", "safeTransferFrom(address,address,uint256,bytes)",
+    "setApprovalForAll(address,bool)", "safeTransferFrom(address,address,uint256,uint256,bytes)",
+    "safeBatchTransferFrom(address,address,uint256[],uint256[],bytes)", "approve(address,address,uint160,uint48)",
+)
 
 
 class ArgumentRule(_Frozen):
@@ -83,6 +91,13 @@ class AllowedCall(_Frozen):
     @classmethod
     def _selector(cls, value: object) -> bytes:
         return value if isinstance(value, bytes) and len(value) == 4 else selector_of(str(value))
+
+    @model_validator(mode="after")
+    def _rules_apply(self) -> AllowedCall:
+        if self.arguments and self.selector in {function_selector(f) for f in STANDARD_TOKEN_FUNCTIONS}:
+            raise ValueError(f"argument rules on 0x{self.selector.hex()} would never apply: the guard decodes "
+                             "standard token calls itself")
+        return self
 
 
 class TokenCap(_Frozen):

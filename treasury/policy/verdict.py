@@ -21,12 +21,14 @@ class Verdict:
     outcome: VerdictOutcome
     reason: str = ""
     error: str = ""  # the guard's custom error name, if it refused
+    warnings: tuple[str, ...] = ()  # what the guard cannot hold (e.g. an enabled module bypasses it)
+    notes: tuple[str, ...] = ()  # rules worth stating on this transaction (approvals charged in full, a tier)
 
     @property
     def allowed(self) -> bool:
         return self.outcome == "allow"
 
     @classmethod
-    def refused(cls, error: str, reason: str) -> Verdict:
+    def refused(cls, error: str, reason: str, *, warnings: tuple[str, ...] = (), notes: tuple[str, ...] = ()) -> Verdict:
         """The verdict for a guard error: needs-delay for the queue's errors, deny for the rest."""
-        return cls("needs-delay" if error in DELAY_ERRORS else "deny", reason, error)
+        return cls("needs-delay" if error in DELAY_ERRORS else "deny", reason, error, warnings, notes)

@@ -170,3 +170,42 @@ def guard_setting(guard: str, signature: str, args: Sequence[Any]) -> Intent:
     if signature.replace(" ", "") not in known:
         raise InvalidInput(f"{signature} is not a TreasuryGuard setting ({', '.join(sorted(known))})")
     return Intent(parse_address(guard, "guard"), 0, encode_call(signature, args), CALL, f"guard setting {signature}")
+
+
+def fallback_handler_change(safe: str, handler: str) -> Intent:
+    """The Safe's setFallbackHandler(handler): a configuration change (on a guarded Safe it waits the delay).
+
+    How a guarded Safe moves to TreasuryFallbackHandler (treasury.chain.handler): the handler it has
+    may sign, as the Safe, whatever a threshold of owners signs.
+    """
+    safe = parse_address(safe, "Safe")
+    handler = parse_address(handler, "fallback handler")
+    if handler == safe:
+        raise InvalidInput("the Safe cannot be its own fallback handler")
+    return Intent(safe, 0, encode_call("setFallbackHandler(address)", [handler]), CALL, f"set fallback handler {handler}")
+
+
+def guard_installation(
+    safe: str, version: str, guard: str, *, current_guard: str, current_handler: str, handler: str
+) -> Intent:
+    """Install `guard` as one Safe transaction the owners sign like any other (no keys in one process).
+
+    A MultiSendCallOnly batch of calls from the Safe to itself: setFallbackHandler(handler) unless the
+    Safe already has it, setModuleGuard(guard) on 1.5.0 (module transactions are checked only while
+    the guard is the module guard too), then setGuard(guard) last. Only for a Safe without a guard:
+    replacing a guard is a change the installed guard must let through its delay queue.
+    """
+    safe, guard = parse_address(safe, "Safe"), parse_address(guard, "guard")
+    if parse_address(current_guard, "guard") != ZERO_ADDRESS:
+        raise InvalidInput(f"the Safe already has guard {current_guard}; a new guard must be scheduled through it")
+    if guard in (ZERO_ADDRESS, safe):
+        raise InvalidInput(f"{guard} cannot be the Safe's guard")
+    calls = []
+    if parse_address(current_handler, "fallback handler") != parse_address(handler, "fallback handler"):
+        calls.append(fallback_handler_change(safe, handler))
+    if version == "1.5.0":
+        calls.append(Intent(safe, 0, encode_call("setModuleGuard(address)", [guard]), CALL, f"set module guard {guard}"))
+    calls.append(Intent(safe, 0, encode_call("setGuard(address)", [guard]), CALL, f"set guard {guard}"))
+    installation = batch(calls, version)
+    return Intent(installation.to, 0, installation.data, installation.operation,
+                  f"install guard {guard}: " + "; ".join(c.summary for c in calls))

@@ -18,22 +18,27 @@ from treasury._lazy import lazy_exports
 _EXPORTS = {
     "treasury.signatures.verification": (
         "KINDS", "InvalidSignature", "encode", "encode_signatures", "kind_of", "parse_signature", "threshold_met", "verify",
+        "verify_guard_signature",
     ),
     "treasury.signatures.signing": (
         "OwnerSafeMessage", "contract_owner_message", "contract_signature", "sign", "sign_as_contract_owner",
-        "sign_owner_message", "sign_safe_tx",
+        "sign_guard_message", "sign_owner_message", "sign_safe_tx",
     ),
+    "treasury.signatures.guard_messages": ("GuardMessage", "cancel_message", "schedule_message"),
     "treasury.signatures.signature_set": ("SignatureSet",),
     "treasury.signatures.bundle": ("BUNDLE_FORMAT", "BUNDLE_FORMAT_VERSION"),
-    "treasury.signatures.exchange": ("InvalidBundle", "bundle_safe_tx_hash", "export_bundle", "import_bundle"),
+    "treasury.signatures.exchange": (
+        "InvalidBundle", "bundle_safe_tx_hash", "export_bundle", "import_bundle", "read_guard_signatures",
+    ),
     "treasury.signatures.owners": ("current_owners", "current_threshold"),
     "treasury.signatures.accounts": ("resolve_account",),
 }
 __all__ = [
-    "BUNDLE_FORMAT", "BUNDLE_FORMAT_VERSION", "KINDS", "InvalidBundle", "InvalidSignature", "OwnerSafeMessage",
-    "SignatureSet", "bundle_safe_tx_hash", "contract_owner_message", "contract_signature", "current_owners",
+    "BUNDLE_FORMAT", "BUNDLE_FORMAT_VERSION", "KINDS", "GuardMessage", "InvalidBundle", "InvalidSignature", "OwnerSafeMessage",
+    "SignatureSet", "bundle_safe_tx_hash", "cancel_message", "contract_owner_message", "contract_signature", "current_owners",
     "current_threshold", "encode", "encode_signatures", "export_bundle", "import_bundle", "kind_of", "parse_signature",
-    "resolve_account", "sign", "sign_as_contract_owner", "sign_owner_message", "sign_safe_tx", "threshold_met", "verify",
+    "read_guard_signatures", "resolve_account", "schedule_message", "sign", "sign_as_contract_owner", "sign_guard_message",
+    "sign_owner_message", "sign_safe_tx", "threshold_met", "verify", "verify_guard_signature",
 ]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
@@ -45,7 +50,9 @@ if TYPE_CHECKING:
         bundle_safe_tx_hash,
         export_bundle,
         import_bundle,
+        read_guard_signatures,
     )
+    from treasury.signatures.guard_messages import GuardMessage, cancel_message, schedule_message
     from treasury.signatures.owners import current_owners, current_threshold
     from treasury.signatures.signature_set import SignatureSet
     from treasury.signatures.signing import (
@@ -54,6 +61,7 @@ if TYPE_CHECKING:
         contract_signature,
         sign,
         sign_as_contract_owner,
+        sign_guard_message,
         sign_owner_message,
         sign_safe_tx,
     )
@@ -66,4 +74,5 @@ if TYPE_CHECKING:
         parse_signature,
         threshold_met,
         verify,
+        verify_guard_signature,
     )

@@ -53,16 +53,36 @@ def signature_entries(signatures: Iterable[tuple[str, str, bytes]]) -> list[dict
     return entries
 
 
+def guard_signature_entries(signatures: Iterable[GuardSignatureFields]) -> list[dict[str, str]]:
+    """Schedule and cancel signatures as bundle entries: what each is over (guard, signed hash, the
+    schedule nonce or entry id, uint256 as decimal strings), sorted by purpose, subject and owner."""
+    entries = []
+    for purpose, owner, kind, signature, guard, signed_hash, subject in signatures:
+        entry = {"purpose": purpose, "owner": owner, "kind": kind, "signature": hex_of(signature), "guard": guard,
+                 "signed_hash": signed_hash, ("intent_nonce" if purpose == "schedule" else "entry_id"): str(subject)}
+        entries.append(entry)
+    return sorted(entries, key=lambda e: (e["purpose"] != "schedule", int(e.get("intent_nonce", e.get("entry_id", "0"))),
+                                          e["owner"].lower()))
+
+
+# (purpose, owner, kind, signature bytes, guard, signed hash as 0x-hex, schedule nonce or entry id)
+GuardSignatureFields = tuple[str, str, str, bytes, str, str, int]
+
+
 def bundle_document(
     *, chain_id: int, safe: str, version: str, nonce: int, tx: dict[str, Any], domain_hash: str,
     message_hash: str, safe_tx_hash: str, signatures: Iterable[tuple[str, str, bytes]],
+    guard_signatures: Iterable[GuardSignatureFields] = (),
 ) -> dict[str, Any]:
     """The bundle as a JSON-ready dict, keys in the order they are written.
 
     Every field the safeTxHash is computed from is included, so an importer recomputes the hash and
     never needs to trust the stated one; the domain and message hashes are there for people
-    comparing with a hardware wallet's screen.
+    comparing with a hardware wallet's screen. `guard_signatures` (schedule and cancel signatures
+    for TreasuryGuard's queue) go under "guard_signatures", present only when there are any, so a
+    bundle without them reads exactly as before.
     """
+    guard_entries = guard_signature_entries(guard_signatures)
     return {
         "format": BUNDLE_FORMAT,
         "format_version": BUNDLE_FORMAT_VERSION,
@@ -75,6 +95,7 @@ def bundle_document(
         "message_hash": message_hash,
         "safe_tx_hash": safe_tx_hash,
         "signatures": signature_entries(signatures),
+        **({"guard_signatures": guard_entries} if guard_entries else {}),
     }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from treasury.proposal.safe_tx import build_safe_tx
 from treasury.signatures.bundle import (
     BUNDLE_FORMAT,
     BUNDLE_FORMAT_VERSION,
+    GuardSignatureFields,
     bundle_document,
     tx_fields,
     write_bundle,
@@ -58,12 +60,14 @@ def _tx_fields(safe_tx: SafeTx) -> dict[str, Any]:
 
 
 def export_bundle(
-    safe_tx: SafeTx, version: str | None, signatures: Sequence[SafeSignature], path: str | Path | None = None
+    safe_tx: SafeTx, version: str | None, signatures: Sequence[SafeSignature], path: str | Path | None = None,
+    guard_signatures: Sequence[GuardSignatureFields] = (),
 ) -> dict:
     """The transaction and its signatures as a JSON-ready dict (written to `path` if given).
 
     Every field the safeTxHash is computed from is included, so an importer recomputes the hash
     and never needs to trust the stated one. Signatures over another hash are refused.
+    `guard_signatures`: schedule and cancel signatures, already verified by the caller.
     """
     version = version or safe_tx.safe_version
     if version != safe_tx.safe_version:
@@ -86,6 +90,7 @@ def export_bundle(
         # For people comparing with a hardware wallet's screen: the preimage is 0x1901 || domain || message.
         domain_hash=hex_of(preimage[2:34]), message_hash=hex_of(preimage[34:66]), safe_tx_hash=hex_of(safe_tx_hash),
         signatures=[(s.owner, kind_of(s), bytes(s.export_signature())) for s in signatures],
+        guard_signatures=guard_signatures,
     )
     if path is not None:
         write_bundle(bundle, path)
@@ -254,3 +259,51 @@ def import_bundle(
         except InvalidSignature as error:
             raise InvalidSignature(f"{where}: {error}") from None
     return collected.signatures
+
+
+@dataclass(frozen=True)
+class BundledGuardSignature:
+    """A schedule or cancel signature as a bundle states it: shape-checked, not yet verified."""
+
+    purpose: str
+    owner: str  # claimed: the importer's verification must agree
+    kind: str
+    signature: bytes
+    guard: str
+    signed_hash: bytes  # stated: the importer recomputes it
+    subject: int  # the schedule nonce or the guard entry id
+
+
+MAX_GUARD_SIGNATURES = 1_000
+
+
+def read_guard_signatures(data_or_path: dict | str | Path) -> list[BundledGuardSignature]:
+    """The bundle's schedule and cancel signatures (none if it has no "guard_signatures"), each
+    shape-checked; verifying them (recomputed hash, recovery against the owners) is the importer's."""
+    data = _load_bundle(data_or_path)
+    if "guard_signatures" not in data:
+        return []
+    entries = _require(data, "guard_signatures", list, "a list of {purpose, owner, kind, signature, guard, signed_hash, ...}")
+    if len(entries) > MAX_GUARD_SIGNATURES:
+        raise InvalidBundle(f"bundle holds {len(entries)} guard signatures; at most {MAX_GUARD_SIGNATURES} are read")
+    found = []
+    for index, entry in enumerate(entries, start=1):
+        where = f"bundle guard signature #{index}"
+        if not isinstance(entry, dict):
+            raise InvalidBundle(f"{where} must be an object, not {json.dumps(entry)[:60]}")
+        purpose = _require(entry, "purpose", str, "schedule or cancel", where)
+        if purpose not in ("schedule", "cancel"):
+            raise InvalidBundle(f"{where} has unknown purpose {purpose[:30]!r} (schedule or cancel)")
+        kind = _require(entry, "kind", str, f"one of {', '.join(KINDS)}", where)
+        if kind not in KINDS:
+            raise InvalidBundle(f"{where} has unknown kind {kind[:30]!r} (one of {', '.join(KINDS)})")
+        key = "intent_nonce" if purpose == "schedule" else "entry_id"
+        text = _require(entry, key, str, "a decimal string", where)
+        if not (text.isascii() and text.isdigit()) or len(text) > 78 or int(text) >= 2**256:
+            raise InvalidBundle(f"{where} field {key!r} must be a uint256 as a decimal string, not {text[:60]!r}")
+        found.append(BundledGuardSignature(
+            purpose=purpose, owner=_address(entry, "owner", where), kind=kind, signature=_hex_field(entry, "signature", where),
+            guard=_address(entry, "guard", where), signed_hash=_hex_field(entry, "signed_hash", where, length=32),
+            subject=int(text),
+        ))
+    return found

@@ -33,6 +33,7 @@ from safe_eth.safe.signatures import signature_to_bytes
 from treasury.addresses import ZERO_ADDRESS, parse_address
 from treasury.chain.artifacts import DEFAULT_VERSION, SUPPORTED_VERSIONS, safe_contract
 from treasury.errors import InvalidInput
+from treasury.signatures.guard_messages import GuardMessage
 from treasury.signatures.owners import current_owners, is_approved, safe_at
 from treasury.signatures.verification import (
     KINDS,
@@ -202,13 +203,21 @@ def _safe_version_at(address: str) -> str:
 
 
 def _check_handler_entrypoint(owner_safe: str, owner_version: str, outer_version: str) -> None:
-    """A Safe below 1.5.0 calls isValidSignature(bytes,bytes), which the 1.5.0 handler dropped."""
+    """A Safe below 1.5.0 calls isValidSignature(bytes,bytes), which the 1.5.0 handler dropped; and
+    TreasuryFallbackHandler ignores owner signatures altogether."""
     from ape import chain
 
-    if uses_bytes32_eip1271(outer_version):
-        return
+    from treasury.chain.handler import handler_address
+
     slot = bytes(chain.provider.get_storage(owner_safe, _FALLBACK_HANDLER_SLOT))
     handler = parse_address("0x" + slot[-20:].hex(), "fallback handler")
+    if handler == handler_address():
+        raise InvalidSignature(
+            f"owner Safe {owner_safe} uses TreasuryFallbackHandler, which signs as that Safe only hashes its guard "
+            "approved (approveMessage through its delay queue), never what its owners sign"
+        )
+    if uses_bytes32_eip1271(outer_version):
+        return
     if handler == ZERO_ADDRESS:
         raise InvalidSignature(f"owner Safe {owner_safe} has no fallback handler, so it cannot answer EIP-1271 checks")
     if handler == safe_contract("1.5.0", "compatibility_fallback_handler").canonical_address:
@@ -265,3 +274,19 @@ def sign_as_contract_owner(
     )
     return result
 
+
+
+# ---------------------------------------------------------------------------------------------
+# TreasuryGuard's delay queue: Schedule and Cancel messages
+
+
+def sign_guard_message(account: AccountAPI, message: GuardMessage, version: str, kind: SignatureKind = "eip712") -> SafeSignature:
+    """Have `account` sign a guard Schedule or Cancel message as `kind` (eip712, eth_sign, or
+    approveHash of its hash on the Safe, which is what the Safe checks for the guard).
+
+    Checked to come from `account` (recovery, or the on-chain approval), not yet against the
+    Safe's owners: that is `verify_guard_signature`'s job.
+    """
+    if kind == "contract":
+        raise InvalidInput("a contract owner's signature of a guard message is imported from a bundle, not signed here")
+    return sign_digest(account, kind, message.hash, message.typed_data, message.safe, version)

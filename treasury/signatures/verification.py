@@ -34,6 +34,7 @@ from treasury.addresses import ZERO_ADDRESS, parse_address
 from treasury.errors import InvalidInput
 from treasury.proposal.safe_tx import build_safe_tx
 from treasury.signatures.bundle import hex_of
+from treasury.signatures.guard_messages import GuardMessage
 from treasury.signatures.owners import code_at, is_approved
 from treasury.types import SIGNATURE_KIND_VALUES, SignatureKind
 
@@ -343,3 +344,42 @@ def threshold_met(signatures: Sequence[SafeSignature], owners: Sequence[str], th
     return len({s.owner for s in signatures} & members) >= threshold
 
 
+
+
+# ---------------------------------------------------------------------------------------------
+# TreasuryGuard's delay queue: Schedule and Cancel signatures
+
+
+def verify_guard_signature(
+    signature: SafeSignature | bytes | str,
+    message: GuardMessage,
+    owners: Sequence[str],
+    version: str,
+    *,
+    claimed_owner: str | None = None,
+) -> SafeSignature:
+    """The signature re-read over `message`'s hash and checked as the Safe will check it for the
+    guard (an owner's ECDSA signature, its approveHash on chain, or its EIP-1271 answer); raises
+    InvalidSignature otherwise. Returns the parsed signature.
+
+    A SafeSignature made over another hash is refused by name; raw bytes are read over this
+    message's hash, so bytes made over another one recover to a stranger and are refused as such.
+    """
+    if isinstance(signature, SafeSignature):
+        signed = bytes(signature.safe_hash)
+        if signed != message.hash:
+            raise InvalidSignature(
+                f"{kind_of(signature)} signature is over hash {hex_of(signed)}, not the guard's hash for the "
+                f"{message.describe()} ({message.hash_hex})"
+            )
+        raw: bytes | str = bytes(signature.export_signature())
+    else:
+        raw = signature
+    parsed = parse_exact(raw, message.hash, message.preimage)
+    try:
+        return verify_against(
+            parsed, safe_hash=message.hash, preimage=message.preimage, safe_address=message.safe, version=version,
+            owners={parse_address(o, "owner") for o in owners}, executor=None, safe_tx=None, claimed_owner=claimed_owner,
+        )
+    except InvalidSignature as error:
+        raise InvalidSignature(f"{message.purpose} signature for the {message.describe()}: {error}") from None

@@ -25,6 +25,7 @@ from treasury.store.lifecycle import (
     PROPOSAL_STATUSES,
     SCHEDULE_STATUSES,
     SIGNATURE_KINDS,
+    SIGNATURE_PURPOSES,
 )
 from treasury.store.records import (
     AuditEntry,
@@ -45,6 +46,7 @@ __all__ = [
     "SCHEDULE_STATUSES",
     "SCHEMA_VERSION",
     "SIGNATURE_KINDS",
+    "SIGNATURE_PURPOSES",
     "UINT256_MAX",
     "AuditEntry",
     "AuditReport",

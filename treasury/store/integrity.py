@@ -132,10 +132,16 @@ class Entity:
     describe: Callable[[Any], str]
     state: tuple[str, ...] = ()
     logged_state: StateReader | None = None
+    form: Callable[[Any], tuple[str, tuple[HashedField, ...]]] | None = None
 
     def content_hash(self, row: Any) -> str:
-        """The hash `row.content_hash` must hold: over the declared fields only."""
-        return sha256(canonical({"record": self.tag, **{key: encode(row) for key, encode in self.fields}}))
+        """The hash `row.content_hash` must hold: over the declared fields only.
+
+        An entity whose rows come in several forms (`form`: rows written before a schema change
+        keep the tag and fields they were sealed with) hashes each row under the tag its form gives.
+        """
+        tag, fields = self.form(row) if self.form is not None else (self.tag, self.fields)
+        return sha256(canonical({"record": tag, **{key: encode(row) for key, encode in fields}}))
 
     def check(self, row: Any) -> None:
         """Raise TamperedRecord if `row` no longer matches its content hash."""
@@ -192,15 +198,45 @@ PROPOSAL = Entity(
     logged_state=_proposal_status,
 )
 
+_SIGNATURE_V1 = _fields(as_is("proposal_id"), as_is("owner"), as_is("kind"), as_hex("signature"), as_is("created_at"))
+# Schema version 3: also what the signature is over. Used for schedule and cancel signatures; a
+# SafeTx signature keeps the version-1 form (its hash is the proposal's, which the proposal's
+# own content hash covers), so rows written before version 3 verify unchanged.
+_SIGNATURE_V2 = _SIGNATURE_V1 + _fields(as_is("purpose"), as_is("signed_hash"), as_decimal("intent_nonce"), as_decimal("entry_id"))
+
+
+def _signature_form(row: Any) -> tuple[str, tuple[HashedField, ...]]:
+    """signature/v1 for exactly the version-1 shape (a SafeTx signature, nothing else set); any
+    other row is signature/v2, so editing a new column of an old row changes its hash."""
+    if row.purpose == "safe_tx" and row.signed_hash is None and row.intent_nonce is None and row.entry_id is None:
+        return "signature/v1", _SIGNATURE_V1
+    return "signature/v2", _SIGNATURE_V2
+
+
+def _signature_logged_key(pid: str | None, payload: dict[str, Any]) -> Key | None:
+    """Entries before version 3 name the owner only: they added SafeTx signatures."""
+    if pid is None:
+        return None
+    return pid, payload.get("purpose", "safe_tx"), payload.get("signed_hash"), payload.get("owner", "")
+
+
+def _describe_signature(key: Any) -> str:
+    pid, purpose, signed_hash, owner = key
+    if purpose == "safe_tx":
+        return f"signature of {owner} on proposal {pid}"
+    return f"{purpose} signature of {owner} over {signed_hash} on proposal {pid}"
+
+
 SIGNATURE = Entity(
     name="signature",
     row=SignatureRow,
-    tag="signature/v1",
-    fields=_fields(as_is("proposal_id"), as_is("owner"), as_is("kind"), as_hex("signature"), as_is("created_at")),
+    tag="signature/v2",
+    fields=_SIGNATURE_V2,
     created_by="signature.added",
-    logged_key=lambda pid, payload: None if pid is None else (pid, payload.get("owner", "")),
-    row_key=lambda row: (row.proposal_id, row.owner),
-    describe=lambda key: f"signature of {key[1]} on proposal {key[0]}",
+    logged_key=_signature_logged_key,
+    row_key=lambda row: (row.proposal_id, row.purpose, row.signed_hash, row.owner),
+    describe=_describe_signature,
+    form=_signature_form,
 )
 
 SCHEDULE_ENTRY = Entity(

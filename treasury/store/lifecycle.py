@@ -7,6 +7,8 @@ treasury.types, so the store, the JSON output and a type checker all agree.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from treasury.store.errors import InvalidTransition
 from treasury.types import (
     BROADCAST_STATUS_VALUES,
@@ -26,6 +28,12 @@ PROPOSAL_TRANSITIONS: dict[str, frozenset[str]] = {
 OPEN_STATUSES = frozenset(PROPOSAL_TRANSITIONS)
 
 SIGNATURE_KINDS = SIGNATURE_KIND_VALUES
+
+# What a stored signature is over (schema version 3): the proposal's safeTxHash, the guard's
+# scheduleHash of the proposal's intent at one schedule nonce, or the guard's cancelHash of one
+# queue entry. Every signature row before version 3 is a "safe_tx" one.
+SignaturePurpose = Literal["safe_tx", "schedule", "cancel"]
+SIGNATURE_PURPOSES: tuple[SignaturePurpose, ...] = get_args(SignaturePurpose)
 
 SCHEDULE_STATUSES = SCHEDULE_STATUS_VALUES
 SCHEDULE_TRANSITIONS: dict[str, frozenset[str]] = {"queued": frozenset({"executed", "cancelled", "expired"})}

@@ -25,6 +25,7 @@ from treasury.store.schema import (
     BroadcastRow,
     MetaRow,
     RehearsalRow,
+    SignatureRow,
 )
 from treasury.store.transaction import WriteTx
 
@@ -57,6 +58,30 @@ def add_broadcasts_and_rehearsals(tx: WriteTx) -> None:
     """
     tables = [Base.metadata.tables[BroadcastRow.__tablename__], Base.metadata.tables[RehearsalRow.__tablename__]]
     Base.metadata.create_all(tx.session.connection(), tables=tables)
+
+
+@migration(2)
+def add_signature_purposes(tx: WriteTx) -> None:
+    """Version 3: a signature says what it is over (purpose, signed hash, intent nonce, entry id).
+
+    The table is rebuilt (SQLite cannot add a CHECK or drop a UNIQUE constraint in place): the
+    version-2 rows are read, the table dropped and created from the current model, and every row
+    written back with its id, bytes and content hash unchanged, as a "safe_tx" signature with no
+    signed hash (the form signature/v1 hashes). On PostgreSQL the id sequence is moved past the
+    highest id. When a later version alters this table, this step must go on creating the
+    version-3 shape and leave the change to the step after it.
+    """
+    conn = tx.session.connection()
+    columns = ("id", "proposal_id", "owner", "kind", "signature", "created_at", "content_hash")
+    rows = [dict(row._mapping) for row in conn.execute(text(f"SELECT {', '.join(columns)} FROM signatures ORDER BY id"))]
+    conn.execute(text("DROP TABLE signatures"))
+    table = Base.metadata.tables[SignatureRow.__tablename__]
+    table.create(conn)
+    if rows:
+        conn.execute(table.insert(), [{**row, "purpose": "safe_tx", "signed_hash": None, "intent_nonce": None,
+                                       "entry_id": None} for row in rows])
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT setval(pg_get_serial_sequence('signatures', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM signatures"))
 
 
 def schema_version(session: Session, shown_url: str) -> int | None:

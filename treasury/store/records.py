@@ -15,7 +15,7 @@ from treasury.errors import InvalidInput
 from treasury.files import load_json
 from treasury.store.errors import TamperedRecord
 from treasury.store.integrity import PROPOSAL, SIGNATURE, check
-from treasury.store.lifecycle import BROADCAST_STATUSES, PROPOSAL_STATUSES
+from treasury.store.lifecycle import BROADCAST_STATUSES, PROPOSAL_STATUSES, SIGNATURE_PURPOSES, SignaturePurpose
 from treasury.store.schema import (
     AuditRow,
     BroadcastRow,
@@ -59,13 +59,22 @@ class ProposalRecord:
 
 @dataclass(frozen=True, slots=True)
 class SignatureRecord:
-    """One owner's signature (or on-chain approval) over a proposal's safeTxHash."""
+    """One owner's signature (or on-chain approval) for a proposal, and what it is over.
+
+    `purpose` "safe_tx": over the proposal's safeTxHash (`signed_hash`); "schedule": over the
+    guard's scheduleHash of the proposal's intent at schedule nonce `intent_nonce`; "cancel": over
+    the guard's cancelHash of queue entry `entry_id`.
+    """
 
     proposal_id: str
     owner: str
     kind: SignatureKind
     signature: bytes
     created_at: datetime
+    purpose: SignaturePurpose = "safe_tx"
+    signed_hash: str = ""
+    intent_nonce: int | None = None
+    entry_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,14 +199,21 @@ def proposal_record(row: ProposalRow | Row[Any]) -> ProposalRecord:
     )
 
 
-def signature_record(row: SignatureRow) -> SignatureRecord:
+def signature_record(row: SignatureRow, safe_tx_hash: str) -> SignatureRecord:
+    """`safe_tx_hash`: the proposal's, which a SafeTx signature is over (its row stores no hash)."""
     SIGNATURE.check(row)
+    if row.purpose not in SIGNATURE_PURPOSES:  # pragma: no cover - the CHECK constraint allows no other
+        raise TamperedRecord(f"signature of {row.owner} has unknown purpose {row.purpose!r}: the row was edited outside the store")
     return SignatureRecord(
         proposal_id=row.proposal_id,
         owner=row.owner,
         kind=cast(SignatureKind, row.kind),  # the CHECK constraint allows no other
         signature=bytes(row.signature),
         created_at=datetime.fromisoformat(row.created_at),
+        purpose=row.purpose,  # one of SIGNATURE_PURPOSES: checked above
+        signed_hash=row.signed_hash or safe_tx_hash,
+        intent_nonce=row.intent_nonce,
+        entry_id=row.entry_id,
     )
 
 

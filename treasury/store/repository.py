@@ -55,6 +55,7 @@ from treasury.store.lifecycle import (
     SCHEDULE_STATUSES,
     SCHEDULE_TRANSITIONS,
     SIGNATURE_KINDS,
+    SIGNATURE_PURPOSES,
     require_proposal_transition,
 )
 from treasury.store.migrations import complete_version, create_schema, migrate
@@ -393,18 +394,42 @@ class Store:
     # ---- signatures ----------------------------------------------------------------------------
 
     def add_signature(
-        self, proposal_id: str, owner: str, kind: str, signature: bytes | str, actor: str
+        self,
+        proposal_id: str,
+        owner: str,
+        kind: str,
+        signature: bytes | str,
+        actor: str,
+        *,
+        purpose: str = "safe_tx",
+        signed_hash: str | bytes | None = None,
+        intent_nonce: int | None = None,
+        entry_id: int | None = None,
     ) -> SignatureRecord:
         """Store one owner's signature on an open proposal, with its audit entry.
 
-        The caller has already checked the signature by recovery against the Safe's owners. An owner
-        who already signed raises DuplicateSignature and the store is left unchanged, so a re-sent
-        signature can never be counted twice toward the threshold.
+        `purpose` says what it is over: "safe_tx" (the default) the proposal's safeTxHash, which
+        `signed_hash` may repeat and nothing else may be given; "schedule" the guard's scheduleHash
+        (`signed_hash`) of the proposal's intent at schedule nonce `intent_nonce`; "cancel" the
+        guard's cancelHash (`signed_hash`) of queue entry `entry_id`. The caller has already
+        checked the signature by recovery against the Safe's owners over that hash. One signature
+        per (proposal, purpose, signed hash, owner): a repeat raises DuplicateSignature and the
+        store is left unchanged, so a re-sent signature can never be counted twice.
         """
         pid = valid.proposal_id(proposal_id)
         owner_address = parse_address(owner, "owner")
         if kind not in SIGNATURE_KINDS:
             raise InvalidInput(f"signature kind {kind!r} is not one of {', '.join(SIGNATURE_KINDS)}")
+        purpose = valid.one_of(purpose, SIGNATURE_PURPOSES, "signature purpose")
+        digest = None if signed_hash is None else valid.hash32(signed_hash, "signed hash")
+        nonce = None if intent_nonce is None else valid.uint(intent_nonce, "schedule nonce")
+        entry = None if entry_id is None else valid.uint(entry_id, "guard entry id")
+        if purpose == "safe_tx" and (nonce is not None or entry is not None):
+            raise InvalidInput("a SafeTx signature has no schedule nonce and no guard entry id")
+        if purpose == "schedule" and (digest is None or nonce is None or entry is not None):
+            raise InvalidInput("a schedule signature needs its signed hash and schedule nonce, and no guard entry id")
+        if purpose == "cancel" and (digest is None or entry is None or nonce is not None):
+            raise InvalidInput("a cancel signature needs its signed hash and guard entry id, and no schedule nonce")
         raw = valid.raw_bytes(signature, "signature")
         valid.signature_shape(kind, raw, owner_address)
         actor = valid.label(actor, "actor")
@@ -415,19 +440,33 @@ class Store:
             proposal_record(proposal)
             if proposal.status not in OPEN_STATUSES:
                 raise InvalidTransition(f"proposal {pid} is {proposal.status}; it takes no more signatures")
+            stored_hash = digest
+            if purpose == "safe_tx":
+                if digest is not None and digest != proposal.safe_tx_hash:
+                    raise InvalidInput(f"signed hash {digest} is not proposal {pid}'s safeTxHash {proposal.safe_tx_hash}")
+                stored_hash = None  # the proposal's own hash: kept in the version-1 form
             taken = s.execute(
-                select(SignatureRow.id).where(SignatureRow.proposal_id == pid, SignatureRow.owner == owner_address)
+                select(SignatureRow.id).where(
+                    SignatureRow.proposal_id == pid,
+                    SignatureRow.purpose == purpose,
+                    SignatureRow.owner == owner_address,
+                    *(() if stored_hash is None else (SignatureRow.signed_hash == stored_hash,)),
+                )
             ).scalar_one_or_none()
             if taken is not None:
-                raise DuplicateSignature(f"owner {owner_address} has already signed proposal {pid}")
-            row = SignatureRow(proposal_id=pid, owner=owner_address, kind=kind, signature=raw, created_at=tx.now)
+                over = "" if purpose == "safe_tx" else f" {purpose} hash {stored_hash} of"
+                raise DuplicateSignature(f"owner {owner_address} has already signed{over} proposal {pid}")
+            row = SignatureRow(proposal_id=pid, owner=owner_address, kind=kind, signature=raw, created_at=tx.now,
+                               purpose=purpose, signed_hash=stored_hash, intent_nonce=nonce, entry_id=entry)
             seal(row)
             s.add(row)
             s.flush()
-            tx.audit(
-                actor, "signature.added", pid, {"owner": owner_address, "kind": kind, "content_hash": row.content_hash}
-            )
-            return signature_record(row)
+            payload: dict[str, Any] = {"owner": owner_address, "kind": kind, "content_hash": row.content_hash}
+            if purpose != "safe_tx":  # a SafeTx signature's entry keeps its version-1 shape
+                payload.update(purpose=purpose, signed_hash=stored_hash)
+                payload.update({"intent_nonce": str(nonce)} if nonce is not None else {"entry_id": str(entry)})
+            tx.audit(actor, "signature.added", pid, payload)
+            return signature_record(row, proposal.safe_tx_hash)
 
         return self._write(write)
 
@@ -442,14 +481,26 @@ class Store:
 
         return self._read(read)
 
-    def signatures(self, proposal_id: str) -> list[SignatureRecord]:
-        """A proposal's signatures sorted by owner address ascending, the order execTransaction needs."""
+    def signatures(
+        self, proposal_id: str, purpose: str | None = "safe_tx", signed_hash: str | bytes | None = None
+    ) -> list[SignatureRecord]:
+        """A proposal's signatures sorted by owner address ascending, the order the Safe needs.
+
+        By default its SafeTx signatures; `purpose` "schedule" or "cancel" for those (None: every
+        purpose, sorted by purpose, then owner), `signed_hash` only those over that hash.
+        """
         pid = valid.proposal_id(proposal_id)
+        query = select(SignatureRow).where(SignatureRow.proposal_id == pid)
+        if purpose is not None:
+            query = query.where(SignatureRow.purpose == valid.one_of(purpose, SIGNATURE_PURPOSES, "signature purpose"))
+        digest = None if signed_hash is None else valid.hash32(signed_hash, "signed hash")
+        order = {name: index for index, name in enumerate(SIGNATURE_PURPOSES)}
 
         def read(s: Session) -> list[SignatureRecord]:
-            _load_proposal(s, pid)
-            rows = s.execute(select(SignatureRow).where(SignatureRow.proposal_id == pid)).scalars()
-            return sorted((signature_record(r) for r in rows), key=lambda r: int(r.owner, 16))
+            proposal = _load_proposal(s, pid)
+            records = (signature_record(r, proposal.safe_tx_hash) for r in s.execute(query).scalars())
+            chosen = [r for r in records if digest is None or r.signed_hash == digest]
+            return sorted(chosen, key=lambda r: (order[r.purpose], int(r.owner, 16)))
 
         return self._read(read)
 

@@ -33,9 +33,12 @@ from treasury.store.lifecycle import (
     PROPOSAL_STATUSES,
     SCHEDULE_STATUSES,
     SIGNATURE_KINDS,
+    SIGNATURE_PURPOSES,
 )
 
-SCHEMA_VERSION = 2  # 1: proposals, signatures, schedule, executions, audit; 2: + broadcasts, rehearsals
+# 1: proposals, signatures, schedule, executions, audit; 2: + broadcasts, rehearsals;
+# 3: signatures say what they are over (SafeTx, a guard schedule hash, a guard cancel hash)
+SCHEMA_VERSION = 3
 
 UINT256_MAX = 2**256 - 1
 UINT256_DIGITS = 78  # len(str(2**256 - 1))
@@ -136,10 +139,22 @@ class ProposalRow(Base):
 
 
 class SignatureRow(Base):
+    """One owner's signature for a proposal, and (schema version 3) what it is over.
+
+    `purpose` "safe_tx": over the proposal's safeTxHash; `signed_hash` is NULL, the proposal's own
+    hash being the only one it can be (every row written before version 3 is of this form, and
+    SafeTx signatures are still written so). "schedule": over the guard's scheduleHash of the
+    proposal's intent at schedule nonce `intent_nonce`; "cancel": over the guard's cancelHash of
+    queue entry `entry_id`; both store that hash in `signed_hash`. One signature per (proposal,
+    purpose, signed hash, owner): the store checks it for SafeTx rows too, whose hash is NULL here.
+    """
+
     __tablename__ = "signatures"
     __table_args__ = (
-        UniqueConstraint("proposal_id", "owner", name="uq_signatures_owner"),
+        UniqueConstraint("proposal_id", "purpose", "signed_hash", "owner", name="uq_signatures_signed_owner"),
+        Index("ix_signatures_proposal_purpose", "proposal_id", "purpose"),
         CheckConstraint(_one_of("kind", SIGNATURE_KINDS), name="ck_signatures_kind"),
+        CheckConstraint(_one_of("purpose", SIGNATURE_PURPOSES), name="ck_signatures_purpose"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -149,6 +164,10 @@ class SignatureRow(Base):
     signature: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[str] = mapped_column(String(32))
     content_hash: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(16), default="safe_tx")
+    signed_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    intent_nonce: Mapped[int | None] = mapped_column(Uint256, nullable=True)
+    entry_id: Mapped[int | None] = mapped_column(Uint256, nullable=True)
 
 
 class ScheduleRow(Base):
