@@ -630,7 +630,7 @@ def test_bad_v2_config_is_one_clear_error(tmp_path, old, new, message):
     ("ApprovalOutstanding", {"token": USDC, "spender": R1, "outstanding": 2**256 - 1}, "could not be read"),
     ("NotEnoughSignatures", {"required": 4}, "needs 4 valid owner signatures"),
     ("NotGuardian", {"caller": R1}, f"{R1} is not a guardian"),
-    ("GuardianCannotCancel", {"intentId": b"\x01" * 32}, "a guardian cancels only the first time"),
+    ("AlreadyCancelledBy", {"canceller": R1}, f"{R1} already cancelled this intent"),
     ("RescheduleTooEarly", {"intentId": b"\x01" * 32, "notBefore": 1_999_987_200},
      "scheduled again from 2033-05-18 00:00:00 UTC"),
     ("InvalidCancelThreshold", {"threshold": 0}, "at least 1"),

@@ -30,8 +30,8 @@ what the Safe is, what it holds and what it may do.
               - {token: PUNKS, amount: 2, period: 7d, nft: true}  # NFTs: each one counts 1
             delay: 48h
             window: 7d
-            cancel_threshold: 1               # owner signatures that cancel a queue entry the first time
-            guardians: ["0x..."]              # may cancel a queue entry once, nothing else
+            cancel_threshold: 1               # owners (each once per intent) that cancel a queue entry
+            guardians: ["0x..."]              # may cancel each queue intent once, nothing else
 
 Loading validates everything at once, with the limits TreasuryGuard enforces (amounts up to
 2**104 - 1, periods of 1 minute to a year, delay and window of 1 hour to 30 days), so even a command
@@ -173,8 +173,8 @@ class PolicyConfig(_Section):
     delay: Duration = "48h"
     window: Duration = "7d"
     allow_refunds: Annotated[bool, Field(strict=True)] = False
-    cancel_threshold: Count = Field(default=1, ge=1, le=255)  # owner signatures that cancel an entry the first time
-    guardians: list[str] = Field(default_factory=list)  # may cancel a queue entry once, nothing else
+    cancel_threshold: Count = Field(default=1, ge=1, le=255)  # owners (each once per intent) that cancel an entry
+    guardians: list[str] = Field(default_factory=list)  # may cancel each queue intent once, nothing else
 
     def to_policy(self, book: TokenBook) -> Policy:
         """The policy in base units, every symbol resolved through the token book."""

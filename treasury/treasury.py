@@ -590,11 +590,15 @@ class Treasury:
     def sign_cancel(self, proposal_id: str, account: AccountAPI, kind: SignatureKind = "eip712") -> SignatureRecord:
         """Sign as `account` the cancellation of the proposal's queued guard entry; verified, then stored.
 
-        A minority of owners can cancel (`cancel` needs only the guard's cancelSignaturesRequired).
+        A minority of owners can cancel (`cancel` needs only the guard's cancelSignaturesRequired),
+        each owner once per intent until it runs.
         """
         self._connected()
         record = self.get(proposal_id)
-        _guard, stored = self._queued_entry(record)
+        guard, stored = self._queued_entry(record)
+        if self._spent_cancellers(guard, stored.entry_id, [account.address]):
+            raise InvalidInput(f"{account.address} already cancelled proposal {record.id}'s intent since it last ran: "
+                               "an owner cancels an intent once until it executes")
         message = self.cancel_message(stored.entry_id)
         signature = self._signed_guard_message(account, message, self.owners(), kind)
         return self._store_guard_signature(record, message, signature)
@@ -614,25 +618,28 @@ class Treasury:
         return found
 
     def _gather(self, record: ProposalRecord, message: GuardMessage, signers: Sequence[AccountAPI], required: int,
-                doing: str) -> bytes:
+                doing: str, spent: frozenset[str] = frozenset()) -> bytes:
         """Stored signatures over `message` plus those of `signers`: the first `required` sorted by
-        owner, encoded for the Safe. Refused in one line when too few, with nothing stored; else the
-        new signatures (each verified) are stored before the caller sends them."""
+        owner, encoded for the Safe, leaving out owners in `spent` (who already cancelled the
+        intent: the guard refuses them). Refused in one line when too few, with nothing stored;
+        else the new signatures (each verified) are stored before the caller sends them."""
         from treasury.signatures.verification import encode
 
         owners = self.owners()
         have = {s.owner: s for s in self.guard_signatures(record.id, message)}
         new = []
         for signer in signers:
-            if signer.address not in have:
+            if signer.address not in have and signer.address not in spent:
                 signature = self._signed_guard_message(signer, message, owners, "eip712")
                 have[signature.owner] = signature
                 new.append(signature)
+        have = {owner: signature for owner, signature in have.items() if owner not in spent}
         if len(have) < required:
             missing = required - len(have)
+            spent_note = f", {len(spent)} owner(s) already cancelled this intent since it last ran" if spent else ""
             raise InvalidInput(
                 f"proposal {record.id} has {len(have)} of the {required} {message.purpose} signatures the guard needs "
-                f"for the {message.describe()}: {missing} missing ({doing})"
+                f"for the {message.describe()}: {missing} missing ({doing}{spent_note})"
             )
         for signature in new:
             self._store_guard_signature(record, message, signature)
@@ -665,12 +672,13 @@ class Treasury:
                 return needs
             message = self.cancel_message(stored.entry_id)
             required = int(guard.cancelSignaturesRequired(stored.entry_id))
+            spent = self._spent_cancellers(guard, stored.entry_id)
         else:
             schedule = self._schedule_message_if_needed(record)
             if schedule is None:
                 return needs
-            message, required = schedule, self.threshold()
-        signers = tuple(s.owner for s in self.guard_signatures(record.id, message))
+            message, required, spent = schedule, self.threshold(), frozenset()
+        signers = tuple(s.owner for s in self.guard_signatures(record.id, message) if s.owner not in spent)
         needs.append(SignatureNeed(message.purpose, message.hash_hex, message.describe(), signers, required))
         return needs
 
@@ -831,7 +839,8 @@ class Treasury:
         """Cancel a scheduled proposal's queue entry with owner signatures over the guard's cancel hash.
 
         A minority veto: the guard needs only cancelSignaturesRequired(entryId) of them (its cancel
-        threshold, one more for each earlier cancel of the intent, at most the Safe's threshold).
+        threshold, at most the Safe's threshold), from owners who have not cancelled the intent
+        since it last ran (each owner cancels an intent once until it executes).
         They are the stored ones (`treasury sign ID --cancel`) plus any `signers` present now
         (stored first); too few: refused in one line saying how many are missing, nothing sent.
         The entry is marked cancelled in the store; the proposal goes back to pending (it may be
@@ -843,25 +852,31 @@ class Treasury:
         guard, stored = self._queued_entry(record)
         message = self.cancel_message(stored.entry_id)
         required = int(guard.cancelSignaturesRequired(stored.entry_id))
-        signatures = self._gather(record, message, signers, required, f"owners run `treasury sign {record.id} --cancel`")
+        signatures = self._gather(record, message, signers, required, f"owners run `treasury sign {record.id} --cancel`",
+                                  self._spent_cancellers(guard, stored.entry_id))
         guard.cancel(stored.entry_id, signatures, sender=sender)
         return self._cancelled(record, stored, reopen, f"guard entry {stored.entry_id} cancelled")
 
     def cancel_as_guardian(self, proposal_id: str, guardian: AccountAPI, reopen: bool = True) -> ScheduleEntryRecord:
         """Cancel a scheduled proposal's queue entry as one of the guard's guardians (an address that
-        may only cancel), which the guard allows once per intent until it runs. Store as `cancel`."""
+        may only cancel), which the guard allows each guardian once per intent until it runs. Store
+        as `cancel`."""
         self._connected()
         record = self.get(proposal_id)
         guard, stored = self._queued_entry(record)
         if not guard.isGuardian(guardian.address):
             raise InvalidInput(f"{guardian.address} is not a guardian of guard {guard.address}")
-        intent = bytes(guard.getEntry(stored.entry_id)[0])
-        cancels = int(guard.intentState(intent)[1])
-        if cancels:
-            raise InvalidInput(f"proposal {record.id}'s intent was cancelled {cancels} time(s) since it last ran: "
-                               "a guardian may cancel it only the first time; owners cancel it now")
+        if guardian.address in self._spent_cancellers(guard, stored.entry_id, [guardian.address]):
+            raise InvalidInput(f"guardian {guardian.address} already cancelled proposal {record.id}'s intent since it "
+                               "last ran: a guardian cancels an intent once; owners cancel it now")
         guard.cancelAsGuardian(stored.entry_id, sender=guardian)
         return self._cancelled(record, stored, reopen, f"guard entry {stored.entry_id} cancelled by guardian {guardian.address}")
+
+    def _spent_cancellers(self, guard: ContractInstance, entry_id: int, who: Sequence[str] | None = None) -> frozenset[str]:
+        """Those of `who` (default: the owners) who cancelled entry `entry_id`'s intent since it last
+        ran: the guard refuses their cancel of it (AlreadyCancelledBy)."""
+        intent = guard.getEntry(entry_id)[0]
+        return frozenset(a for a in (self.owners() if who is None else who) if guard.hasCancelled(intent, a))
 
     def _cancelled(self, record: ProposalRecord, stored: ScheduleEntryRecord, reopen: bool, note: str) -> ScheduleEntryRecord:
         entry = self.store.set_schedule_status(stored.id, "cancelled", actor=self.actor, note=note)

@@ -7,21 +7,21 @@ import {SafeBound} from "./SafeBound.sol";
 /// @title DelayQueue
 /// @notice TreasuryGuard's time-lock: what the policy holds back runs only once it was scheduled with a threshold of
 ///         owner signatures, waited `delay`, and is executed before `expiry`. A minority can veto: a pending entry is
-///         cancelled by `cancelThreshold` owners (or once by a guardian), and each further cancel of the same intent
-///         needs one more owner, up to the Safe's threshold.
-/// @dev Minority veto, per intent. Every intent has a record: how often it was scheduled (the nonce its schedule
-///      signatures commit to), how often in a row it was cancelled since it last ran, and the time before which it
-///      cannot be scheduled again (the eta of the entry last cancelled). So
-///      - a threshold that was compromised cannot rush a drain through: cancelThreshold honest owners stop it, and
-///        each retry waits out a full delay before it is even pending again;
-///      - a rogue owner cannot block an honest change forever: the k-th cancel of the same intent needs
-///        cancelThreshold + k - 1 owners (at most the threshold), so a lone canceller loses the veto after the
-///        first round;
-///      - the count is per intent, not global (Optimism's TimelockGuard keeps one counter): with a global count a
-///        compromised threshold would schedule many intents and let the minority's own cancels raise the bar for
-///        all of them; here each new intent is cancellable by cancelThreshold owners.
-///      Executing an intent resets its count. Guardians (e.g. a security council) may cancel an intent only while
-///      its count is 0, and can never schedule, sign or move funds.
+///         cancelled by min(`cancelThreshold`, Safe threshold) owners or by a guardian, and each owner and guardian
+///         cancels a given intent at most once per epoch (until the intent executes).
+/// @dev Minority veto, per intent and epoch. Every intent has a record: how often it was scheduled (the nonce its
+///      schedule signatures commit to), its epoch (how often it executed after being cancelled), the cancels of
+///      this epoch, and the time before which it cannot be scheduled again (the eta of the entry last cancelled).
+///      The guard remembers who cancelled the intent in its epoch (owners who signed a cancel, guardians who
+///      cancelled), and no one of them cancels it again before the epoch ends. So
+///      - a threshold that was compromised cannot rush a drain through: cancelling its own entries burns only its
+///        own owners' cancels, never the honest owners' or the guardians'; an honest minority of h owners stops
+///        the same intent floor(h / cancelThreshold) times, guardians once each, and every retry waits out a full
+///        delay before it is even pending again;
+///      - a rogue owner cannot block an honest change forever: it blocks an intent at most once per epoch, so the
+///        honest change, scheduled again after `notBefore`, gets through once the rogue owners spent their cancel;
+///      - the record is per intent, not global: cancelling one intent costs nobody a cancel of another.
+///      Guardians (e.g. a security council) can never schedule, sign or move funds.
 abstract contract DelayQueue is SafeBound {
     /// @notice Life cycle of a delay-queue entry. A pending entry past its expiry is expired (derived, not stored).
     enum EntryStatus {
@@ -42,8 +42,9 @@ abstract contract DelayQueue is SafeBound {
     /// @dev Per-intent record of the minority veto; one storage word.
     struct IntentRecord {
         uint64 scheduleNonce; // times the intent was scheduled: the nonce the next schedule signatures commit to
-        uint64 cancels; // consecutive cancels since the intent last executed
+        uint64 cancels; // cancels in the current epoch
         uint64 notBefore; // the intent cannot be scheduled again before this time
+        uint64 epoch; // advances when the intent executes after a cancel: who cancelled may cancel again
     }
 
     /// @notice The delay-queue settings, for the constructor.
@@ -85,7 +86,8 @@ abstract contract DelayQueue is SafeBound {
     /// @notice The pending entry of an intent, or 0.
     mapping(bytes32 intentId => uint256 entryId) public pendingEntryOf;
     mapping(bytes32 intentId => IntentRecord) internal _intents;
-    /// @notice Whether an address may cancel a pending entry whose intent was not cancelled before (nothing else).
+    mapping(bytes32 intentId => mapping(uint256 epoch => mapping(address canceller => bool))) internal _cancelledBy;
+    /// @notice Whether an address may cancel pending entries, each intent once per epoch (nothing else).
     mapping(address guardian => bool) public isGuardian;
 
     /// @notice The delay and the execution window were set.
@@ -102,12 +104,12 @@ abstract contract DelayQueue is SafeBound {
         uint256 expiry
     );
     /// @notice A pending entry was cancelled, by owner signatures (`guardian` is address(0)) or by `guardian`.
-    /// @param cancels Consecutive cancels of the intent now.
+    /// @param cancels Cancels of the intent in its current epoch.
     /// @param notBefore The intent cannot be scheduled again before this time.
     event Cancelled(
         uint256 indexed entryId, bytes32 indexed intentId, address indexed guardian, uint256 cancels, uint256 notBefore
     );
-    /// @notice The number of owner signatures that cancel an intent not cancelled before was set.
+    /// @notice The number of owner signatures that cancel an entry was set.
     event CancelThresholdSet(uint256 threshold);
     /// @notice `guardian` was allowed or disallowed to cancel.
     event GuardianSet(address indexed guardian, bool allowed);
@@ -134,8 +136,8 @@ abstract contract DelayQueue is SafeBound {
     error InvalidCancelThreshold(uint256 threshold);
     /// @notice The caller is not a guardian.
     error NotGuardian(address caller);
-    /// @notice A guardian may only cancel an intent that was not cancelled since it last ran.
-    error GuardianCannotCancel(bytes32 intentId);
+    /// @notice `canceller` (a signing owner or the guardian) already cancelled this intent in its current epoch.
+    error AlreadyCancelledBy(address canceller);
 
     /// @notice Set the delay and the execution window. Only the Safe (through the delay queue).
     /// @dev Entries already scheduled keep their eta and expiry.
@@ -145,8 +147,7 @@ abstract contract DelayQueue is SafeBound {
         _setDelay(delay_, window_);
     }
 
-    /// @notice Set how many owner signatures cancel an intent that was not cancelled before. Only the Safe (through
-    ///         the delay queue).
+    /// @notice Set how many owner signatures cancel an entry. Only the Safe (through the delay queue).
     /// @param threshold In [1, MAX_CANCEL_THRESHOLD]; above the Safe's threshold it acts as the Safe's threshold.
     function setCancelThreshold(uint256 threshold) external onlySafe {
         _setCancelThreshold(threshold);
@@ -240,36 +241,70 @@ abstract contract DelayQueue is SafeBound {
     }
 
     /// @notice Cancel a pending, unexpired entry with `cancelSignaturesRequired(entryId)` owner signatures of
-    ///         `cancelHash(entryId)` (a minority: cancelThreshold owners the first time). Callable by anyone.
-    /// @dev The Safe checks the first `cancelSignaturesRequired(entryId)` signatures (sorted by owner, distinct, in
-    ///      its formats) and its error (e.g. "GS026") is passed on. On Safe 1.5.0 the caller is the executor, so an
-    ///      owner calling this may sign with v = 1 for itself; older Safes need its `approveHash` first. The intent's
-    ///      cancel count goes up by one and it cannot be scheduled again before the cancelled entry's eta.
+    ///         `cancelHash(entryId)` (a minority: min(cancelThreshold, Safe threshold) owners), none of whose
+    ///         signers cancelled the intent in its current epoch. Callable by anyone.
+    /// @dev The Safe checks the first `required` signatures (sorted by owner, distinct, in its formats) and its
+    ///      error (e.g. "GS026") is passed on; the guard then names their owners as the Safe does and records them:
+    ///      AlreadyCancelledBy(owner) if one of them cancelled this intent in this epoch. Each owner thus cancels an
+    ///      intent once per epoch: a compromised threshold cancelling its own entries spends only its own owners'
+    ///      cancels, and a rogue owner blocks an honest intent at most once before it executes. On Safe 1.5.0 the
+    ///      caller is the executor, so an owner calling this may sign with v = 1 for itself; older Safes need its
+    ///      `approveHash` first. The intent cannot be scheduled again before the cancelled entry's eta.
     /// @param entryId The entry.
     /// @param signatures Owner signatures of the cancel hash.
     function cancel(uint256 entryId, bytes calldata signatures) external {
         bytes32 intent = _pendingIntent(entryId);
-        uint256 required = _cancelSignaturesRequired(_intents[intent].cancels);
+        uint256 required = _cancelSignaturesRequired();
         bytes memory message = _typedDataMessage(_cancelStructHash(entryId));
-        (bool ok, bytes memory revertData) =
-            _safeCheckNSignatures(msg.sender, keccak256(message), message, signatures, required);
+        bytes32 hash = keccak256(message);
+        (bool ok, bytes memory revertData) = _safeCheckNSignatures(msg.sender, hash, message, signatures, required);
         if (!ok) _bubble(revertData);
+        mapping(address => bool) storage cancelled = _cancelledBy[intent][_intents[intent].epoch];
+        for (uint256 i = 0; i < required; ++i) {
+            _recordCanceller(cancelled, _signer(hash, signatures, i * 65));
+        }
         _cancel(entryId, intent, address(0));
     }
 
-    /// @notice Cancel a pending, unexpired entry as a guardian, if its intent was not cancelled since it last ran.
-    /// @dev A guardian gets one cancel per intent and round: once the owners re-schedule a cancelled intent, only
-    ///      owner signatures can cancel it.
+    /// @notice Cancel a pending, unexpired entry as a guardian, once per intent and epoch.
+    /// @dev Whatever owners did: a guardian's cancel is its own (AlreadyCancelledBy(guardian) the second time
+    ///      before the intent executes). The record is keyed by address, so a guardian that is also an owner has one
+    ///      cancel per epoch in all.
     /// @param entryId The entry.
     function cancelAsGuardian(uint256 entryId) external {
         if (!isGuardian[msg.sender]) revert NotGuardian(msg.sender);
         bytes32 intent = _pendingIntent(entryId);
-        if (_intents[intent].cancels != 0) revert GuardianCannotCancel(intent);
+        _recordCanceller(_cancelledBy[intent][_intents[intent].epoch], msg.sender);
         _cancel(entryId, intent, msg.sender);
     }
 
+    /// @dev Records that `canceller` cancelled in this epoch; reverts if it already did.
+    function _recordCanceller(mapping(address => bool) storage cancelled, address canceller) internal {
+        if (cancelled[canceller]) revert AlreadyCancelledBy(canceller);
+        cancelled[canceller] = true;
+    }
+
+    /// @dev The owner of the Safe-format signature at byte `at` of `signatures`, named as the Safe's
+    ///      checkNSignatures names it (which has already checked it): v = 0 (contract) and v = 1 (approved hash)
+    ///      carry the owner in r, v > 30 is eth_sign over the prefixed hash with v - 4, else ECDSA over `hash`.
+    function _signer(bytes32 hash, bytes calldata signatures, uint256 at) internal pure returns (address) {
+        uint256 r = _word(signatures, at);
+        uint8 v = uint8(_word(signatures, at + 33)); // the byte at + 64 (the Safe checked the length)
+        if (v < 2) return address(uint160(r));
+        if (v > 30) {
+            assembly ("memory-safe") {
+                // keccak256("\x19Ethereum Signed Message:\n32" ++ hash), in scratch space (28 + 32 bytes)
+                mstore(0, 0x19457468657265756d205369676e6564204d6573736167653a0a3332)
+                mstore(32, hash)
+                hash := keccak256(4, 60)
+            }
+            v -= 4;
+        }
+        return ecrecover(hash, v, bytes32(r), bytes32(_word(signatures, at + 32)));
+    }
+
     /// @dev The intent of `entryId`, which must be pending and unexpired (an expired entry threatens nothing and
-    ///      cancelling it would only raise the intent's cancel count).
+    ///      cancelling it would only spend cancels).
     function _pendingIntent(uint256 entryId) internal view returns (bytes32) {
         Entry storage entry = _entries[entryId];
         if (entry.status != EntryStatus.Pending) revert EntryNotPending(entryId);
@@ -290,9 +325,9 @@ abstract contract DelayQueue is SafeBound {
         emit Cancelled(entryId, intent, guardian, cancels, notBefore);
     }
 
-    /// @dev min(cancelThreshold + cancels, Safe threshold).
-    function _cancelSignaturesRequired(uint256 cancels) internal view returns (uint256) {
-        uint256 required = _cancelThreshold + cancels;
+    /// @dev min(cancelThreshold, Safe threshold).
+    function _cancelSignaturesRequired() internal view returns (uint256) {
+        uint256 required = _cancelThreshold;
         uint256 threshold = ISafe(SAFE).getThreshold();
         return required < threshold ? required : threshold;
     }
@@ -308,7 +343,12 @@ abstract contract DelayQueue is SafeBound {
         if (block.timestamp >= expiry) revert EntryExpired(entryId, expiry);
         entry.status = EntryStatus.Executed;
         delete pendingEntryOf[intent];
-        if (_intents[intent].cancels != 0) _intents[intent].cancels = 0;
+        IntentRecord storage record = _intents[intent];
+        if (record.cancels != 0) {
+            // a new epoch: everyone who cancelled this intent may cancel it again
+            record.cancels = 0;
+            ++record.epoch;
+        }
         emit EntryExecuted(entryId, intent);
     }
 
@@ -398,7 +438,7 @@ abstract contract DelayQueue is SafeBound {
     /// @notice The minority-veto record of an intent.
     /// @param intent The intent id.
     /// @return scheduleNonce Times the intent was scheduled (the nonce the next schedule signatures commit to).
-    /// @return cancels Consecutive cancels since the intent last executed.
+    /// @return cancels Cancels in the current epoch (since the intent last executed).
     /// @return notBefore The intent cannot be scheduled before this time.
     function intentState(bytes32 intent)
         external
@@ -409,15 +449,24 @@ abstract contract DelayQueue is SafeBound {
         return (record.scheduleNonce, record.cancels, record.notBefore);
     }
 
-    /// @notice How many owner signatures `cancel(entryId, ...)` needs now: min(cancelThreshold + the intent's
-    ///         cancels, the Safe's threshold).
-    /// @param entryId The entry.
+    /// @notice How many owner signatures `cancel(entryId, ...)` needs now: min(cancelThreshold, the Safe's
+    ///         threshold), from owners who have not cancelled the entry's intent in its epoch (`hasCancelled`).
+    /// @dev The same for every entry; the parameter is kept for callers.
     /// @return The number of signatures.
-    function cancelSignaturesRequired(uint256 entryId) external view returns (uint256) {
-        return _cancelSignaturesRequired(_intents[_entries[entryId].intentId].cancels);
+    function cancelSignaturesRequired(uint256 /* entryId */ ) external view returns (uint256) {
+        return _cancelSignaturesRequired();
     }
 
-    /// @notice The owner signatures that cancel an intent not cancelled before.
+    /// @notice Whether `who` (an owner or a guardian) cancelled `intent` in its current epoch, and so cannot cancel
+    ///         it again before it executes.
+    /// @param intent The intent id.
+    /// @param who The owner or guardian.
+    /// @return Whether it did.
+    function hasCancelled(bytes32 intent, address who) external view returns (bool) {
+        return _cancelledBy[intent][_intents[intent].epoch][who];
+    }
+
+    /// @notice The owner signatures that cancel an entry (capped by the Safe's threshold).
     /// @return The cancel threshold.
     function cancelThreshold() external view returns (uint256) {
         return _cancelThreshold;

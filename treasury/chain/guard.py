@@ -225,7 +225,7 @@ class IntentState:
     """The guard's minority-veto record of one intent."""
 
     schedule_nonce: int  # times scheduled: the nonce the next schedule signatures commit to
-    cancels: int  # consecutive cancels since it last executed
+    cancels: int  # cancels in its current epoch (since it last executed)
     not_before: int  # it cannot be scheduled again before this time
 
 
@@ -252,9 +252,16 @@ def cancel_hash(guard: ContractInstance, entry_id: int) -> bytes:
 
 
 def cancel_signatures_required(guard: ContractInstance, entry_id: int) -> int:
-    """How many owner signatures cancel `entry_id` now: the cancel threshold plus the intent's
-    earlier cancels, at most the Safe's threshold."""
+    """How many owner signatures cancel `entry_id`: the cancel threshold, at most the Safe's
+    threshold, from owners who have not cancelled its intent since it last executed."""
     return int(guard.cancelSignaturesRequired(entry_id))
+
+
+def has_cancelled(guard: ContractInstance, entry_id: int, who: str) -> bool:
+    """Whether owner or guardian `who` cancelled `entry_id`'s intent in its current epoch (since it
+    last executed): then the guard refuses its cancel of that intent (AlreadyCancelledBy)."""
+    intent = guard.getEntry(entry_id)[0]
+    return bool(guard.hasCancelled(intent, parse_address(who, "canceller")))
 
 
 def schedule_intent(
@@ -279,20 +286,27 @@ def _scheduled_entry_id(guard: ContractInstance, receipt: ReceiptAPI) -> int:
 def cancel_entry(guard: ContractInstance, entry_id: int, *, signers: Sequence[AccountAPI], sender: AccountAPI) -> None:
     """Cancel a pending entry with owner signatures that commit to its id.
 
-    It needs `cancel_signatures_required(guard, entry_id)` signers: fewer than the Safe's threshold
-    the first time (the minority veto), one more for each earlier cancel of the same intent. The
-    guard checks the first ones in owner order, so extra signers are harmless.
+    It needs `cancel_signatures_required(guard, entry_id)` signers (the minority veto) among those
+    who have not cancelled the intent since it last executed: each owner cancels an intent once per
+    epoch, so signers who already did are left out. The guard checks the first ones in owner
+    order, so extra signers are harmless.
     """
     required = cancel_signatures_required(guard, entry_id)
-    if len(signers) < required:
-        raise GuardError(f"cancelling entry {entry_id} needs {required} owner signatures, got {len(signers)}")
+    fresh = [signer for signer in signers if not has_cancelled(guard, entry_id, signer.address)]
+    if len(fresh) < required:
+        spent = len(signers) - len(fresh)
+        raise GuardError(f"cancelling entry {entry_id} needs {required} owner signatures from owners who have not "
+                         f"cancelled its intent since it last ran; got {len(fresh)} ({spent} already cancelled)")
+    signers = sorted(fresh, key=lambda signer: int(signer.address, 16))[:required]
     expected = cancel_hash(guard, entry_id)
     guard.cancel(entry_id, sign_typed_data(signers, cancel_typed_data(guard, entry_id), expected), sender=sender)
 
 
 def cancel_as_guardian(guard: ContractInstance, entry_id: int, *, guardian: AccountAPI) -> None:
-    """Cancel a pending entry as a guardian: allowed only while its intent was not cancelled since
-    it last ran (a guardian cannot block a re-scheduled change)."""
+    """Cancel a pending entry as a guardian: each guardian cancels an intent once until it executes
+    (whatever owners did), so it cannot block a re-scheduled change forever."""
     if not guard.isGuardian(guardian.address):
         raise GuardError(f"{guardian.address} is not a guardian of guard {guard.address}")
+    if has_cancelled(guard, entry_id, guardian.address):
+        raise GuardError(f"guardian {guardian.address} already cancelled entry {entry_id}'s intent since it last ran")
     guard.cancelAsGuardian(entry_id, sender=guardian)

@@ -355,7 +355,7 @@ def cancel(name, config_path, as_json, verbose, proposal_id, signers, guardian, 
 
     A minority veto: the guard needs only its cancelSignaturesRequired of owner signatures, the ones
     stored with `treasury sign ID --cancel` plus those of any --signer. With --guardian, a guardian
-    of the guard cancels on its own (allowed the first time an intent is cancelled).
+    of the guard cancels on its own. Each owner and guardian cancels an intent once until it runs.
     The proposal goes back to pending (it can be scheduled again) or, with --drop, is cancelled.
     """
     treasury = open_treasury(name, config_path)

@@ -242,9 +242,9 @@ def _not_guardian(fields: Mapping[str, Any], book: TokenBook) -> str:
     return f"{_address(fields['caller'])} is not a guardian of this guard"
 
 
-def _guardian_cannot_cancel(fields: Mapping[str, Any], book: TokenBook) -> str:
-    return (f"intent {_hex(fields['intentId'])} was cancelled before: a guardian cancels only the first time, "
-            "now owner signatures are needed")
+def _already_cancelled_by(fields: Mapping[str, Any], book: TokenBook) -> str:
+    return (f"{_address(fields['canceller'])} already cancelled this intent since it last ran: each owner and "
+            "guardian cancels an intent once until it executes; other owners (or guardians) can still cancel")
 
 
 def _reschedule_too_early(fields: Mapping[str, Any], book: TokenBook) -> str:
@@ -344,7 +344,7 @@ GUARD_WORDED: dict[str, Callable[[Mapping[str, Any], TokenBook], str]] = {
     "ApprovalOutstanding": _approval_outstanding,
     "NotEnoughSignatures": _not_enough_signatures,
     "NotGuardian": _not_guardian,
-    "GuardianCannotCancel": _guardian_cannot_cancel,
+    "AlreadyCancelledBy": _already_cancelled_by,
     "RescheduleTooEarly": _reschedule_too_early,
     "InvalidCancelThreshold": _invalid_cancel_threshold,
     "InvalidTier": _invalid_tier,

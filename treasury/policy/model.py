@@ -159,8 +159,8 @@ class Policy(_Frozen):
     delay: int = 48 * 3600
     window: int = 7 * 24 * 3600
     allow_refunds: bool = False
-    cancel_threshold: int = 1  # owner signatures that cancel an entry the first time (the minority veto)
-    guardians: tuple[str, ...] = ()  # may cancel a queue entry, nothing else
+    cancel_threshold: int = 1  # owners (each once per intent) that cancel a queue entry: the minority veto
+    guardians: tuple[str, ...] = ()  # may cancel each queue intent once, nothing else
 
     @field_validator("recipients", mode="before")
     @classmethod
