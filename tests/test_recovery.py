@@ -169,6 +169,29 @@ def test_execution_by_another_tool_is_reconciled_and_rivals_superseded(make_trea
         fresh.store.close()
 
 
+def test_a_rival_is_superseded_by_name_without_historical_state(make_treasury, owners, accounts, safe_deployer,
+                                                                  monkeypatch):
+    """The rejection at a nonce another proposal used is named after that proposal's log when the
+    log is recent, even on a node without historical state (here: the search for it is disabled)."""
+    from treasury.execution import reconcile
+
+    recipient = accounts[6].address
+    treasury, _token = make_treasury(policy=tusd_policy(recipient))
+    payment = signed_transfer(treasury, owners, recipient, "5 TUSD")
+    rejection = treasury.reject(payment.id)
+    safe_tx = treasury.safe_tx(payment)
+    execute_safe_tx(safe_tx, [sign_safe_tx(o, safe_tx) for o in owners[:2]], sender=safe_deployer,
+                    version=treasury.version)
+    monkeypatch.setattr(reconcile, "_outcome_logs_for_nonce", lambda *_: [])  # a pruned node
+    fresh = Treasury.load(treasury.name, treasury.config_path)
+    try:
+        found = {r.proposal_id: (r.outcome, r.detail) for r in fresh.reconcile() + fresh.reconciled}
+        assert found[payment.id][0] == "executed" and found[rejection.id][0] == "superseded"
+        assert payment.safe_tx_hash in found[rejection.id][1]
+    finally:
+        fresh.store.close()
+
+
 def test_an_older_execution_is_found_by_bisecting_the_safe_nonce(payable, owners, accounts, standin, monkeypatch):
     """Past the recent-log window, the block where the Safe's nonce moved is found by bisection."""
     from treasury.execution import reconcile

@@ -129,13 +129,19 @@ def record_receipt(treasury: Ledger, record: ProposalRecord, receipt: dict, exec
 
 def _settle_consumed_nonces(treasury: Ledger, proposals: list[ProposalRecord], chain_nonce: int) -> list[Reconciled]:
     """Open proposals below the Safe's nonce can never run: find out whether each ran or lost its nonce."""
-    stale = sorted((p for p in proposals if p.status in OPEN and p.nonce < chain_nonce), key=lambda p: p.nonce)
     found: list[Reconciled] = []
     consumers: dict[int, list[dict]] = {}
-    recent = _recent_outcome_logs(treasury) if stale else []
+    candidates = [p for p in proposals if p.status in OPEN and p.nonce < chain_nonce]
+    recent = _recent_outcome_logs(treasury) if candidates else []
+    recent_hashes = {_hex(outcome_hash(log)) for log in recent}
+    # Per nonce, the proposals that ran come first: their log then names what used the nonce for
+    # the others, with no search through historical state (which a pruned node may not have).
+    stale = sorted(candidates, key=lambda p: (p.nonce, p.safe_tx_hash.lower() not in recent_hashes))
     for record in stale:
         mine = [log for log in recent if _hex(outcome_hash(log)) == record.safe_tx_hash.lower()]
-        if not mine:
+        if mine:
+            consumers.setdefault(record.nonce, mine[:1])
+        else:
             if record.nonce not in consumers:
                 consumers[record.nonce] = _outcome_logs_for_nonce(treasury, record.nonce, chain_nonce)
             logs = consumers[record.nonce]
