@@ -147,9 +147,12 @@ def test_export_from_the_store_writes_the_bundle_exchange_writes(offline_store, 
     out = json.loads(run("export", pid, tmp_path / "offline.json", "--config", config, "--json").stdout)
     assert out["signatures"] == 2 and out["id"] == pid  # the approved_hash is in the file, unverified
     assert out["unverified"] == [{"owner": out["unverified"][0]["owner"], "kind": "approved_hash", "verified": False}]
+    from treasury.records import facts_of
+
     with Store.open(tmp_path / "store.db") as store:
         parsed = [parse_signature(s.signature, tx) for s in store.signatures(pid)]
-    export_bundle(tx, "1.4.1", parsed, tmp_path / "reference.json")
+        facts = facts_of(store.get_proposal(pid))  # title, description, proposer; no owners without a chain
+    export_bundle(tx, "1.4.1", parsed, tmp_path / "reference.json", facts=facts)
     assert (tmp_path / "offline.json").read_bytes() == (tmp_path / "reference.json").read_bytes()
     assert json.loads(run("export", ids["bare"], tmp_path / "bare.json", "--config", config, "--json").stdout)["signatures"] == 0
 

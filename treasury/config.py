@@ -14,6 +14,7 @@ what the Safe is, what it holds and what it may do.
           version: 1.4.1
           guard: "0x..."                  # once deployed
           confirmations: 2                # blocks execute waits for (default: ape's network setting)
+          server: https://treasury.example.org   # propose/sign/list/show/export/log against this server
           tokens:
             USDC: {address: "0xA0b8...eB48", decimals: 6}
           policy:
@@ -226,6 +227,7 @@ class TreasuryEntry(_Section):
     version: str = DEFAULT_VERSION
     guard: str | None = None
     network: str | None = None  # ape network choice, e.g. ethereum:mainnet:node
+    server: str | None = Field(default=None, pattern=r"^https?://\S+$")  # a `treasury serve` URL: no local store
     confirmations: Count | None = Field(default=None, ge=0, le=1000)  # blocks to wait after execute
     tokens: dict[str, dict[str, Any]] = Field(default_factory=dict)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)

@@ -20,6 +20,7 @@ owner is still an owner, and the on-chain approvals, are the chain's to say
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -28,15 +29,25 @@ from typing import TYPE_CHECKING, Any
 from treasury.addresses import keccak, to_checksum
 from treasury.decode.hashes import SafeTxHashes, safe_tx_hashes
 from treasury.errors import InvalidInput
-from treasury.signatures.bundle import bundle_document, tx_fields, write_bundle
+from treasury.signatures.bundle import (
+    Bundle,
+    InvalidBundle,
+    ProposalFacts,
+    bundle_document,
+    read_bundle,
+    tx_fields,
+    write_bundle,
+)
 from treasury.store import (
     AuditEntry,
     AuditReport,
+    DuplicateSignature,
     ProposalRecord,
     SignatureRecord,
     Store,
     TamperedRecord,
 )
+from treasury.types import OPEN_STATUS_VALUES
 
 if TYPE_CHECKING:
     from treasury.amounts import TokenBook
@@ -86,15 +97,20 @@ class TreasuryRecords:
         self.store = store
 
     @classmethod
-    def load(cls, name: str | None = None, config_path: Path | None = None, store: Store | str | None = None) -> TreasuryRecords:
+    def load(cls, name: str | None = None, config_path: Path | None = None, store: Store | str | None = None,
+             *, create: bool = False) -> TreasuryRecords:
         """The treasury `name` (default: the only one configured) of the ape project's config or of
-        `config_path`. A store that does not exist yet reads as empty and is not created."""
+        `config_path`. A store that does not exist yet reads as empty and is not created, unless
+        `create` (a command that writes, such as `treasury import`)."""
         from treasury.config import load_config
 
         config = load_config(config_path)
         name = only_treasury(config) if name is None else name
         entry = config.treasury(name)
-        return cls(name, entry, store if isinstance(store, Store) else _open_existing(store or config.store))
+        if isinstance(store, Store):
+            return cls(name, entry, store)
+        location = str(store or config.store)
+        return cls(name, entry, Store.open(location) if create else _open_existing(location))
 
     def close(self) -> None:
         self.store.close()
@@ -203,8 +219,12 @@ class TreasuryRecords:
 
     # --- bundles ------------------------------------------------------------------------------
 
-    def bundle(self, proposal_id: str) -> dict[str, Any]:
-        """The proposal and its stored signatures as a bundle, exactly as `Treasury.export_bundle` writes it."""
+    def bundle(self, proposal_id: str, *, owners: tuple[str, ...] | None = None, threshold: int | None = None) -> dict[str, Any]:
+        """The proposal and its stored signatures as a bundle, exactly as `Treasury.export_bundle` writes it.
+
+        `owners` and `threshold`: the Safe's, from whoever knows them (the server's cached chain
+        view); without them the bundle is importable only where a chain checks it.
+        """
         record = self.get(proposal_id)
         hashes = self.hashes(record)
         return bundle_document(
@@ -217,6 +237,7 @@ class TreasuryRecords:
             guard_signatures=[(s.purpose, s.owner, s.kind, bytes(s.signature), str(self.entry.guard), s.signed_hash,
                                int((s.intent_nonce if s.purpose == "schedule" else s.entry_id) or 0))
                               for s in self.guard_signatures(record.id, for_configured_guard=True)],
+            facts=facts_of(record, owners, threshold),
         )
 
     def export_bundle(self, proposal_id: str, path: str | Path | None = None) -> dict[str, Any]:
@@ -225,6 +246,90 @@ class TreasuryRecords:
         if path is not None:
             write_bundle(bundle, path)
         return bundle
+
+    def import_bundle(self, source: dict | str | Path, actor: str | None = None) -> BundleImport:
+        """Take in a bundle with no chain: create its proposal if this store never saw it, and add its
+        signatures, each verified offline against the owners the bundle records.
+
+        The safeTxHash is recomputed from the bundle's fields exactly as the Safe hashes them (any
+        gas fields and refund receiver: a proposal made by another tool is taken in as it is). Each
+        eip712 / eth_sign signature must recover to its stated owner over that hash, and that owner
+        must be one of the bundle's owners; an approved_hash or contract signature can only be
+        checked on chain, so it is stored unchecked (`BundleImport.unchecked`). Schedule and cancel
+        signatures are checked over the configured guard's hash. Everything is checked before
+        anything is stored: a bundle that fails any check changes nothing. Every signature is stored
+        with verified_by="bundle", for `Treasury.reverify` to check against the chain's owners.
+        """
+        bundle = read_bundle(source)
+        self.check_ours(bundle)
+        owners = bundle.facts.owners
+        if owners is None:
+            raise InvalidBundle("bundle records no owners (exported without a chain, or by an older ape-treasury): "
+                                "import it with --network, where the Safe's current owners check it")
+        digest = bytes.fromhex(bundle.safe_tx_hash[2:])
+        wanted = [_offline_checked(f"bundle signature #{i}", "safe_tx", s.owner, s.kind, s.signature, digest, owners)
+                  for i, s in enumerate(bundle.signatures, start=1)]
+        wanted += self._guard_wanted(bundle, owners)
+        existing = self.store.find_by_safe_tx_hash(self.chain_id, self.safe, bundle.safe_tx_hash)
+        if existing is not None and existing.status not in OPEN_STATUS_VALUES:
+            raise InvalidInput(f"proposal {existing.id} with safeTxHash {bundle.safe_tx_hash} is {existing.status}; it takes no more signatures")
+        actor = actor or f"{getpass.getuser()} (bundle)"
+        record = existing or self.store.add_proposal(
+            chain_id=bundle.chain_id, safe=bundle.safe, nonce=bundle.nonce, safe_tx_hash=bundle.safe_tx_hash,
+            title=bundle.facts.title, description=bundle.facts.description, proposer=bundle.facts.proposer or "bundle",
+            actor=actor, **bundle.safe_tx_fields(),
+        )
+        have = {(s.purpose, s.signed_hash, s.owner) for s in self.store.signatures(record.id, None)}
+        added = []
+        for item in wanted:
+            signed_hash = bundle.safe_tx_hash if item.purpose == "safe_tx" else item.signed_hash
+            if (item.purpose, signed_hash, item.owner) in have:
+                continue
+            try:
+                added.append(self.store.add_signature(
+                    record.id, item.owner, item.kind, item.signature, actor, purpose=item.purpose,
+                    signed_hash=None if item.purpose == "safe_tx" else item.signed_hash, intent_nonce=item.intent_nonce,
+                    entry_id=item.entry_id, verified_by="bundle"))
+            except DuplicateSignature:
+                continue  # stored meanwhile by another writer: kept once
+        unchecked = tuple(s for s in added if not verified_offline(s))
+        return BundleImport(record, existing is None, tuple(added), unchecked, owners, bundle.facts.threshold)
+
+    def check_ours(self, bundle: Bundle) -> None:
+        """The bundle is for this treasury: its chain, its Safe, the Safe version its hashes use."""
+        if (bundle.chain_id, bundle.safe) != (self.chain_id, self.safe):
+            raise InvalidBundle(f"bundle is for Safe {bundle.safe} on chain {bundle.chain_id}, not {self.name} "
+                                f"(Safe {self.safe} on chain {self.chain_id})")
+        if bundle.version != self.version:
+            raise InvalidBundle(f"bundle hashes for Safe version {bundle.version}, but {self.name} is configured as {self.version}")
+
+    def _guard_wanted(self, bundle: Bundle, owners: tuple[str, ...]) -> list[_Checked]:
+        """The bundle's schedule and cancel signatures, each over the configured guard's hash and by a
+        bundle owner. A cancel signature's entry cannot be tied to this proposal without a chain:
+        `Treasury.reverify` checks that."""
+        from treasury.signatures.guard_messages import cancel_message, schedule_message
+
+        if not bundle.guard_signatures:
+            return []
+        if not self.entry.guard:
+            raise InvalidBundle(f"bundle carries schedule and cancel signatures, but {self.name} has no guard configured")
+        guard, checked = self.entry.guard, []
+        for index, entry in enumerate(bundle.guard_signatures, start=1):
+            where = f"bundle guard signature #{index}"
+            if entry.guard != guard:
+                raise InvalidBundle(f"{where} is for guard {entry.guard}, not {self.name}'s guard {guard}")
+            if entry.purpose == "schedule":
+                message = schedule_message(chain_id=bundle.chain_id, guard=guard, safe=bundle.safe, to=bundle.to,
+                                           value=bundle.value, data=bundle.data, operation=bundle.operation, nonce=entry.subject)
+            else:
+                message = cancel_message(chain_id=bundle.chain_id, guard=guard, safe=bundle.safe, entry_id=entry.subject)
+            if entry.signed_hash != message.hash:
+                raise InvalidBundle(f"{where} states hash 0x{entry.signed_hash.hex()}, but the {message.describe()} hashes to {message.hash_hex}")
+            item = _offline_checked(where, entry.purpose, entry.owner, entry.kind, entry.signature, message.hash, owners)
+            checked.append(_Checked(item.purpose, item.owner, item.kind, item.signature, message.hash_hex,
+                                    entry.subject if entry.purpose == "schedule" else None,
+                                    entry.subject if entry.purpose == "cancel" else None))
+        return checked
 
     # --- the audit log ------------------------------------------------------------------------
 
@@ -236,6 +341,62 @@ class TreasuryRecords:
 
     def verify_log(self) -> AuditReport:
         return self.store.verify_audit_log()
+
+
+@dataclass(frozen=True)
+class BundleImport:
+    """What `TreasuryRecords.import_bundle` did: the proposal (`created` if the store never saw it),
+    the signatures it stored (all verified_by="bundle"), those of them no offline check can prove
+    (approved_hash, contract), and the owners and threshold the bundle recorded."""
+
+    record: ProposalRecord
+    created: bool
+    added: tuple[SignatureRecord, ...]
+    unchecked: tuple[SignatureRecord, ...]
+    owners: tuple[str, ...]
+    threshold: int | None
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A bundle signature that passed its offline check, ready for `Store.add_signature`."""
+
+    purpose: str
+    owner: str
+    kind: str
+    signature: bytes
+    signed_hash: str | None = None
+    intent_nonce: int | None = None
+    entry_id: int | None = None
+
+
+def _offline_checked(where: str, purpose: str, owner: str, kind: str, raw: bytes, digest: bytes,
+                     owners: tuple[str, ...]) -> _Checked:
+    """The signature is of its stated kind, is its stated owner's over `digest` (recovered for
+    eip712 / eth_sign; merely named for approved_hash / contract), and that owner is one the bundle
+    records. InvalidBundle in one line otherwise (not verification's InvalidSignature: that module
+    loads safe-eth-py)."""
+    actual = _KIND_OF_V.get(raw[64]) if len(raw) >= 65 else None
+    if actual != kind or (kind != "contract" and len(raw) != 65):
+        raise InvalidBundle(f"{where}: it is declared {kind} but its {len(raw)} bytes make {actual or 'no'} Safe signature")
+    if kind == "approved_hash" and (any(raw[:12]) or any(raw[32:64])):
+        raise InvalidBundle(f"{where}: an approved_hash signature is r = the owner left-padded, s = 0, v = 1")
+    signer = _signer(kind, raw, digest)
+    if signer != owner:
+        verb = "recovers to" if kind in OFFLINE_VERIFIED_KINDS else "names"
+        raise InvalidBundle(f"{where}: {kind} signature said to be by {owner} {verb} {signer or 'no address'} over this hash: "
+                               "its bytes or its owner field were altered, or it was made over another transaction")
+    if owner not in owners:
+        raise InvalidBundle(f"{where}: {kind} signer {owner} is not one of the owners the bundle records ({', '.join(owners)})")
+    return _Checked(purpose, owner, kind, raw)
+
+
+def facts_of(record: ProposalRecord, owners: tuple[str, ...] | None = None, threshold: int | None = None) -> ProposalFacts:
+    """What a bundle says about `record` beyond its SafeTx; owners and threshold go in together or not at all."""
+    if (owners is None) != (threshold is None):
+        raise InvalidInput("a bundle records the owners and the threshold together, or neither")
+    return ProposalFacts(title=record.title, description=record.description, proposer=record.proposer,
+                         owners=None if owners is None else tuple(owners), threshold=threshold)
 
 
 def only_treasury(config: TreasuryConfig) -> str:

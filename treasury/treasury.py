@@ -28,7 +28,6 @@ from treasury.proposal import build
 from treasury.proposal.build import Intent
 from treasury.proposal.safe_tx import build_safe_tx
 from treasury.signatures.exchange import (
-    bundle_safe_tx_hash,
     export_bundle as export_signature_bundle,
     import_bundle as import_signature_bundle,
 )
@@ -126,6 +125,16 @@ class SignatureNeed:
 
 
 @dataclass(frozen=True)
+class Reverified:
+    """What `Treasury.reverify` found of the signatures a bundle brought in (checked offline against
+    the owners the bundle recorded): those the chain's current owners confirm, now marked verified by
+    the chain, and those it refuses, with why (left marked "bundle", never counted)."""
+
+    confirmed: tuple[SignatureRecord, ...] = ()
+    rejected: tuple[tuple[SignatureRecord, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class ProposalView:
     """A proposal with what a signer needs to see: decoded intent, verdict, signatures so far."""
 
@@ -150,6 +159,9 @@ class Treasury:
         self.retry_policy = None  # treasury.chain.rpc.RetryPolicy for a live node; None: its defaults
         self.config_path: Path | None = None  # the ape-config.yaml it was loaded from (None: the project's)
         self.reconciled: list = []  # what reconciling learned from the chain so far (treasury.execution.reconcile.Reconciled)
+        # Who signs each new proposal as its proposer (Safe's rule for a server: a proposal comes with
+        # its sender's signature); None: proposals are stored unsigned (a local store only).
+        self.proposer: AccountAPI | None = None
 
     @classmethod
     def load(cls, name: str, config_path: Path | None = None, store: Store | str | None = None) -> Treasury:
@@ -218,6 +230,8 @@ class Treasury:
 
         from treasury.execution.reconcile import reconcile
 
+        if getattr(self.store, "is_remote", False):
+            return []  # a server's store is the server's to reconcile; a client does not write its statuses
         found = reconcile(self)
         for item in found:
             log = logger.warning if item.outcome == "not-on-chain" else logger.info
@@ -302,11 +316,29 @@ class Treasury:
         elif nonce < chain_nonce:
             raise StaleProposal(f"nonce {nonce} was already used on chain (the Safe is at nonce {chain_nonce})")
         safe_tx = self._safe_tx(intent.to, intent.value, intent.data, intent.operation, nonce)
-        return self.store.add_proposal(
+        fields: dict[str, Any] = dict(
             chain_id=self.chain_id, safe=self.safe, nonce=nonce, to=intent.to, value=intent.value,
             data=intent.data, operation=intent.operation, safe_tx_hash=safe_tx.safe_tx_hash.to_0x_hex(),
             title=title or intent.summary[:200], description=intent.summary, proposer=self.actor, actor=self.actor,
         )
+        if self.proposer is None and not getattr(self.store, "is_remote", False):
+            return self.store.add_proposal(**fields)
+        return self._propose_signed(safe_tx, fields)
+
+    def _propose_signed(self, safe_tx: SafeTx, fields: dict[str, Any]) -> ProposalRecord:
+        """Propose with the proposer's signature of the safeTxHash: to a server in one request (its
+        check decides, as Safe's service: an owner's counts as a confirmation, a delegate's does not);
+        to a local store, verified against the owners and stored as the first signature."""
+        if self.proposer is None:
+            raise InvalidInput("a server takes a proposal only with its proposer's signature: propose with --account ALIAS")
+        signature = sign_with(self.proposer, safe_tx, kind="eip712")
+        raw = bytes(signature.export_signature())
+        if getattr(self.store, "is_remote", False):
+            return self.store.add_signed_proposal(sender=signature.owner, signature=raw, **fields)  # type: ignore[attr-defined]
+        verify(signature, safe_tx, self.owners())
+        record = self.store.add_proposal(**fields)
+        self.store.add_signature(record.id, signature.owner, "eip712", raw, actor=self.actor)
+        return record
 
     def propose_transfer(self, to: str, amount: str, title: str = "") -> ProposalRecord:
         """Native or ERC-20 transfer from a human amount: "1.5 ETH", "250000 USDC"."""
@@ -416,26 +448,35 @@ class Treasury:
 
     def verdict(self, proposal_id: str) -> Verdict:
         """The policy verdict from the configured policy and the guard's live state."""
+        record = self.get(proposal_id)
+        return self.verdict_for(record.to, record.value, record.data, record.operation, record.gas_price)
+
+    def verdict_for(self, to: str, value: int, data: bytes, operation: int, gas_price: int = 0) -> Verdict:
+        """The policy verdict on a Safe transaction that need not be stored yet (a server judges a
+        proposal before it stores it, so a refused one leaves nothing behind)."""
+        return self.verdicts_for([(to, value, data, operation, gas_price)])[0]
+
+    def verdicts_for(self, transactions: Sequence[tuple[str, int, bytes, int, int]]) -> list[Verdict]:
+        """`verdict_for` of many (to, value, data, operation, gas_price), against one read of the
+        guard's state: a server lists a thousand proposals with their verdicts in one go."""
         from dataclasses import replace
 
         from treasury.chain.guard import installed_guard
         from treasury.chain.handler import classify_handler, handler_warning, installed_handler
         from treasury.policy.engine import evaluate, read_guard_state
 
-        record = self.get(proposal_id)
         guard = self.guard()
         if guard is None:
-            return Verdict("allow", "no guard configured: the Safe's owners alone decide")
+            return [Verdict("allow", "no guard configured: the Safe's owners alone decide")] * len(transactions)
         if installed_guard(self.safe) == ZERO_ADDRESS:
             # e.g. the proposal that installs it (`treasury propose guard-install`): nothing checks it yet
-            return Verdict("allow", f"guard {guard.address} is not installed yet: the Safe's owners alone decide")
-        intent = bytes(guard.intentId(record.to, record.value, record.data, record.operation))
-        state = read_guard_state(guard, self.policy, intents=[intent])
-        verdict = evaluate(self.policy, state, record.to, record.value, record.data, record.operation, record.gas_price,
-                           book=self.book)
+            return [Verdict("allow", f"guard {guard.address} is not installed yet: the Safe's owners alone decide")] * len(transactions)
+        state = read_guard_state(guard, self.policy)  # queue entries are looked up when a verdict needs one
         # A handler that signs arbitrary messages lets owners move funds without any proposal at all.
         warning = handler_warning(classify_handler(installed_handler(self.safe)), guarded=True)
-        return replace(verdict, warnings=(*verdict.warnings, warning)) if warning else verdict
+        verdicts = [evaluate(self.policy, state, to, value, data, operation, gas_price, book=self.book)
+                    for to, value, data, operation, gas_price in transactions]
+        return [replace(v, warnings=(*v.warnings, warning)) for v in verdicts] if warning else verdicts
 
     def require_allowed(self, proposal_id: str, verdict: Verdict | None = None) -> Verdict:
         """The proposal's verdict if it allows execution now; PolicyRefusal if it denies or must wait.
@@ -520,19 +561,24 @@ class Treasury:
     def schedule_message(self, proposal_id: str, nonce: int | None = None) -> GuardMessage:
         """What owners sign to queue the proposal's intent: at its current schedule nonce (read from
         the guard) unless `nonce` is given. Checked against the guard's own scheduleHash."""
-        from treasury.signatures.guard_messages import schedule_message
-
         record = self.get(proposal_id)
         guard = self._require_guard("nothing to schedule")
         if nonce is None:
             intent = bytes(guard.intentId(record.to, record.value, record.data, record.operation))
             nonce = int(guard.intentState(intent)[0])
-        message = schedule_message(chain_id=self.chain_id, guard=guard.address, safe=self.safe, to=record.to,
-                                   value=record.value, data=record.data, operation=record.operation, nonce=nonce)
-        onchain = bytes(guard.scheduleHash(record.to, record.value, record.data, record.operation, nonce))
+        return self._schedule_message_of(guard, record, nonce, f"proposal {record.id}")
+
+    def _schedule_message_of(self, guard: ContractInstance, tx: Any, nonce: int, what: str) -> GuardMessage:
+        """The schedule message of `tx` (a stored proposal, or a bundle read back: anything with to,
+        value, data and operation) at schedule nonce `nonce`, checked against the guard's scheduleHash."""
+        from treasury.signatures.guard_messages import schedule_message
+
+        message = schedule_message(chain_id=self.chain_id, guard=guard.address, safe=self.safe, to=tx.to,
+                                   value=tx.value, data=tx.data, operation=tx.operation, nonce=nonce)
+        onchain = bytes(guard.scheduleHash(tx.to, tx.value, tx.data, tx.operation, nonce))
         if onchain != message.hash:
             raise TreasuryError(f"guard {guard.address} says scheduleHash {'0x' + onchain.hex()} for the {message.describe()} "
-                                f"of proposal {record.id}, not {message.hash_hex}: is it a TreasuryGuard v2?")
+                                f"of {what}, not {message.hash_hex}: is it a TreasuryGuard v2?")
         return message
 
     def cancel_message(self, entry_id: int) -> GuardMessage:
@@ -654,6 +700,7 @@ class Treasury:
 
         self._connected()
         record = self.get(proposal_id)
+        self.reverify(record.id)  # a bundle's signatures now checked by the chain: marked, or left out below
         safe_tx, owners, valid = self.safe_tx(record), self.owners(), []
         for signature in self.store.signatures(record.id):
             try:  # counted as the Safe counts them now: a removed owner's signature does not count
@@ -683,12 +730,18 @@ class Treasury:
         return needs
 
     def collected_signatures(self, proposal_id: str) -> list[SafeSignature]:
-        """The stored signatures, parsed back and verified again against the current owners."""
+        """The stored signatures, parsed back and verified again against the current owners.
+
+        A signature a bundle brought in that the chain's owners refuse is left out (and reported by
+        `reverify`); any other that no longer verifies is an error, as before."""
         record = self.get(proposal_id)
+        refused = {stored.id for stored, _ in self.reverify(record.id).rejected}
         safe_tx = self.safe_tx(record)
         owners = self.owners()
         parsed = []
         for stored in self.store.signatures(record.id):
+            if stored.id in refused:
+                continue
             signature = parse_signature(stored.signature, safe_tx)
             verify(signature, safe_tx, owners)
             parsed.append(signature)
@@ -712,8 +765,10 @@ class Treasury:
             subject = stored.intent_nonce if stored.purpose == "schedule" else stored.entry_id
             guard_fields.append((stored.purpose, stored.owner, stored.kind, bytes(stored.signature), message.guard,
                                  stored.signed_hash, int(subject or 0)))
+        from treasury.records import facts_of
+
         return export_signature_bundle(self.safe_tx(record), self.version, self.collected_signatures(record.id), path,
-                                       guard_signatures=guard_fields)
+                                       guard_signatures=guard_fields, facts=facts_of(record, tuple(owners), self.threshold()))
 
     def _stored_message(self, record: ProposalRecord, stored: SignatureRecord) -> GuardMessage | None:
         """The message a stored schedule or cancel signature is over, recomputed for this treasury's
@@ -728,66 +783,145 @@ class Treasury:
         return message if message.hash_hex == stored.signed_hash else None
 
     def import_bundle(self, source: Path | dict) -> tuple[ProposalRecord, int]:
-        """Add the bundle's new signatures to the matching proposal; everything is verified again.
+        """Add the bundle's new signatures to its proposal, creating the proposal from the bundle when
+        this store never saw it; everything is verified again against the chain.
 
-        Schedule and cancel signatures too: each hash is recomputed for this treasury's guard (a
-        cancel signature's entry must be this proposal's intent on chain) and must equal the stated
-        one, and each signature must be its owner's. Every signature is verified before any is
-        stored, so a bad one leaves the store unchanged. Schedule signatures for a schedule nonce
-        already spent are skipped (they can never be used).
+        The safeTxHash is recomputed from the bundle's fields (any gas fields and refund receiver, as
+        another tool may set them). Schedule and cancel signatures too: each hash is recomputed for
+        this treasury's guard (a cancel signature's entry must be this proposal's intent on chain) and
+        must equal the stated one, and each signature must be its owner's. Every signature is verified
+        before anything is stored (the new proposal included), so a bad one leaves the store
+        unchanged. Schedule signatures for a schedule nonce already spent are skipped (they can never
+        be used).
         """
-        from treasury.signatures.exchange import InvalidBundle, read_guard_signatures
-        from treasury.signatures.verification import InvalidSignature, verify_guard_signature
+        from treasury.signatures.bundle import read_bundle
+        from treasury.signatures.exchange import read_guard_signatures
 
-        stated = bundle_safe_tx_hash(source)
-        record = self.store.find_by_safe_tx_hash(self.chain_id, self.safe, stated)
-        if record is None:
-            raise InvalidInput(f"no proposal of {self.name} has safeTxHash {stated}")
-        record = self._open(record.id)
-        safe_tx = self.safe_tx(record)
+        bundle = read_bundle(source)
+        self.records.check_ours(bundle)
+        record = self.store.find_by_safe_tx_hash(self.chain_id, self.safe, bundle.safe_tx_hash)
+        if record is not None:
+            record = self._open(record.id)
+            safe_tx = self.safe_tx(record)
+        else:
+            chain_nonce = self.onchain_nonce()  # connects (and reconciles) first
+            if bundle.nonce < chain_nonce:
+                raise StaleProposal(f"bundle's proposal has nonce {bundle.nonce}, already used on chain (the Safe is at {chain_nonce})")
+            fields = bundle.safe_tx_fields()
+            safe_tx = self._safe_tx(fields.pop("to"), fields.pop("value"), fields.pop("data"), fields.pop("operation"),
+                                    bundle.nonce, **fields)
         owners = self.owners()
-        imported = import_signature_bundle(source, safe_tx)
-        bundled = read_guard_signatures(source)
-        guard_verified: list[tuple[GuardMessage, SafeSignature]] = []
-        if bundled:
-            guard = self._require_guard("its bundle's schedule and cancel signatures have no guard to go to")
-            intent = bytes(guard.intentId(record.to, record.value, record.data, record.operation))
-            current_nonce = int(guard.intentState(intent)[0])
-            for index, entry in enumerate(bundled, start=1):
-                where = f"bundle guard signature #{index}"
-                if entry.guard != guard.address:
-                    raise InvalidBundle(f"{where} is for guard {entry.guard}, not {self.name}'s guard {guard.address}")
-                if entry.purpose == "schedule":
-                    if entry.subject < current_nonce:
-                        continue  # spent: the intent was scheduled with that nonce already
-                    message = self.schedule_message(record.id, entry.subject)
-                else:
-                    entry_intent = bytes(guard.getEntry(entry.subject)[0])
-                    if entry_intent != intent:
-                        raise InvalidBundle(f"{where} cancels guard entry {entry.subject}, which is not proposal {record.id}'s intent")
-                    message = self.cancel_message(entry.subject)
-                if entry.signed_hash != message.hash:
-                    raise InvalidBundle(f"{where} states hash 0x{entry.signed_hash.hex()}, but the {message.describe()} of "
-                                        f"proposal {record.id} hashes to {message.hash_hex}")
-                try:
-                    checked = verify_guard_signature(entry.signature, message, owners, self.version, claimed_owner=entry.owner)
-                    if kind_of(checked) != entry.kind:
-                        raise InvalidSignature(f"it is declared {entry.kind} but its bytes make an {kind_of(checked)} signature")
-                except InvalidSignature as error:
-                    raise InvalidSignature(f"{where}: {error}") from None
-                guard_verified.append((message, checked))
+        imported = import_signature_bundle(source, safe_tx, owners=owners)
+        guard_verified = self._verified_guard_signatures(record or bundle, read_guard_signatures(source), owners)
+        if record is None:
+            record = self.store.add_proposal(
+                chain_id=self.chain_id, safe=self.safe, nonce=bundle.nonce, safe_tx_hash=bundle.safe_tx_hash,
+                title=bundle.facts.title, description=bundle.facts.description,
+                proposer=bundle.facts.proposer or "bundle", actor=self.actor, **bundle.safe_tx_fields(),
+            )
         have = {s.owner for s in self.store.signatures(record.id)}
         added = 0
         for signature in imported:
             if signature.owner not in have:
-                kind = kind_of(signature)
-                self._store_signature(record, safe_tx, signature, kind)
+                self.store.add_signature(record.id, signature.owner, kind_of(signature), bytes(signature.export_signature()),
+                                         actor=self.actor)  # verified just above, against the chain's owners
                 added += 1
         for message, checked in guard_verified:
             if not any(s.owner == checked.owner for s in self.store.signatures(record.id, message.purpose, message.hash)):
                 self._store_guard_signature(record, message, checked)
                 added += 1
         return record, added
+
+    def _verified_guard_signatures(self, tx: Any, bundled: Sequence[Any], owners: Sequence[str]) -> list[tuple[GuardMessage, SafeSignature]]:
+        """A bundle's schedule and cancel signatures for `tx` (the stored proposal, or the bundle
+        itself for a proposal not stored yet), each verified against this treasury's guard and the
+        chain's owners; those for a spent schedule nonce are skipped. Raises on the first bad one."""
+        from treasury.signatures.exchange import InvalidBundle
+        from treasury.signatures.verification import InvalidSignature, verify_guard_signature
+
+        if not bundled:
+            return []
+        what = f"proposal {tx.id}" if isinstance(tx, ProposalRecord) else f"the bundle's proposal {tx.safe_tx_hash}"
+        guard = self._require_guard("its bundle's schedule and cancel signatures have no guard to go to")
+        intent = bytes(guard.intentId(tx.to, tx.value, tx.data, tx.operation))
+        current_nonce = int(guard.intentState(intent)[0])
+        verified: list[tuple[GuardMessage, SafeSignature]] = []
+        for index, entry in enumerate(bundled, start=1):
+            where = f"bundle guard signature #{index}"
+            if entry.guard != guard.address:
+                raise InvalidBundle(f"{where} is for guard {entry.guard}, not {self.name}'s guard {guard.address}")
+            if entry.purpose == "schedule":
+                if entry.subject < current_nonce:
+                    continue  # spent: the intent was scheduled with that nonce already
+                message = self._schedule_message_of(guard, tx, entry.subject, what)
+            else:
+                entry_intent = bytes(guard.getEntry(entry.subject)[0])
+                if entry_intent != intent:
+                    raise InvalidBundle(f"{where} cancels guard entry {entry.subject}, which is not {what}'s intent")
+                message = self.cancel_message(entry.subject)
+            if entry.signed_hash != message.hash:
+                raise InvalidBundle(f"{where} states hash 0x{entry.signed_hash.hex()}, but the {message.describe()} of "
+                                    f"{what} hashes to {message.hash_hex}")
+            try:
+                checked = verify_guard_signature(entry.signature, message, owners, self.version, claimed_owner=entry.owner)
+                if kind_of(checked) != entry.kind:
+                    raise InvalidSignature(f"it is declared {entry.kind} but its bytes make an {kind_of(checked)} signature")
+            except InvalidSignature as error:
+                raise InvalidSignature(f"{where}: {error}") from None
+            verified.append((message, checked))
+        return verified
+
+    def reverify(self, proposal_id: str) -> Reverified:
+        """Check the signatures a bundle brought in against the chain's current owners.
+
+        `treasury import` without a node verified them against the owners the bundle recorded
+        (verified_by="bundle"); now that a chain is reachable, each is verified as any other (recovery,
+        on-chain approvals, EIP-1271, the guard's hashes and entries): a good one is marked verified by
+        the chain (`Store.mark_verified`), a bad one is reported (logged here, returned with why) and
+        left marked "bundle", so `collected_signatures` and `signature_needs` never count it. Runs
+        before signatures are counted (sign, execute, show --network) and after `import --network`.
+        """
+        from treasury.signatures.verification import InvalidSignature
+
+        record = self.get(proposal_id)
+        pending = [s for s in self.store.signatures(record.id, None) if s.verified_by == "bundle"]
+        if not pending:
+            return Reverified()
+        safe_tx, owners = self.safe_tx(record), self.owners()
+        confirmed: list[SignatureRecord] = []
+        rejected: list[tuple[SignatureRecord, str]] = []
+        for stored in pending:
+            try:
+                if stored.purpose == "safe_tx":
+                    verify(parse_signature(stored.signature, safe_tx), safe_tx, owners)
+                else:
+                    self._reverify_guard_signature(record, stored, owners)
+            except InvalidSignature as error:
+                rejected.append((stored, str(error)))
+                continue
+            confirmed.append(self.store.mark_verified(stored.id, self.actor))
+        if rejected:
+            from ape.logging import logger
+
+            for stored, why in rejected:
+                logger.warning(f"proposal {record.id}: the bundle's {stored.purpose} signature by {stored.owner} "
+                               f"does not verify against the chain, not counted: {why}")
+        return Reverified(tuple(confirmed), tuple(rejected))
+
+    def _reverify_guard_signature(self, record: ProposalRecord, stored: SignatureRecord, owners: Sequence[str]) -> None:
+        """A bundle's schedule or cancel signature against this treasury's guard: its hash is the
+        guard's for this proposal (a cancel's entry is this proposal's intent) and it is an owner's."""
+        from treasury.signatures.verification import InvalidSignature, verify_guard_signature
+
+        message = self._stored_message(record, stored)
+        if message is None:
+            raise InvalidSignature(f"its hash {stored.signed_hash} is not this treasury's guard's for it")
+        if stored.purpose == "cancel":
+            guard = self._require_guard("there is no queue to cancel from")
+            intent = bytes(guard.intentId(record.to, record.value, record.data, record.operation))
+            if bytes(guard.getEntry(stored.entry_id)[0]) != intent:
+                raise InvalidSignature(f"it cancels guard entry {stored.entry_id}, which is not proposal {record.id}'s intent")
+        verify_guard_signature(stored.signature, message, owners, self.version, claimed_owner=stored.owner)
 
     # --- schedule and execute ---------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 This module must stay import-light: `treasury --help` imports only click. Every command lives in a
 module under `treasury.cli` and is imported the first time click asks for it: the store-only
-commands (list, show, export, log: treasury.cli.records) import neither ape nor web3 unless given
+commands (list, show, export, import, log: treasury.cli.records) import neither ape nor web3 unless given
 --network; the others (treasury.cli.chain's ChainCommand) may import ape, web3 and the library freely. The `deploy`, `create_safe` and `deploy_guard` commands
 stay importable from here (`from treasury.cli import deploy`) for the ape scripts under scripts/.
 """
@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("treasury.cli.records:show", "Show a proposal: decoded intent, hashes, signatures (--network: the verdict)"),
     "sign": ("treasury.cli.proposals:sign", "Sign a proposal with an ape account, after checking what it does"),
     "export": ("treasury.cli.records:export", "Write a proposal and its signatures to a bundle file"),
-    "import": ("treasury.cli.proposals:import_bundle", "Add the signatures of a bundle file to its proposal"),
+    "import": ("treasury.cli.records:import_bundle", "Take in a bundle file: its proposal and signatures (no chain needed)"),
     "schedule": ("treasury.cli.proposals:schedule", "Queue a proposal the policy holds for the delay"),
     "execute": ("treasury.cli.proposals:execute", "Simulate, then execute a fully signed proposal"),
     "rehearse": ("treasury.cli.rehearsal:rehearse", "Execute a proposal on a fork of the current block and report"),
@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("treasury.cli.info:info", "Show the Safe, its guard, balances, budgets left and the delay queue"),
     "cancel": ("treasury.cli.proposals:cancel", "Cancel a scheduled proposal's queue entry with owner signatures"),
     "init": ("treasury.cli.init:init", "Write a commented `treasury:` config for a Safe"),
+    "sync": ("treasury.cli.sync:sync", "Push proposals to, or pull them from, a Safe Transaction Service"),
+    "serve": ("treasury.cli.serve:serve", "Serve the Safe Transaction Service API over the store"),
 }
 
 # Names the ape scripts import from this module, built on first access (PEP 562).

@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -103,12 +103,85 @@ def treasury_name(name: str | None, config_path: Path | None) -> str:
     return only_treasury(load_config(config_path))
 
 
+# --- a server instead of the local store (--server, TREASURY_SERVER, `server:` in the config) ------
+
+SERVER = "treasury.server"  # click ctx.meta keys set by server_options / proposer_option
+SERVER_TOKEN_FILE = "treasury.server_token_file"
+PROPOSER = "treasury.proposer"
+
+
+def _remember(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def keep(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        ctx.meta[key] = value  # set (None when not given): the command takes a server
+        return value
+
+    return keep
+
+
+_Decorated = TypeVar("_Decorated", bound=Callable[..., Any] | click.Command)
+
+
+def server_options(command: _Decorated) -> _Decorated:
+    """--server URL and --server-token-file FILE on a command that can work against a server (also
+    on an already built click.Command). The values go to ctx.meta: the command's function keeps its
+    parameters, and open_treasury / open_records pick the server up."""
+    command = click.option("--server-token-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                           expose_value=False, callback=_remember(SERVER_TOKEN_FILE),
+                           help="file holding the server's read token (default: $TREASURY_SERVER_TOKEN)")(command)
+    return click.option("--server", default=None, metavar="URL", expose_value=False, callback=_remember(SERVER),
+                        help="work against this `treasury serve` (default: $TREASURY_SERVER, else the treasury's "
+                             "`server:`); no local store is opened")(command)
+
+
+def proposer_option(command: _Decorated) -> _Decorated:
+    """--account on a propose command: who signs the new proposal (required against a server)."""
+    return click.option("--account", default=None, metavar="ALIAS", expose_value=False, callback=_remember(PROPOSER),
+                        help="ape account alias of the owner (or delegate) who signs the proposal as its proposer; "
+                             "required with a server")(command)
+
+
+def remote_store(config_path: Path | None, entry: Any) -> Any:
+    """The RemoteStore this command works against, or None (a local store): --server, then
+    $TREASURY_SERVER, then the treasury's `server:`; only on commands that take --server."""
+    import os
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or SERVER not in ctx.meta:
+        return None
+    url = ctx.meta.get(SERVER) or os.environ.get("TREASURY_SERVER") or entry.server
+    if not url:
+        return None
+    from treasury.remote.store import RemoteStore, read_token
+
+    return RemoteStore(url, read_token(ctx.meta.get(SERVER_TOKEN_FILE)))
+
+
 def open_treasury(name: str | None, config_path: Path | None) -> Treasury:
-    """The full Treasury (chain included); its store is closed when the command ends."""
+    """The full Treasury (chain included); its store is closed when the command ends. Against a
+    server (server_options) the store is the server's: nothing local is opened or created."""
     from treasury.treasury import Treasury
 
-    treasury = Treasury.load(treasury_name(name, config_path), config_path)
+    name = treasury_name(name, config_path)
+    treasury = _remote_treasury(name, config_path) or Treasury.load(name, config_path)
     _close_on_exit(treasury.store.close)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get(PROPOSER):
+        treasury.proposer = account(ctx.meta[PROPOSER])
+    return treasury
+
+
+def _remote_treasury(name: str, config_path: Path | None) -> Treasury | None:
+    from treasury.config import load_config
+    from treasury.treasury import Treasury
+
+    config = load_config(config_path)
+    entry = config.treasury(name)
+    remote = remote_store(config_path, entry)
+    if remote is None:
+        return None
+    treasury = Treasury(name, entry, remote)
+    treasury.config_path = config_path
+    treasury.retry_policy = config.rpc.policy()
     return treasury
 
 
@@ -128,7 +201,7 @@ def open_records(name: str | None, config_path: Path | None) -> TreasuryRecords:
     try:
         from treasury.records import TreasuryRecords
 
-        records = TreasuryRecords.load(name, config_path)
+        records = _remote_records(name, config_path) or TreasuryRecords.load(name, config_path)
     finally:
         if settle:
             gc.freeze()
@@ -136,6 +209,21 @@ def open_records(name: str | None, config_path: Path | None) -> TreasuryRecords:
             atexit.register(gc.freeze)  # nor scan at exit what the command made since
     _close_on_exit(records.close)
     return records
+
+
+def _remote_records(name: str | None, config_path: Path | None) -> TreasuryRecords | None:
+    """The records over the server's store when the command works against one (server_options), else None."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or SERVER not in ctx.meta:
+        return None
+    from treasury.config import load_config
+    from treasury.records import TreasuryRecords, only_treasury
+
+    config = load_config(config_path)
+    name = only_treasury(config) if name is None else name
+    entry = config.treasury(name)
+    remote = remote_store(config_path, entry)
+    return None if remote is None else TreasuryRecords(name, entry, remote)
 
 
 def _is_the_process() -> bool:

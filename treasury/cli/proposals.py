@@ -1,6 +1,6 @@
-"""Proposal commands that connect: propose, sign, import, schedule, cancel, execute, reject.
+"""Proposal commands that connect: propose, sign, schedule, cancel, execute, reject.
 
-(list, show and export read the store only: treasury.cli.records.)
+(list, show, export and import read the store only unless given --network: treasury.cli.records.)
 
 Each is a thin layer over `treasury.treasury.Treasury`; nothing here decides what the library
 does not. Amounts are human ("250 USDC", "1.5 ETH"); accounts are ape aliases (TEST::N on a test
@@ -23,6 +23,8 @@ from treasury.cli.common import (
     open_treasury,
     print_view,
     proposal_dict,
+    proposer_option,
+    server_options,
     verdict_dict,
 )
 from treasury.errors import InvalidInput
@@ -203,7 +205,7 @@ def propose_guard_install(name, config_path, as_json, verbose, guard, title):
 
 for _command in (propose_transfer, propose_call, propose_batch, propose_add_owner, propose_remove_owner, propose_swap_owner,
                  propose_threshold, propose_handler, propose_guard_install):
-    propose.add_command(_command)
+    propose.add_command(server_options(proposer_option(_command)))
 
 
 # list, show and export (store-only commands) are in treasury.cli.records.
@@ -212,6 +214,7 @@ for _command in (propose_transfer, propose_call, propose_batch, propose_add_owne
 
 
 @chain_command("sign")
+@server_options
 @click.argument("proposal_id")
 @click.option("--account", "alias", required=True, help="ape account alias of the owner who signs")
 @click.option("--kind", type=click.Choice(KINDS), default="eip712", show_default=True,
@@ -283,24 +286,7 @@ def _need_dict(need) -> dict:
             "required": need.required, "missing": need.missing}
 
 
-def _check_bundle(file, **_):
-    """Before connecting: the bundle file reads as JSON, bounded in size and depth."""
-    from treasury.files import read_json
-
-    read_json(file, "bundle")
-
-
-@chain_command("import", check_input=_check_bundle)
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
-def import_bundle(name, config_path, as_json, verbose, file):
-    """Add the signatures in bundle FILE to its proposal; each is verified again first."""
-    treasury = open_treasury(name, config_path)
-    record, added = treasury.import_bundle(file)
-    signers = [s.owner for s in treasury.store.signatures(record.id)]
-    if as_json:
-        emit_json({**proposal_dict(record), "added": added, "signers": signers})
-    else:
-        console().print(f"proposal {record.id}: {added} new signature(s), {len(signers)} in total")
+# import (store-only unless given --network) is in treasury.cli.records.
 
 
 # --- schedule, execute, reject ----------------------------------------------------------------------
@@ -427,6 +413,8 @@ def execute(name, config_path, as_json, verbose, proposal_id, alias, yes, force,
 
 
 @chain_command("reject")
+@server_options
+@proposer_option
 @click.argument("proposal_id")
 def reject(name, config_path, as_json, verbose, proposal_id):
     """Propose the no-op at PROPOSAL_ID's nonce; once executed, PROPOSAL_ID can never run."""

@@ -1,4 +1,4 @@
-"""Store-only commands: list, show, export, log. They read the config and the store, nothing else.
+"""Store-only commands: list, show, export, import, log. They read the config and the store, nothing else.
 
 None of them imports ape, web3 or safe-eth-py unless given --network (show and export accept it:
 show then adds the live policy verdict, export verifies every signature against the Safe's current
@@ -22,6 +22,7 @@ from treasury.cli.common import (
     print_records,
     print_view,
     proposal_dict,
+    server_options,
     view_dict,
 )
 from treasury.errors import InvalidInput
@@ -31,6 +32,7 @@ STATUSES = ("pending", "scheduled", "executed", "failed", "rejected", "supersede
 
 
 @local_command("list")
+@server_options
 @click.option("--status", type=click.Choice(STATUSES), default=None, help="only proposals in this status")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="at most this many")
 def list_proposals(name, config_path, as_json, verbose, status, limit):
@@ -44,6 +46,7 @@ def list_proposals(name, config_path, as_json, verbose, status, limit):
 
 
 @local_command("show")
+@server_options
 @click.argument("proposal_id")
 @optional_network("connect (as ape's --network) to add the live policy verdict and the Safe's threshold")
 def show(name, config_path, as_json, verbose, proposal_id, network):
@@ -126,6 +129,7 @@ def _print_sets(sets: list[dict[str, Any]]) -> None:
 
 
 @local_command("export")
+@server_options
 @click.argument("proposal_id")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @optional_network("connect (as ape's --network) to verify each signature against the Safe's current owners first")
@@ -176,7 +180,66 @@ def export(name, config_path, as_json, verbose, proposal_id, file, network, forc
         console().print(f"wrote {file}: proposal {record.id} with {count} signature(s){also}")
 
 
+@local_command("import")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@optional_network("connect (as ape's --network) to verify every signature against the Safe's current owners instead")
+def import_bundle(name, config_path, as_json, verbose, file, network):
+    """Take in bundle FILE: its proposal (created if this store never saw it) and its signatures.
+
+    Without --network, no node is needed: the safeTxHash is recomputed from the bundle's fields and
+    each eip712 / eth_sign signature must recover to one of the owners the bundle records (approved
+    hash and contract signatures cannot be checked offline: stored, and said so). They are marked to
+    be verified again by the chain, which happens with --network and before sign or execute count
+    them. Anything that does not check refuses the whole bundle: nothing is stored.
+    """
+    from treasury.signatures.bundle import read_bundle
+
+    read_bundle(file)  # refused before a store is opened or a node contacted
+    if network is not None:
+        from treasury.cli.chain import connected
+
+        with connected(network, as_json):
+            treasury = open_treasury(name, config_path)
+            record, added = treasury.import_bundle(file)
+            checked = treasury.reverify(record.id)
+            signers = [s.owner for s in treasury.store.signatures(record.id)]
+        rejected = [{"owner": s.owner, "purpose": s.purpose, "reason": why} for s, why in checked.rejected]
+        if as_json:
+            emit_json({**proposal_dict(record), "added": added, "signers": signers, "verified_by": "chain",
+                       "reverified": len(checked.confirmed), "rejected": rejected})
+            return
+        out = console()
+        out.print(f"proposal {record.id}: {added} new signature(s), {len(signers)} in total, verified against the chain")
+        for item in rejected:
+            out.print(f"  [red]not counted[/]: {item['owner']} ({item['purpose']}): {item['reason']}")
+        return
+    _import_offline(name, config_path, as_json, file)
+
+
+def _import_offline(name: str | None, config_path: Path | None, as_json: bool, file: Path) -> None:
+    from treasury.records import TreasuryRecords
+
+    records = TreasuryRecords.load(name, config_path, create=True)  # importing may make the store's first proposal
+    click.get_current_context().call_on_close(records.close)
+    done = records.import_bundle(file)
+    signers = [s.owner for s in records.store.signatures(done.record.id)]
+    unchecked = [{"owner": s.owner, "kind": s.kind, "verified": False} for s in done.unchecked]
+    if as_json:
+        emit_json({**proposal_dict(done.record), "created": done.created, "added": len(done.added), "signers": signers,
+                   "verified_by": "bundle", "unchecked": unchecked, "bundle_owners": list(done.owners),
+                   "bundle_threshold": done.threshold})
+        return
+    out = console()
+    made = "created" if done.created else "already stored"
+    out.print(f"proposal {done.record.id} ({made}): {len(done.added)} new signature(s), {len(signers)} in total, "
+              f"verified offline against the {len(done.owners)} owners the bundle records (threshold {done.threshold}); "
+              "they are checked again against the chain with --network and before sign or execute count them")
+    for item in unchecked:
+        out.print(f"  {item['owner']} ({item['kind']}): [yellow]cannot be checked offline[/] (its proof is on chain)")
+
+
 @local_command("log")
+@server_options
 @click.option("--proposal", "proposal_id", default=None, help="only this proposal's entries")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="the newest this many entries")
 def log(name, config_path, as_json, verbose, proposal_id, limit):

@@ -12,24 +12,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from safe_eth.safe.safe_signature import SafeSignature
 from safe_eth.safe.safe_tx import SafeTx
 
-from treasury.addresses import parse_address
 from treasury.chain.artifacts import SUPPORTED_VERSIONS
 from treasury.errors import InvalidInput
-from treasury.files import MAX_BYTES, load_json, read_text
 from treasury.proposal.safe_tx import build_safe_tx
 from treasury.signatures.bundle import (
-    BUNDLE_FORMAT,
-    BUNDLE_FORMAT_VERSION,
+    BundledGuardSignature,
     GuardSignatureFields,
+    InvalidBundle,
+    ProposalFacts,
+    address_field as _address,
     bundle_document,
+    check_format,
+    hex_field as _hex_field,
+    load_bundle as _load_bundle,
+    read_guard_signatures,
+    require as _require,
     tx_fields,
+    uint_field as _uint,
     write_bundle,
 )
 from treasury.signatures.signature_set import SignatureSet
@@ -43,10 +48,10 @@ from treasury.signatures.verification import (
     why_other_hash,
 )
 
-
-class InvalidBundle(InvalidInput):
-    """A signature bundle that is malformed, altered, or for another transaction."""
-
+# Shape checks live in treasury.signatures.bundle (the store-only import reads bundles too); these
+# names stay importable from here, where they always were.
+__all__ = ["BundledGuardSignature", "InvalidBundle", "ProposalFacts", "bundle_safe_tx_hash", "export_bundle",
+           "import_bundle", "read_guard_signatures"]
 
 _TX_FIELDS = ("to", "value", "data", "operation", "safe_tx_gas", "base_gas", "gas_price", "gas_token", "refund_receiver")
 
@@ -61,13 +66,15 @@ def _tx_fields(safe_tx: SafeTx) -> dict[str, Any]:
 
 def export_bundle(
     safe_tx: SafeTx, version: str | None, signatures: Sequence[SafeSignature], path: str | Path | None = None,
-    guard_signatures: Sequence[GuardSignatureFields] = (),
+    guard_signatures: Sequence[GuardSignatureFields] = (), facts: ProposalFacts | None = None,
 ) -> dict:
     """The transaction and its signatures as a JSON-ready dict (written to `path` if given).
 
     Every field the safeTxHash is computed from is included, so an importer recomputes the hash
     and never needs to trust the stated one. Signatures over another hash are refused.
-    `guard_signatures`: schedule and cancel signatures, already verified by the caller.
+    `guard_signatures`: schedule and cancel signatures, already verified by the caller. `facts`:
+    the proposal's title, description, proposer and the owners and threshold read from the chain,
+    which make the bundle self-contained (importable where the proposal was never seen).
     """
     version = version or safe_tx.safe_version
     if version != safe_tx.safe_version:
@@ -90,86 +97,16 @@ def export_bundle(
         # For people comparing with a hardware wallet's screen: the preimage is 0x1901 || domain || message.
         domain_hash=hex_of(preimage[2:34]), message_hash=hex_of(preimage[34:66]), safe_tx_hash=hex_of(safe_tx_hash),
         signatures=[(s.owner, kind_of(s), bytes(s.export_signature())) for s in signatures],
-        guard_signatures=guard_signatures,
+        guard_signatures=guard_signatures, facts=facts,
     )
     if path is not None:
         write_bundle(bundle, path)
     return bundle
 
 
-def _load_bundle(data_or_path: dict | str | Path) -> dict:
-    if isinstance(data_or_path, dict):
-        data = data_or_path
-    else:
-        text, where = None, "bundle"
-        if isinstance(data_or_path, Path) or (isinstance(data_or_path, str) and not data_or_path.lstrip().startswith(("{", "["))):
-            path = Path(data_or_path)
-            where = f"bundle {path}"
-            try:
-                text = read_text(path, "bundle")  # bounded: a co-signer's file must never exhaust the tool
-            except InvalidInput as error:
-                raise InvalidBundle(str(error)) from None
-        elif isinstance(data_or_path, (str, bytes)):
-            text = data_or_path.decode() if isinstance(data_or_path, bytes) else data_or_path
-        else:
-            raise InvalidBundle(f"a bundle is a dict, JSON text or a path, not {type(data_or_path).__name__}")
-        if len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:  # as bounded as a file
-            raise InvalidBundle(f"{where} is larger than {MAX_BYTES // 1024} KiB")
-        try:  # depth-checked before parsing (deep nesting overflows the C stack), one-line errors
-            data = load_json(text, where)
-        except InvalidInput as error:
-            raise InvalidBundle(str(error)) from None
-    if not isinstance(data, dict):
-        raise InvalidBundle(f"a bundle is a JSON object, not a {type(data).__name__}")
-    return data
-
-
 def bundle_safe_tx_hash(data_or_path: dict | str | Path) -> str:
     """The safeTxHash a bundle says it is for: only to find the proposal; import_bundle checks it."""
     return "0x" + _hex_field(_load_bundle(data_or_path), "safe_tx_hash", length=32).hex()
-
-
-def _require(data: dict, key: str, kind: type | tuple, what: str, where: str = "bundle") -> Any:
-    if key not in data:
-        raise InvalidBundle(f"{where} is missing field {key!r} ({what})")
-    value = data[key]
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise InvalidBundle(f"{where} field {key!r} must be {what}, not {json.dumps(value)[:60]}")
-    return value
-
-
-def _uint(data: dict, key: str, *, decimal_string: bool = False) -> int:
-    if decimal_string:
-        text = _require(data, key, str, "a decimal string")
-        if not (text.isascii() and text.isdigit()) or len(text) > 78:  # "²" is a digit to Python; uint256 has 78
-            raise InvalidBundle(f"bundle field {key!r} must be a decimal string, not {text[:60]!r}")
-        value = int(text)
-    else:
-        value = _require(data, key, int, "a non-negative integer")
-    if not 0 <= value < 2**256:
-        raise InvalidBundle(f"bundle field {key!r} is {value}, not a uint256")
-    return value
-
-
-def _address(data: dict, key: str, where: str = "bundle") -> str:
-    text = _require(data, key, str, "a 0x address", where)
-    try:
-        return parse_address(text, f"{where} field {key!r}")
-    except InvalidInput as error:
-        raise InvalidBundle(str(error)) from None
-
-
-def _hex_field(data: dict, key: str, where: str = "bundle", *, length: int | None = None) -> bytes:
-    text = _require(data, key, str, "0x-prefixed hex", where)
-    body = text[2:] if text.startswith("0x") else None
-    try:
-        value = bytes.fromhex(body) if body is not None and len(body) % 2 == 0 else None
-    except ValueError:
-        value = None
-    if value is None or (length is not None and len(value) != length):
-        size = f"{length} bytes of " if length else ""
-        raise InvalidBundle(f"{where} field {key!r} must be {size}0x-prefixed hex, not {text[:40]!r}")
-    return value
 
 
 def _differences(bundle_tx: SafeTx, expected: SafeTx) -> str:
@@ -194,11 +131,7 @@ def import_bundle(
     never from the bundle's `owner` field, which must merely agree. Sorted by owner.
     """
     data = _load_bundle(data_or_path)
-    if data.get("format") != BUNDLE_FORMAT:
-        raise InvalidBundle(f"not an ape-treasury signature bundle (format {str(data.get('format'))[:60]!r}, expected {BUNDLE_FORMAT!r})")
-    format_version = _require(data, "format_version", int, "an integer")
-    if format_version != BUNDLE_FORMAT_VERSION:
-        raise InvalidBundle(f"bundle format version {format_version} is not supported (this ape-treasury reads {BUNDLE_FORMAT_VERSION})")
+    check_format(data)
     chain_id = _uint(data, "chain_id")
     safe = _address(data, "safe")
     version = _require(data, "version", str, "a Safe version string")
@@ -259,51 +192,3 @@ def import_bundle(
         except InvalidSignature as error:
             raise InvalidSignature(f"{where}: {error}") from None
     return collected.signatures
-
-
-@dataclass(frozen=True)
-class BundledGuardSignature:
-    """A schedule or cancel signature as a bundle states it: shape-checked, not yet verified."""
-
-    purpose: str
-    owner: str  # claimed: the importer's verification must agree
-    kind: str
-    signature: bytes
-    guard: str
-    signed_hash: bytes  # stated: the importer recomputes it
-    subject: int  # the schedule nonce or the guard entry id
-
-
-MAX_GUARD_SIGNATURES = 1_000
-
-
-def read_guard_signatures(data_or_path: dict | str | Path) -> list[BundledGuardSignature]:
-    """The bundle's schedule and cancel signatures (none if it has no "guard_signatures"), each
-    shape-checked; verifying them (recomputed hash, recovery against the owners) is the importer's."""
-    data = _load_bundle(data_or_path)
-    if "guard_signatures" not in data:
-        return []
-    entries = _require(data, "guard_signatures", list, "a list of {purpose, owner, kind, signature, guard, signed_hash, ...}")
-    if len(entries) > MAX_GUARD_SIGNATURES:
-        raise InvalidBundle(f"bundle holds {len(entries)} guard signatures; at most {MAX_GUARD_SIGNATURES} are read")
-    found = []
-    for index, entry in enumerate(entries, start=1):
-        where = f"bundle guard signature #{index}"
-        if not isinstance(entry, dict):
-            raise InvalidBundle(f"{where} must be an object, not {json.dumps(entry)[:60]}")
-        purpose = _require(entry, "purpose", str, "schedule or cancel", where)
-        if purpose not in ("schedule", "cancel"):
-            raise InvalidBundle(f"{where} has unknown purpose {purpose[:30]!r} (schedule or cancel)")
-        kind = _require(entry, "kind", str, f"one of {', '.join(KINDS)}", where)
-        if kind not in KINDS:
-            raise InvalidBundle(f"{where} has unknown kind {kind[:30]!r} (one of {', '.join(KINDS)})")
-        key = "intent_nonce" if purpose == "schedule" else "entry_id"
-        text = _require(entry, key, str, "a decimal string", where)
-        if not (text.isascii() and text.isdigit()) or len(text) > 78 or int(text) >= 2**256:
-            raise InvalidBundle(f"{where} field {key!r} must be a uint256 as a decimal string, not {text[:60]!r}")
-        found.append(BundledGuardSignature(
-            purpose=purpose, owner=_address(entry, "owner", where), kind=kind, signature=_hex_field(entry, "signature", where),
-            guard=_address(entry, "guard", where), signed_hash=_hex_field(entry, "signed_hash", where, length=32),
-            subject=int(text),
-        ))
-    return found

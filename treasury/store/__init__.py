@@ -1,5 +1,6 @@
 """The proposal store: proposals, signatures, time-lock entries, broadcasts, fork rehearsals,
-executions and a hash-chained audit log, on SQLite (embedded default) or PostgreSQL.
+executions, delegates, signed messages and a hash-chained audit log, on SQLite (embedded default)
+or PostgreSQL.
 
     from treasury.store import Store
     with Store.open(".treasury/treasury.db") as store:          # or "postgresql://user@host/db"
@@ -26,11 +27,15 @@ from treasury.store.lifecycle import (
     SCHEDULE_STATUSES,
     SIGNATURE_KINDS,
     SIGNATURE_PURPOSES,
+    VERIFIERS,
 )
 from treasury.store.records import (
     AuditEntry,
     BroadcastRecord,
+    DelegateRecord,
     ExecutionRecord,
+    MessageRecord,
+    MessageSignatureRecord,
     ProposalRecord,
     RehearsalRecord,
     ScheduleEntryRecord,
@@ -48,13 +53,17 @@ __all__ = [
     "SIGNATURE_KINDS",
     "SIGNATURE_PURPOSES",
     "UINT256_MAX",
+    "VERIFIERS",
     "AuditEntry",
     "AuditReport",
     "BroadcastRecord",
+    "DelegateRecord",
     "DuplicateProposal",
     "DuplicateSignature",
     "ExecutionRecord",
     "InvalidTransition",
+    "MessageRecord",
+    "MessageSignatureRecord",
     "ProposalRecord",
     "RehearsalRecord",
     "ScheduleEntryRecord",

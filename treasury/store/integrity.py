@@ -33,7 +33,10 @@ from treasury.store.schema import (
     AuditHeadRow,
     AuditRow,
     BroadcastRow,
+    DelegateRow,
     ExecutionRow,
+    MessageRow,
+    MessageSignatureRow,
     ProposalRow,
     RehearsalRow,
     ScheduleRow,
@@ -120,6 +123,9 @@ class Entity:
     - `state`: mutable columns that must equal what the log last recorded; `logged_state` reads
       (key, values) from ANY audit entry that changes them, or returns None.
     - `describe(key)`: how messages name the row ("proposal 1a2b...").
+    - `removed_by`: the audit action whose entry deletes rows (None: rows are never deleted);
+      `removed_keys` reads the keys of the rows it deleted. A deleted row is then expected to be
+      absent, so a row deleted behind the store's back is still "in the log but missing".
     """
 
     name: str
@@ -133,6 +139,8 @@ class Entity:
     state: tuple[str, ...] = ()
     logged_state: StateReader | None = None
     form: Callable[[Any], tuple[str, tuple[HashedField, ...]]] | None = None
+    removed_by: str | None = None
+    removed_keys: Callable[[dict[str, Any]], list[Key]] | None = None
 
     def content_hash(self, row: Any) -> str:
         """The hash `row.content_hash` must hold: over the declared fields only.
@@ -227,6 +235,19 @@ def _describe_signature(key: Any) -> str:
     return f"{purpose} signature of {owner} over {signed_hash} on proposal {pid}"
 
 
+def _signature_verifier(action: str, pid: str | None, payload: dict[str, Any]) -> tuple[Key, tuple[Any, ...]] | None:
+    """How a signature was verified (schema version 4): "chain" unless its `signature.added` entry
+    says otherwise (every entry before version 4 added a chain-verified one); `signature.verified`
+    entries move it on."""
+    if action == "signature.added":
+        key = _signature_logged_key(pid, payload)
+        return None if key is None else (key, (payload.get("verified_by", "chain"),))
+    if action == "signature.verified":
+        key = _signature_logged_key(pid, payload)
+        return None if key is None else (key, (payload["verified_by_to"],))
+    return None
+
+
 SIGNATURE = Entity(
     name="signature",
     row=SignatureRow,
@@ -237,6 +258,8 @@ SIGNATURE = Entity(
     row_key=lambda row: (row.proposal_id, row.purpose, row.signed_hash, row.owner),
     describe=_describe_signature,
     form=_signature_form,
+    state=("verified_by",),
+    logged_state=_signature_verifier,
 )
 
 SCHEDULE_ENTRY = Entity(
@@ -301,8 +324,63 @@ REHEARSAL = Entity(
     describe=lambda rid: f"rehearsal {rid}",
 )
 
+def _delegate_state(action: str, pid: str | None, payload: dict[str, Any]) -> tuple[Key, tuple[Any, ...]] | None:
+    """`delegate.added` and `delegate.updated` log the label and expiry (a decimal string or None)."""
+    if action not in ("delegate.added", "delegate.updated"):
+        return None
+    expiry = payload.get("expiry")
+    return int(payload.get("delegate_id", -1)), (payload.get("label"), None if expiry is None else int(expiry))
+
+
+DELEGATE = Entity(
+    name="delegate",
+    row=DelegateRow,
+    tag="delegate/v1",  # who may propose for whom; label and expiry move on when re-posted
+    fields=_fields(
+        as_is("id"), as_decimal("chain_id"), as_is("safe"), as_is("delegate"), as_is("delegator"), as_is("created_at"),
+    ),
+    created_by="delegate.added",
+    logged_key=_by_id("delegate_id"),
+    row_key=lambda row: row.id,
+    describe=lambda did: f"delegate {did}",
+    state=("label", "expiry"),
+    logged_state=_delegate_state,
+    removed_by="delegate.removed",
+    removed_keys=lambda payload: [int(i) for i in payload.get("delegate_ids", [])],
+)
+
+MESSAGE = Entity(
+    name="message",
+    row=MessageRow,
+    tag="message/v1",
+    fields=_fields(
+        as_is("id"), as_decimal("chain_id"), as_is("safe"), as_is("message_hash"),
+        as_is("message"),  # the text itself: messages are small (the server caps bodies)
+        as_decimal("safe_app_id"), as_is("proposed_by"), as_is("created_at"),
+    ),
+    created_by="message.added",
+    logged_key=_by_id("message_id"),
+    row_key=lambda row: row.id,
+    describe=lambda mid: f"message {mid}",
+)
+
+MESSAGE_SIGNATURE = Entity(
+    name="message signature",
+    row=MessageSignatureRow,
+    tag="message-signature/v1",
+    fields=_fields(
+        as_is("id"), as_is("message_id"), as_is("owner"), as_is("kind"), as_hex("signature"), as_is("created_at"),
+    ),
+    created_by="message.signed",
+    logged_key=_by_id("message_signature_id"),
+    row_key=lambda row: row.id,
+    describe=lambda sid: f"message signature {sid}",
+)
+
 # In the order verify_audit_log checks them (and reports the first problem of).
-ENTITIES: tuple[Entity, ...] = (PROPOSAL, SIGNATURE, SCHEDULE_ENTRY, EXECUTION, BROADCAST, REHEARSAL)
+ENTITIES: tuple[Entity, ...] = (
+    PROPOSAL, SIGNATURE, SCHEDULE_ENTRY, EXECUTION, BROADCAST, REHEARSAL, DELEGATE, MESSAGE, MESSAGE_SIGNATURE,
+)
 _ENTITY_OF_ROW: dict[type[Any], Entity] = {entity.row: entity for entity in ENTITIES}
 
 
@@ -354,8 +432,9 @@ class Broken(Exception):
 class _Logged:
     """What the log says should exist for one entity, rebuilt while walking it."""
 
-    created: dict[Key, str] = field(default_factory=dict)  # key -> content hash
+    created: dict[Key, str] = field(default_factory=dict)  # key -> content hash, of rows that should exist
     state: dict[Key, tuple[Any, ...]] = field(default_factory=dict)
+    removed: set[Key] = field(default_factory=set)  # keys whose rows the log deleted (and did not add again)
 
 
 @dataclass
@@ -441,6 +520,12 @@ def _record_entry(row: Any, payload: dict[str, Any], logged: dict[str, _Logged])
                 if key in seen.created:
                     raise Broken(row.seq, f"audit entry {row.seq} adds {entity.describe(key)} a second time")
                 seen.created[key] = payload.get("content_hash", "")
+                seen.removed.discard(key)  # SQLite may hand a removed row's id out again
+        if action == entity.removed_by and entity.removed_keys is not None:
+            for key in entity.removed_keys(payload):
+                if seen.created.pop(key, None) is None:
+                    raise Broken(row.seq, f"audit entry {row.seq} removes {entity.describe(key)}, which the log never added")
+                seen.removed.add(key)
         if entity.logged_state is not None:
             change = entity.logged_state(action, proposal_id, payload)
             if change is not None:
@@ -456,6 +541,8 @@ def _check_rows(session: Session, entity: Entity, seen: _Logged) -> None:
             raise Broken(None, f"{what} was modified outside the store (content hash mismatch)")
         created = seen.created.pop(key, None)
         if created is None:
+            if key in seen.removed:
+                raise Broken(None, f"{what} was removed ({entity.removed_by}) but is back in the store")
             raise Broken(None, f"{what} has no {entity.created_by} audit entry")
         if created != row.content_hash:
             raise Broken(None, f"{what} differs from what its audit entry recorded")

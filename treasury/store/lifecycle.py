@@ -35,6 +35,12 @@ SIGNATURE_KINDS = SIGNATURE_KIND_VALUES
 SignaturePurpose = Literal["safe_tx", "schedule", "cancel"]
 SIGNATURE_PURPOSES: tuple[SignaturePurpose, ...] = get_args(SignaturePurpose)
 
+# How a stored signature was verified (schema version 4): by recovery against the owners the chain
+# reported ("chain"), or against the owners an imported bundle recorded ("bundle"), offline, to
+# be re-checked against the chain when one is reachable (then it becomes "chain", never back).
+Verifier = Literal["chain", "bundle"]
+VERIFIERS: tuple[Verifier, ...] = get_args(Verifier)
+
 SCHEDULE_STATUSES = SCHEDULE_STATUS_VALUES
 SCHEDULE_TRANSITIONS: dict[str, frozenset[str]] = {"queued": frozenset({"executed", "cancelled", "expired"})}
 

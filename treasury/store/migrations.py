@@ -11,6 +11,7 @@ change the models, and register the step with `@migration(old_version)`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import inspect, text
 from sqlalchemy.orm import Session
@@ -23,9 +24,14 @@ from treasury.store.schema import (
     AuditHeadRow,
     Base,
     BroadcastRow,
+    DelegateRow,
+    MessageRow,
+    MessageSignatureRow,
     MetaRow,
+    ProposalRow,
     RehearsalRow,
     SignatureRow,
+    Uint256,
 )
 from treasury.store.transaction import WriteTx
 
@@ -60,28 +66,60 @@ def add_broadcasts_and_rehearsals(tx: WriteTx) -> None:
     Base.metadata.create_all(tx.session.connection(), tables=tables)
 
 
+_V2_SIGNATURE_COLUMNS = ("id", "proposal_id", "owner", "kind", "signature", "created_at", "content_hash")
+_V3_SIGNATURE_COLUMNS = (*_V2_SIGNATURE_COLUMNS, "purpose", "signed_hash", "intent_nonce", "entry_id")
+
+
+def _rebuild_signatures(tx: WriteTx, columns: tuple[str, ...], added: dict[str, Any]) -> None:
+    """Rebuild the signatures table in the current model's shape, keeping every row's `columns`.
+
+    SQLite cannot add a CHECK or drop a UNIQUE constraint in place, and a rebuilt table has
+    exactly the DDL a fresh store has. The rows are read, the table dropped and created from the
+    current model, and every row written back with its id, bytes and content hash unchanged plus
+    the `added` values; on PostgreSQL the id sequence is then moved past the highest id.
+    """
+    conn = tx.session.connection()
+    table = Base.metadata.tables[SignatureRow.__tablename__]
+    # Read as the stored text and bound back through the model's types: a uint256 goes back as its number.
+    uints = {c.name for c in table.columns if isinstance(c.type, Uint256)}
+    rows = [
+        {k: (int(v) if k in uints and v is not None else v) for k, v in row._mapping.items()}
+        for row in conn.execute(text(f"SELECT {', '.join(columns)} FROM signatures ORDER BY id"))
+    ]
+    conn.execute(text("DROP TABLE signatures"))
+    table.create(conn)
+    if rows:
+        conn.execute(table.insert(), [{**row, **added} for row in rows])
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT setval(pg_get_serial_sequence('signatures', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM signatures"))
+
+
 @migration(2)
 def add_signature_purposes(tx: WriteTx) -> None:
     """Version 3: a signature says what it is over (purpose, signed hash, intent nonce, entry id).
 
-    The table is rebuilt (SQLite cannot add a CHECK or drop a UNIQUE constraint in place): the
-    version-2 rows are read, the table dropped and created from the current model, and every row
-    written back with its id, bytes and content hash unchanged, as a "safe_tx" signature with no
-    signed hash (the form signature/v1 hashes). On PostgreSQL the id sequence is moved past the
-    highest id. When a later version alters this table, this step must go on creating the
-    version-3 shape and leave the change to the step after it.
+    Every version-2 row is kept as a "safe_tx" signature with no signed hash (the form
+    signature/v1 hashes). The table is rebuilt from the current model; a later step that alters
+    it rebuilds it again from the version-3 columns, so whatever this creates beyond them is
+    replaced there.
     """
-    conn = tx.session.connection()
-    columns = ("id", "proposal_id", "owner", "kind", "signature", "created_at", "content_hash")
-    rows = [dict(row._mapping) for row in conn.execute(text(f"SELECT {', '.join(columns)} FROM signatures ORDER BY id"))]
-    conn.execute(text("DROP TABLE signatures"))
-    table = Base.metadata.tables[SignatureRow.__tablename__]
-    table.create(conn)
-    if rows:
-        conn.execute(table.insert(), [{**row, "purpose": "safe_tx", "signed_hash": None, "intent_nonce": None,
-                                       "entry_id": None} for row in rows])
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT setval(pg_get_serial_sequence('signatures', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM signatures"))
+    _rebuild_signatures(tx, _V2_SIGNATURE_COLUMNS, {"purpose": "safe_tx", "signed_hash": None, "intent_nonce": None, "entry_id": None})
+
+
+@migration(3)
+def add_verifiers_delegates_and_messages(tx: WriteTx) -> None:
+    """Version 4: signatures say how they were verified; delegates and signed messages (the server).
+
+    Every version-3 signature was recovered against the chain's owners: it becomes "chain" (the
+    column is outside the content hash, so no hash changes). Proposals get an index on their
+    safeTxHash alone. The three new tables are created from the current models; when a later version alters one of them, this step must go on
+    creating the version-4 shape and leave the change to the step after it.
+    """
+    _rebuild_signatures(tx, _V3_SIGNATURE_COLUMNS, {"verified_by": "chain"})
+    by_hash = next(i for i in Base.metadata.tables[ProposalRow.__tablename__].indexes if i.name == "ix_proposals_safe_tx_hash")
+    by_hash.create(tx.session.connection(), checkfirst=True)
+    tables = [Base.metadata.tables[row.__tablename__] for row in (DelegateRow, MessageRow, MessageSignatureRow)]
+    Base.metadata.create_all(tx.session.connection(), tables=tables)
 
 
 def schema_version(session: Session, shown_url: str) -> int | None:

@@ -15,11 +15,21 @@ from treasury.errors import InvalidInput
 from treasury.files import load_json
 from treasury.store.errors import TamperedRecord
 from treasury.store.integrity import PROPOSAL, SIGNATURE, check
-from treasury.store.lifecycle import BROADCAST_STATUSES, PROPOSAL_STATUSES, SIGNATURE_PURPOSES, SignaturePurpose
+from treasury.store.lifecycle import (
+    BROADCAST_STATUSES,
+    PROPOSAL_STATUSES,
+    SIGNATURE_PURPOSES,
+    VERIFIERS,
+    SignaturePurpose,
+    Verifier,
+)
 from treasury.store.schema import (
     AuditRow,
     BroadcastRow,
+    DelegateRow,
     ExecutionRow,
+    MessageRow,
+    MessageSignatureRow,
     ProposalRow,
     RehearsalRow,
     ScheduleRow,
@@ -63,7 +73,10 @@ class SignatureRecord:
 
     `purpose` "safe_tx": over the proposal's safeTxHash (`signed_hash`); "schedule": over the
     guard's scheduleHash of the proposal's intent at schedule nonce `intent_nonce`; "cancel": over
-    the guard's cancelHash of queue entry `entry_id`.
+    the guard's cancelHash of queue entry `entry_id`. `verified_by` (schema version 4) "chain":
+    recovered against the owners the chain reported; "bundle": against the owners an imported
+    bundle recorded, to re-check (Store.mark_verified) once a node is reachable. `id` names the
+    row for that.
     """
 
     proposal_id: str
@@ -75,6 +88,8 @@ class SignatureRecord:
     signed_hash: str = ""
     intent_nonce: int | None = None
     entry_id: int | None = None
+    verified_by: Verifier = "chain"
+    id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +168,56 @@ class RehearsalRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class DelegateRecord:
+    """An address `delegator` (an owner) allowed to propose for `safe` (None: every Safe it owns),
+    as Safe's transaction service keeps delegates; `expiry` in unix seconds (None: never)."""
+
+    id: int
+    chain_id: int
+    safe: str | None
+    delegate: str
+    delegator: str
+    label: str
+    expiry: int | None
+    created_at: datetime
+
+    def active_at(self, now: float) -> bool:
+        """Whether the delegation still holds at unix time `now`."""
+        return self.expiry is None or now < self.expiry
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSignatureRecord:
+    """One owner's signature of a message's SafeMessage hash."""
+
+    id: int
+    message_id: int
+    owner: str
+    kind: SignatureKind
+    signature: bytes
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """An off-chain message for a Safe's owners to sign, and the signatures it has, by owner ascending.
+
+    `message` is what was signed, as the caller encoded it (the server keeps JSON: a string for
+    EIP-191 text, an object for EIP-712 typed data).
+    """
+
+    id: int
+    chain_id: int
+    safe: str
+    message_hash: str
+    message: str
+    safe_app_id: int | None
+    proposed_by: str
+    created_at: datetime
+    signatures: tuple[MessageSignatureRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     """One link of the audit chain. `payload` is a fresh dict per read; mutating it changes nothing."""
 
@@ -202,8 +267,8 @@ def proposal_record(row: ProposalRow | Row[Any]) -> ProposalRecord:
 def signature_record(row: SignatureRow, safe_tx_hash: str) -> SignatureRecord:
     """`safe_tx_hash`: the proposal's, which a SafeTx signature is over (its row stores no hash)."""
     SIGNATURE.check(row)
-    if row.purpose not in SIGNATURE_PURPOSES:  # pragma: no cover - the CHECK constraint allows no other
-        raise TamperedRecord(f"signature of {row.owner} has unknown purpose {row.purpose!r}: the row was edited outside the store")
+    if row.purpose not in SIGNATURE_PURPOSES or row.verified_by not in VERIFIERS:  # pragma: no cover - CHECK constraints
+        raise TamperedRecord(f"signature of {row.owner} has an unknown purpose or verifier: the row was edited outside the store")
     return SignatureRecord(
         proposal_id=row.proposal_id,
         owner=row.owner,
@@ -214,6 +279,8 @@ def signature_record(row: SignatureRow, safe_tx_hash: str) -> SignatureRecord:
         signed_hash=row.signed_hash or safe_tx_hash,
         intent_nonce=row.intent_nonce,
         entry_id=row.entry_id,
+        verified_by=row.verified_by,  # one of VERIFIERS: checked above
+        id=row.id,
     )
 
 
@@ -279,6 +346,49 @@ def rehearsal_record(row: RehearsalRow) -> RehearsalRecord:
         filled=tuple(stored_json(row.filled, f"rehearsal {row.id}")),  # hash-checked above, bounded anyway
         executor=row.executor,
         rehearsed_at=datetime.fromisoformat(row.rehearsed_at),
+    )
+
+
+def delegate_record(row: DelegateRow) -> DelegateRecord:
+    check(row)
+    return DelegateRecord(
+        id=row.id,
+        chain_id=row.chain_id,
+        safe=row.safe,
+        delegate=row.delegate,
+        delegator=row.delegator,
+        label=row.label,
+        expiry=row.expiry,
+        created_at=datetime.fromisoformat(row.created_at),
+    )
+
+
+def message_signature_record(row: MessageSignatureRow) -> MessageSignatureRecord:
+    check(row)
+    return MessageSignatureRecord(
+        id=row.id,
+        message_id=row.message_id,
+        owner=row.owner,
+        kind=cast(SignatureKind, row.kind),  # the CHECK constraint allows no other
+        signature=bytes(row.signature),
+        created_at=datetime.fromisoformat(row.created_at),
+    )
+
+
+def message_record(row: MessageRow, signatures: list[MessageSignatureRow]) -> MessageRecord:
+    """`signatures`: the message's signature rows, any order (returned by owner ascending)."""
+    check(row)
+    records = sorted((message_signature_record(s) for s in signatures), key=lambda s: int(s.owner, 16))
+    return MessageRecord(
+        id=row.id,
+        chain_id=row.chain_id,
+        safe=row.safe,
+        message_hash=row.message_hash,
+        message=row.message,
+        safe_app_id=row.safe_app_id,
+        proposed_by=row.proposed_by,
+        created_at=datetime.fromisoformat(row.created_at),
+        signatures=tuple(records),
     )
 
 

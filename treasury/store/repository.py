@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -56,20 +56,27 @@ from treasury.store.lifecycle import (
     SCHEDULE_TRANSITIONS,
     SIGNATURE_KINDS,
     SIGNATURE_PURPOSES,
+    VERIFIERS,
     require_proposal_transition,
 )
 from treasury.store.migrations import complete_version, create_schema, migrate
 from treasury.store.records import (
     AuditEntry,
     BroadcastRecord,
+    DelegateRecord,
     ExecutionRecord,
+    MessageRecord,
+    MessageSignatureRecord,
     ProposalRecord,
     RehearsalRecord,
     ScheduleEntryRecord,
     SignatureRecord,
     audit_record,
     broadcast_record,
+    delegate_record,
     execution_record,
+    message_record,
+    message_signature_record,
     proposal_record,
     rehearsal_record,
     schedule_record,
@@ -80,7 +87,10 @@ from treasury.store.schema import (
     AuditHeadRow,
     AuditRow,
     BroadcastRow,
+    DelegateRow,
     ExecutionRow,
+    MessageRow,
+    MessageSignatureRow,
     ProposalRow,
     RehearsalRow,
     ScheduleRow,
@@ -319,18 +329,19 @@ class Store:
 
         return self._read(read)
 
-    def find_by_safe_tx_hash(self, chain_id: int, safe: str, safe_tx_hash: str | bytes) -> ProposalRecord | None:
-        """The proposal for this safeTxHash on this Safe and chain, or None (e.g. to spot re-proposals)."""
+    def find_by_safe_tx_hash(self, chain_id: int, safe: str | None, safe_tx_hash: str | bytes) -> ProposalRecord | None:
+        """The proposal for this safeTxHash on this Safe and chain, or None (e.g. to spot re-proposals).
+
+        `safe` None: on any Safe of the chain (a safeTxHash covers the Safe's address, so at most
+        one Safe can have it; the server's confirmations endpoint gets the hash alone).
+        """
         chain = valid.chain_id(chain_id)
-        address = parse_address(safe, "Safe")
-        digest = valid.hash32(safe_tx_hash, "safeTxHash")
+        where = [ProposalRow.chain_id == chain, ProposalRow.safe_tx_hash == valid.hash32(safe_tx_hash, "safeTxHash")]
+        if safe is not None:
+            where.append(ProposalRow.safe == parse_address(safe, "Safe"))
 
         def read(s: Session) -> ProposalRecord | None:
-            row = s.execute(
-                select(ProposalRow).where(
-                    ProposalRow.chain_id == chain, ProposalRow.safe == address, ProposalRow.safe_tx_hash == digest
-                )
-            ).scalar_one_or_none()
+            row = s.execute(select(ProposalRow).where(*where).order_by(ProposalRow.id).limit(1)).scalar_one_or_none()
             return None if row is None else proposal_record(row)
 
         return self._read(read)
@@ -405,6 +416,7 @@ class Store:
         signed_hash: str | bytes | None = None,
         intent_nonce: int | None = None,
         entry_id: int | None = None,
+        verified_by: str = "chain",
     ) -> SignatureRecord:
         """Store one owner's signature on an open proposal, with its audit entry.
 
@@ -414,9 +426,11 @@ class Store:
         guard's cancelHash (`signed_hash`) of queue entry `entry_id`. The caller has already
         checked the signature by recovery against the Safe's owners over that hash. One signature
         per (proposal, purpose, signed hash, owner): a repeat raises DuplicateSignature and the
-        store is left unchanged, so a re-sent signature can never be counted twice.
+        store is left unchanged, so a re-sent signature can never be counted twice. `verified_by`
+        "bundle": recovered only against the owners an imported bundle recorded (see mark_verified).
         """
         pid = valid.proposal_id(proposal_id)
+        verifier = valid.one_of(verified_by, VERIFIERS, "verified_by")
         owner_address = parse_address(owner, "owner")
         if kind not in SIGNATURE_KINDS:
             raise InvalidInput(f"signature kind {kind!r} is not one of {', '.join(SIGNATURE_KINDS)}")
@@ -457,7 +471,8 @@ class Store:
                 over = "" if purpose == "safe_tx" else f" {purpose} hash {stored_hash} of"
                 raise DuplicateSignature(f"owner {owner_address} has already signed{over} proposal {pid}")
             row = SignatureRow(proposal_id=pid, owner=owner_address, kind=kind, signature=raw, created_at=tx.now,
-                               purpose=purpose, signed_hash=stored_hash, intent_nonce=nonce, entry_id=entry)
+                               purpose=purpose, signed_hash=stored_hash, intent_nonce=nonce, entry_id=entry,
+                               verified_by=verifier)
             seal(row)
             s.add(row)
             s.flush()
@@ -465,7 +480,37 @@ class Store:
             if purpose != "safe_tx":  # a SafeTx signature's entry keeps its version-1 shape
                 payload.update(purpose=purpose, signed_hash=stored_hash)
                 payload.update({"intent_nonce": str(nonce)} if nonce is not None else {"entry_id": str(entry)})
+            if verifier != "chain":  # a chain-verified signature's entry keeps its earlier shape
+                payload["verified_by"] = verifier
             tx.audit(actor, "signature.added", pid, payload)
+            return signature_record(row, proposal.safe_tx_hash)
+
+        return self._write(write)
+
+    def mark_verified(self, signature_id: int, actor: str) -> SignatureRecord:
+        """Record that a bundle-verified signature now checked out against the chain's owners too.
+
+        Only "bundle" -> "chain": the caller has recovered it against the owners the chain reports
+        now. A signature already verified by the chain is returned unchanged (no audit entry), so a
+        re-run of the re-check is harmless. Raises UnknownProposal for an unknown id.
+        """
+        sid = valid.uint(signature_id, "signature id", valid.INT64_MAX)
+        actor = valid.label(actor, "actor")
+
+        def write(tx: _Tx) -> SignatureRecord:
+            row = tx.session.get(SignatureRow, sid)
+            if row is None:
+                raise UnknownProposal(f"no signature {sid} in the store")
+            proposal = _load_proposal(tx.session, row.proposal_id)
+            signature_record(row, proposal.safe_tx_hash)  # never build on a forged row
+            if row.verified_by == "chain":
+                return signature_record(row, proposal.safe_tx_hash)
+            previous, row.verified_by = row.verified_by, "chain"
+            tx.session.flush()
+            payload: dict[str, Any] = {"owner": row.owner, "verified_by_from": previous, "verified_by_to": "chain"}
+            if row.purpose != "safe_tx" or row.signed_hash is not None:
+                payload.update(purpose=row.purpose, signed_hash=row.signed_hash)
+            tx.audit(actor, "signature.verified", row.proposal_id, payload)
             return signature_record(row, proposal.safe_tx_hash)
 
         return self._write(write)
@@ -501,6 +546,41 @@ class Store:
             records = (signature_record(r, proposal.safe_tx_hash) for r in s.execute(query).scalars())
             chosen = [r for r in records if digest is None or r.signed_hash == digest]
             return sorted(chosen, key=lambda r: (order[r.purpose], int(r.owner, 16)))
+
+        return self._read(read)
+
+    def signatures_of(
+        self, proposal_ids: Sequence[str], purpose: str | None = "safe_tx"
+    ) -> dict[str, list[SignatureRecord]]:
+        """`signatures(pid, purpose)` for many proposals in one query (a listing page): every id given
+        is a key, each list sorted as signatures() sorts it. Unknown ids get an empty list."""
+        pids = sorted({valid.proposal_id(pid) for pid in proposal_ids})
+        query = select(SignatureRow, ProposalRow.safe_tx_hash).join(ProposalRow, ProposalRow.id == SignatureRow.proposal_id)
+        query = query.where(SignatureRow.proposal_id.in_(pids))
+        if purpose is not None:
+            query = query.where(SignatureRow.purpose == valid.one_of(purpose, SIGNATURE_PURPOSES, "signature purpose"))
+        order = {name: index for index, name in enumerate(SIGNATURE_PURPOSES)}
+
+        def read(s: Session) -> dict[str, list[SignatureRecord]]:
+            found: dict[str, list[SignatureRecord]] = {pid: [] for pid in pids}
+            if pids:
+                for row, safe_tx_hash in s.execute(query):
+                    found[row.proposal_id].append(signature_record(row, safe_tx_hash))
+            return {pid: sorted(records, key=lambda r: (order[r.purpose], int(r.owner, 16))) for pid, records in found.items()}
+
+        return self._read(read)
+
+    def executions_of(self, proposal_ids: Sequence[str]) -> dict[str, list[ExecutionRecord]]:
+        """`executions(pid)` for many proposals in one query; every id given is a key, oldest first."""
+        pids = sorted({valid.proposal_id(pid) for pid in proposal_ids})
+
+        def read(s: Session) -> dict[str, list[ExecutionRecord]]:
+            found: dict[str, list[ExecutionRecord]] = {pid: [] for pid in pids}
+            if pids:
+                rows = s.execute(select(ExecutionRow).where(ExecutionRow.proposal_id.in_(pids)).order_by(ExecutionRow.id))
+                for row in rows.scalars():
+                    found[row.proposal_id].append(execution_record(row))
+            return found
 
         return self._read(read)
 
@@ -906,6 +986,229 @@ class Store:
         """A proposal's recorded executions, oldest first."""
         return self._rows_of(proposal_id, ExecutionRow, execution_record)
 
+    # ---- delegates (who may propose for a Safe without being an owner) ---------------------------
+
+    def add_delegate(
+        self,
+        *,
+        chain_id: int,
+        safe: str | None,
+        delegate: str,
+        delegator: str,
+        label: str,
+        actor: str,
+        expiry: int | None = None,
+    ) -> DelegateRecord:
+        """Let `delegate` propose for `safe` (None: every Safe `delegator` owns) on behalf of `delegator`.
+
+        The caller checked the delegator's signature and that it is an owner. The same (chain,
+        Safe, delegate, delegator) again updates the label and expiry (`delegate.updated`; nothing
+        is written when both are unchanged), as Safe's service does.
+        """
+        fields: dict[str, Any] = {
+            "chain_id": valid.chain_id(chain_id),
+            "safe": None if safe is None else parse_address(safe, "Safe"),
+            "delegate": parse_address(delegate, "delegate"),
+            "delegator": parse_address(delegator, "delegator"),
+        }
+        text = valid.label(label, "label", required=False)
+        until = None if expiry is None else valid.uint(expiry, "expiry", valid.INT64_MAX)
+        actor = valid.label(actor, "actor")
+
+        def write(tx: _Tx) -> DelegateRecord:
+            s = tx.session
+            row = s.execute(select(DelegateRow).where(*_delegation(fields))).scalar_one_or_none()
+            if row is not None:
+                delegate_record(row)  # never build on a forged row
+                if (row.label, row.expiry) == (text, until):
+                    return delegate_record(row)
+                row.label, row.expiry = text, until
+                s.flush()
+                tx.audit(actor, "delegate.updated", None, _delegate_payload(row))
+                return delegate_record(row)
+            row = DelegateRow(label=text, expiry=until, created_at=tx.now, content_hash="", **fields)
+            s.add(row)
+            s.flush()  # assigns row.id, which the content hash covers
+            seal(row)
+            s.flush()
+            tx.audit(actor, "delegate.added", None, {**_delegate_payload(row), "content_hash": row.content_hash})
+            return delegate_record(row)
+
+        return self._write(write)
+
+    def remove_delegate(self, *, chain_id: int, delegate: str, delegator: str, safe: str | None, actor: str) -> int:
+        """Remove the delegation(s) of `delegate` by `delegator`; returns how many were removed (0: none).
+
+        `safe` None removes the delegate for every Safe of the delegator (the Safe-wide ones and the
+        one with no Safe), as Safe's service does when no Safe is given; a Safe removes that one only.
+        """
+        chain = valid.chain_id(chain_id)
+        who = parse_address(delegate, "delegate")
+        by = parse_address(delegator, "delegator")
+        where = [DelegateRow.chain_id == chain, DelegateRow.delegate == who, DelegateRow.delegator == by]
+        if safe is not None:
+            where.append(DelegateRow.safe == parse_address(safe, "Safe"))
+        actor = valid.label(actor, "actor")
+
+        def write(tx: _Tx) -> int:
+            rows = list(tx.session.execute(select(DelegateRow).where(*where).order_by(DelegateRow.id)).scalars())
+            if not rows:
+                return 0
+            for row in rows:
+                delegate_record(row)  # a forged row is reported, not silently deleted
+                tx.session.delete(row)
+            tx.session.flush()
+            payload = {"delegate_ids": [row.id for row in rows], "chain_id": str(chain), "delegate": who, "delegator": by,
+                       "safe": None if safe is None else rows[0].safe}
+            tx.audit(actor, "delegate.removed", None, payload)
+            return len(rows)
+
+        return self._write(write)
+
+    def delegates(
+        self,
+        *,
+        chain_id: int,
+        safe: str | None = None,
+        delegate: str | None = None,
+        delegator: str | None = None,
+        label: str | None = None,
+    ) -> list[DelegateRecord]:
+        """Delegations on `chain_id` matching every given filter, oldest first (expired ones too:
+        whether one still holds depends on the caller's clock, see DelegateRecord.active_at).
+
+        `safe` matches delegations for that Safe only; the delegator-wide ones (no Safe) are
+        listed by filtering on delegate or delegator.
+        """
+        where = [DelegateRow.chain_id == valid.chain_id(chain_id)]
+        if safe is not None:
+            where.append(DelegateRow.safe == parse_address(safe, "Safe"))
+        if delegate is not None:
+            where.append(DelegateRow.delegate == parse_address(delegate, "delegate"))
+        if delegator is not None:
+            where.append(DelegateRow.delegator == parse_address(delegator, "delegator"))
+        if label is not None:
+            where.append(DelegateRow.label == valid.label(label, "label", required=False))
+
+        def read(s: Session) -> list[DelegateRecord]:
+            rows = s.execute(select(DelegateRow).where(*where).order_by(DelegateRow.id)).scalars()
+            return [delegate_record(row) for row in rows]
+
+        return self._read(read)
+
+    # ---- signed messages (EIP-1271 SafeMessages) -------------------------------------------------
+
+    def add_message(
+        self,
+        *,
+        chain_id: int,
+        safe: str,
+        message_hash: str | bytes,
+        message: str,
+        safe_app_id: int | None,
+        proposed_by: str,
+        actor: str,
+        kind: str | None = None,
+        signature: bytes | str | None = None,
+    ) -> MessageRecord:
+        """Store a message for `safe`'s owners to sign, known by its SafeMessage hash (`message.added`).
+
+        The caller computed `message_hash` from `message` and the Safe (the store cannot: it needs
+        the Safe's EIP-712 domain). One message per (chain, hash): a repeat raises DuplicateProposal.
+        With `kind` and `signature`, the proposer's own signature (checked by the caller) is stored
+        in the same transaction (`message.signed`), so a message never exists without it.
+        """
+        fields: dict[str, Any] = {
+            "chain_id": valid.chain_id(chain_id),
+            "safe": parse_address(safe, "Safe"),
+            "message_hash": valid.hash32(message_hash, "message hash"),
+            "message": valid.verbatim(message, "message", valid.MAX_MESSAGE),
+            "safe_app_id": None if safe_app_id is None else valid.uint(safe_app_id, "safeAppId", valid.INT64_MAX),
+            "proposed_by": parse_address(proposed_by, "proposer"),
+        }
+        actor = valid.label(actor, "actor")
+        first = None if signature is None and kind is None else _message_signature(kind, signature, fields["proposed_by"])
+
+        def write(tx: _Tx) -> MessageRecord:
+            s = tx.session
+            taken = s.execute(
+                select(MessageRow.id).where(MessageRow.chain_id == fields["chain_id"], MessageRow.message_hash == fields["message_hash"])
+            ).scalar_one_or_none()
+            if taken is not None:
+                raise DuplicateProposal(f"message {fields['message_hash']} already exists on chain {fields['chain_id']}")
+            row = MessageRow(created_at=tx.now, content_hash="", **fields)
+            s.add(row)
+            s.flush()  # assigns row.id, which the content hash covers
+            seal(row)
+            s.flush()
+            payload = {"message_id": row.id, "chain_id": str(row.chain_id), "safe": row.safe,
+                       "message_hash": row.message_hash, "content_hash": row.content_hash}
+            tx.audit(actor, "message.added", None, payload)
+            if first is None:
+                return message_record(row, [])
+            _sign_message(tx, row, fields["proposed_by"], *first, actor)
+            return message_record(row, list(s.execute(select(MessageSignatureRow).where(MessageSignatureRow.message_id == row.id)).scalars()))
+
+        return self._write(write)
+
+    def add_message_signature(
+        self, *, chain_id: int, message_hash: str | bytes, owner: str, kind: str, signature: bytes | str, actor: str
+    ) -> MessageSignatureRecord:
+        """Store one owner's signature of a message's SafeMessage hash (`message.signed`).
+
+        The caller checked it by recovery against the Safe's owners. One per owner: a repeat raises
+        DuplicateSignature, store unchanged. An unknown message raises UnknownProposal.
+        """
+        chain = valid.chain_id(chain_id)
+        digest = valid.hash32(message_hash, "message hash")
+        owner_address = parse_address(owner, "owner")
+        checked = _message_signature(kind, signature, owner_address)
+        actor = valid.label(actor, "actor")
+
+        def write(tx: _Tx) -> MessageSignatureRecord:
+            message = _load_message(tx.session, chain, digest)
+            message_record(message, [])  # never build on a forged row
+            taken = tx.session.execute(
+                select(MessageSignatureRow.id).where(
+                    MessageSignatureRow.message_id == message.id, MessageSignatureRow.owner == owner_address
+                )
+            ).scalar_one_or_none()
+            if taken is not None:
+                raise DuplicateSignature(f"owner {owner_address} has already signed message {digest}")
+            return _sign_message(tx, message, owner_address, *checked, actor)
+
+        return self._write(write)
+
+    def get_message(self, chain_id: int, message_hash: str | bytes) -> MessageRecord:
+        """The message with this SafeMessage hash and its signatures; UnknownProposal if there is none."""
+        chain = valid.chain_id(chain_id)
+        digest = valid.hash32(message_hash, "message hash")
+
+        def read(s: Session) -> MessageRecord:
+            row = _load_message(s, chain, digest)
+            signed = s.execute(select(MessageSignatureRow).where(MessageSignatureRow.message_id == row.id)).scalars()
+            return message_record(row, list(signed))
+
+        return self._read(read)
+
+    def messages(self, chain_id: int, safe: str) -> list[MessageRecord]:
+        """A Safe's messages, newest first (as Safe's service lists them), each with its signatures."""
+        chain = valid.chain_id(chain_id)
+        address = parse_address(safe, "Safe")
+
+        def read(s: Session) -> list[MessageRecord]:
+            rows = list(s.execute(
+                select(MessageRow).where(MessageRow.chain_id == chain, MessageRow.safe == address).order_by(MessageRow.id.desc())
+            ).scalars())
+            signed: dict[int, list[MessageSignatureRow]] = {row.id: [] for row in rows}
+            if rows:
+                query = select(MessageSignatureRow).where(MessageSignatureRow.message_id.in_(list(signed)))
+                for sig in s.execute(query).scalars():
+                    signed[sig.message_id].append(sig)
+            return [message_record(row, signed[row.id]) for row in rows]
+
+        return self._read(read)
+
     # ---- audit log -----------------------------------------------------------------------------
 
     def audit_entries(self, proposal_id: str | None = None, limit: int | None = None) -> list[AuditEntry]:
@@ -933,11 +1236,57 @@ class Store:
         Chain: sequence numbers run 1, 2, 3... without gaps, each entry names its predecessor's hash,
         each entry's hash matches its content, and the head row points at the last entry (so edited,
         deleted, reordered and truncated entries are all caught). Data: every proposal, signature,
-        schedule entry, broadcast, rehearsal and execution row matches its content hash and has
-        exactly the audit entry that created it, and every status (and a broadcast's note) equals
-        the last one the log recorded for it.
+        schedule entry, broadcast, rehearsal, execution, delegate, message and message signature
+        row matches its content hash and has exactly the audit entry that created it (a removed
+        delegate none that survives its removal), and every mutable column (a status, a broadcast's
+        note, a signature's verifier, a delegate's label and expiry) equals what the log last recorded.
         """
         return self._read(verify)
+
+
+def _delegation(fields: dict[str, Any]) -> list[Any]:
+    """WHERE clauses naming one delegation; a NULL Safe matches NULL (SQL's `=` never would)."""
+    safe = DelegateRow.safe.is_(None) if fields["safe"] is None else DelegateRow.safe == fields["safe"]
+    return [DelegateRow.chain_id == fields["chain_id"], safe, DelegateRow.delegate == fields["delegate"],
+            DelegateRow.delegator == fields["delegator"]]
+
+
+def _delegate_payload(row: DelegateRow) -> dict[str, Any]:
+    """What a delegate.added / delegate.updated entry logs (label and expiry: its mutable state)."""
+    return {"delegate_id": row.id, "chain_id": str(row.chain_id), "safe": row.safe, "delegate": row.delegate,
+            "delegator": row.delegator, "label": row.label, "expiry": None if row.expiry is None else str(row.expiry)}
+
+
+def _message_signature(kind: str | None, signature: bytes | str | None, owner: str) -> tuple[str, bytes]:
+    """(kind, bytes) of a message signature, shape-checked like a transaction's."""
+    if kind not in SIGNATURE_KINDS:
+        raise InvalidInput(f"signature kind {kind!r} is not one of {', '.join(SIGNATURE_KINDS)}")
+    raw = valid.raw_bytes(signature, "signature")
+    valid.signature_shape(kind, raw, owner)
+    return kind, raw
+
+
+def _sign_message(tx: _Tx, message: MessageRow, owner: str, kind: str, raw: bytes, actor: str) -> MessageSignatureRecord:
+    """Append one owner's signature of `message` and its `message.signed` entry (duplicates checked by the caller)."""
+    row = MessageSignatureRow(message_id=message.id, owner=owner, kind=kind, signature=raw, created_at=tx.now,
+                              content_hash="")
+    tx.session.add(row)
+    tx.session.flush()  # assigns row.id, which the content hash covers
+    seal(row)
+    tx.session.flush()
+    payload = {"message_signature_id": row.id, "message_id": message.id, "message_hash": message.message_hash,
+               "owner": owner, "kind": kind, "content_hash": row.content_hash}
+    tx.audit(actor, "message.signed", None, payload)
+    return message_signature_record(row)
+
+
+def _load_message(session: Session, chain_id: int, digest: str) -> MessageRow:
+    row = session.execute(
+        select(MessageRow).where(MessageRow.chain_id == chain_id, MessageRow.message_hash == digest)
+    ).scalar_one_or_none()
+    if row is None:
+        raise UnknownProposal(f"no message {digest} on chain {chain_id} in the store")
+    return row
 
 
 def _load_proposal(session: Session, pid: str) -> ProposalRow:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -34,11 +35,13 @@ from treasury.store.lifecycle import (
     SCHEDULE_STATUSES,
     SIGNATURE_KINDS,
     SIGNATURE_PURPOSES,
+    VERIFIERS,
 )
 
 # 1: proposals, signatures, schedule, executions, audit; 2: + broadcasts, rehearsals;
-# 3: signatures say what they are over (SafeTx, a guard schedule hash, a guard cancel hash)
-SCHEMA_VERSION = 3
+# 3: signatures say what they are over (SafeTx, a guard schedule hash, a guard cancel hash);
+# 4: signatures say how they were verified (chain, bundle); delegates; signed messages (the server)
+SCHEMA_VERSION = 4
 
 UINT256_MAX = 2**256 - 1
 UINT256_DIGITS = 78  # len(str(2**256 - 1))
@@ -112,6 +115,8 @@ class ProposalRow(Base):
     __table_args__ = (
         UniqueConstraint("chain_id", "safe", "safe_tx_hash", name="uq_proposals_safe_tx_hash"),
         Index("ix_proposals_listing", "chain_id", "safe", "status", "nonce"),
+        # Schema version 4: the server finds a proposal by its safeTxHash alone (a hash names one Safe).
+        Index("ix_proposals_safe_tx_hash", "safe_tx_hash"),
         CheckConstraint("operation IN (0, 1)", name="ck_proposals_operation"),
         CheckConstraint(_one_of("status", PROPOSAL_STATUSES), name="ck_proposals_status"),
     )
@@ -155,6 +160,7 @@ class SignatureRow(Base):
         Index("ix_signatures_proposal_purpose", "proposal_id", "purpose"),
         CheckConstraint(_one_of("kind", SIGNATURE_KINDS), name="ck_signatures_kind"),
         CheckConstraint(_one_of("purpose", SIGNATURE_PURPOSES), name="ck_signatures_purpose"),
+        CheckConstraint(_one_of("verified_by", VERIFIERS), name="ck_signatures_verified_by"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -168,6 +174,10 @@ class SignatureRow(Base):
     signed_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     intent_nonce: Mapped[int | None] = mapped_column(Uint256, nullable=True)
     entry_id: Mapped[int | None] = mapped_column(Uint256, nullable=True)
+    # Schema version 4: "chain" (recovered against the owners the chain reported) or "bundle"
+    # (against the owners an imported bundle recorded, to re-check once a node is reachable).
+    # Mutable (bundle -> chain), so outside the content hash and checked against the log instead.
+    verified_by: Mapped[str] = mapped_column(String(16), default="chain", server_default=text("'chain'"))
 
 
 class ScheduleRow(Base):
@@ -254,6 +264,73 @@ class RehearsalRow(Base):
     filled: Mapped[str] = mapped_column(Text)
     executor: Mapped[str] = mapped_column(String(42))
     rehearsed_at: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class DelegateRow(Base):
+    """An address a Safe owner allowed to propose for a Safe (schema version 4), as Safe's service has them.
+
+    `safe` NULL: a delegate of the delegator for every Safe it owns. One row per (chain, Safe,
+    delegate, delegator), which the store checks under its write lock (a UNIQUE constraint would
+    treat NULL Safes as all distinct). `label` and `expiry` (unix seconds, NULL: never) change when
+    the same delegation is posted again, so they stay out of the content hash and are checked
+    against the log. Removing a delegation deletes the row; its `delegate.removed` entry says so.
+    """
+
+    __tablename__ = "delegates"
+    __table_args__ = (Index("ix_delegates_lookup", "chain_id", "safe", "delegate"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    safe: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    delegate: Mapped[str] = mapped_column(String(42))
+    delegator: Mapped[str] = mapped_column(String(42))
+    label: Mapped[str] = mapped_column(String(MAX_LABEL))
+    expiry: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class MessageRow(Base):
+    """An off-chain message proposed for a Safe's owners to sign (EIP-1271), schema version 4.
+
+    `message_hash` is the SafeMessage hash (the Safe's EIP-712 domain, so it names the Safe and
+    the chain); `message` what was signed, as the caller encodes it (the server: JSON, a string for
+    EIP-191 text or an object for EIP-712 typed data). Every field is immutable.
+    """
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "message_hash", name="uq_messages_hash"),
+        Index("ix_messages_safe", "chain_id", "safe"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    safe: Mapped[str] = mapped_column(String(42))
+    message_hash: Mapped[str] = mapped_column(String(66))
+    message: Mapped[str] = mapped_column(Text)
+    safe_app_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    proposed_by: Mapped[str] = mapped_column(String(42))
+    created_at: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class MessageSignatureRow(Base):
+    """One owner's signature of a message's SafeMessage hash (schema version 4); immutable."""
+
+    __tablename__ = "message_signatures"
+    __table_args__ = (
+        UniqueConstraint("message_id", "owner", name="uq_message_signatures_owner"),
+        CheckConstraint(_one_of("kind", SIGNATURE_KINDS), name="ck_message_signatures_kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    owner: Mapped[str] = mapped_column(String(42))
+    kind: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[str] = mapped_column(String(32))
     content_hash: Mapped[str] = mapped_column(String(64))
 
 

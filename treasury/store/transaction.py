@@ -1,7 +1,8 @@
 """One write transaction of the store: its session, the locked audit head, its timestamp.
 
-Every mutating method of the Store runs as one of these and ends with exactly one `audit(...)`,
-so a change and its audit entry land in the same database transaction: both or neither.
+Every mutating method of the Store runs as one of these and ends with one `audit(...)` per change
+(a migration or a message posted with its first signature writes several), so a change and its
+audit entry land in the same database transaction: both or neither.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from treasury.store.schema import MAX_LABEL, UINT256_MAX
 
 MAX_DESCRIPTION = 20_000
 MAX_NOTE = 2_000
+MAX_MESSAGE = 200_000  # a message to sign: EIP-191 text or EIP-712 typed data as JSON
 INT64_MAX = 2**63 - 1  # chain ids, block numbers, gas, row ids: BIGINT columns
 
 _HEX32 = re.compile(r"^0x[0-9a-f]{64}$")
@@ -67,7 +68,13 @@ def label(value: object, what: str, limit: int = MAX_LABEL, *, required: bool = 
     """Stripped text within `limit` characters that every backend can store (no NUL, valid Unicode)."""
     if not isinstance(value, str):
         raise InvalidInput(f"{what} must be text, got {type(value).__name__}")
-    text = value.strip()
+    return verbatim(value.strip(), what, limit, required=required)
+
+
+def verbatim(text: object, what: str, limit: int, *, required: bool = True) -> str:
+    """Text kept byte for byte (a message someone signs): the checks of `label`, without stripping."""
+    if not isinstance(text, str):
+        raise InvalidInput(f"{what} must be text, got {type(text).__name__}")
     if required and not text:
         raise InvalidInput(f"{what} must not be empty")
     if len(text) > limit:
