@@ -33,7 +33,15 @@ from treasury.signatures.exchange import (
 )
 from treasury.signatures.signing import sign as sign_with
 from treasury.signatures.verification import kind_of, parse_signature, verify
-from treasury.store import ExecutionRecord, ProposalRecord, ScheduleEntryRecord, SignatureRecord, Store, TamperedRecord
+from treasury.store import (
+    ExecutionRecord,
+    ProposalRecord,
+    ScheduleEntryRecord,
+    SignatureRecord,
+    Store,
+    TamperedRecord,
+    new_signature,
+)
 from treasury.types import OPEN_STATUS_VALUES, ProposalStatus, SignatureKind
 
 if TYPE_CHECKING:
@@ -336,9 +344,7 @@ class Treasury:
         if getattr(self.store, "is_remote", False):
             return self.store.add_signed_proposal(sender=signature.owner, signature=raw, **fields)  # type: ignore[attr-defined]
         verify(signature, safe_tx, self.owners())
-        record = self.store.add_proposal(**fields)
-        self.store.add_signature(record.id, signature.owner, "eip712", raw, actor=self.actor)
-        return record
+        return self.store.add_proposal(**fields, signatures=[new_signature(signature.owner, "eip712", raw)])
 
     def propose_transfer(self, to: str, amount: str, title: str = "") -> ProposalRecord:
         """Native or ERC-20 transfer from a human amount: "1.5 ETH", "250000 USDC"."""

@@ -29,6 +29,7 @@ def sync(name, config_path, as_json, verbose, to, source):
     \b
     treasury sync --to https://safe-transaction-mainnet.safe.global
     treasury sync --from http://treasury.internal:8000
+
     Pulled transactions are never trusted: a hash that does not match its fields, or a confirmation
     that is not an owner's signature on chain now, is skipped and reported; exit code 1 if any was.
     """

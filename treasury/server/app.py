@@ -90,10 +90,12 @@ def about(request: Request) -> dict[str, Any]:
 
 @core.get("/api/v1/safes/{address}/")
 def safe_info(address: str, request: Request) -> dict[str, Any]:
-    """A Safe as the chain says now (the service's SafeInfo; nonce a string, as in its v5 API)."""
+    """A Safe as the chain says now (the service's SafeInfo; nonce a string, as in its v5 API).
+
+    Read fresh, never from the owner cache: clients take the next nonce from here."""
     ctx = get_context(request)
     try:
-        facts = ctx.chain.safe(path_address(address))
+        facts = ctx.chain.safe(path_address(address), fresh=True)
     except NotASafe:
         raise not_found() from None
     return {

@@ -19,7 +19,6 @@ Contract (EIP-1271) delegators are not supported.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,8 +32,9 @@ from starlette.concurrency import run_in_threadpool
 
 from treasury.addresses import to_checksum
 from treasury.server import wire
-from treasury.server.context import ServerContext, actor_of, get_context
-from treasury.server.errors import ApiError, bad_request, not_found, path_address
+from treasury.server.bodies import audit_actor, json_body, read_fields
+from treasury.server.context import ServerContext, get_context
+from treasury.server.errors import bad_request, not_found, path_address
 from treasury.store import DelegateRecord
 
 router = APIRouter()
@@ -240,23 +240,10 @@ def delegate_json(record: DelegateRecord) -> dict[str, Any]:
 _FILTERS = ("safe", "delegate", "delegator", "label")
 
 
-async def _json(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return json.loads(raw) if raw.strip() else {}
-    except (ValueError, RecursionError) as error:
-        raise ApiError(400, {"detail": f"JSON parse error - {' '.join(str(error).split())[:200]}"}) from None
 
 
-def _read(reader: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return reader(*args)
-    except wire.FieldError as error:
-        raise error.as_api(400) from None
 
 
-def _actor(request: Request) -> Callable[[str], str]:
-    return lambda who: actor_of(request, who)
 
 
 async def list_delegates(request: Request) -> dict[str, Any]:
@@ -275,15 +262,15 @@ async def list_delegates(request: Request) -> dict[str, Any]:
 
 
 async def post_delegate(request: Request) -> dict[str, Any]:
-    body = _read(read_delegate, await _json(request))
-    record = await run_in_threadpool(add_delegate, get_context(request), body, _actor(request))
+    body = read_fields(read_delegate, await json_body(request))
+    record = await run_in_threadpool(add_delegate, get_context(request), body, audit_actor(request))
     return {**delegate_json(record), "signature": wire.hex0x(body.signature)}
 
 
 async def delete_delegate(delegate_address: str, request: Request) -> Response:
     delegate = path_address(delegate_address)
-    body = _read(read_removal, delegate, await _json(request))
-    await run_in_threadpool(remove_delegate, get_context(request), body, _actor(request))
+    body = read_fields(read_removal, delegate, await json_body(request, empty={}))
+    await run_in_threadpool(remove_delegate, get_context(request), body, audit_actor(request))
     return Response(status_code=204)
 
 

@@ -35,8 +35,9 @@ from treasury.addresses import ZERO_ADDRESS, keccak
 from treasury.chain.handler import classify_handler
 from treasury.errors import InvalidInput
 from treasury.server import wire
-from treasury.server.context import SafeFacts, ServerContext, actor_of, get_context
-from treasury.server.errors import ApiError, bad_request, not_found, path_address, unprocessable
+from treasury.server.bodies import audit_actor, json_body, read_fields
+from treasury.server.context import SafeFacts, ServerContext, get_context
+from treasury.server.errors import bad_request, not_found, path_address, unprocessable
 from treasury.signatures.guard_messages import DOMAIN_TYPEHASH
 from treasury.signatures.verification import InvalidSignature, kind_of, parse_exact, verify_against
 from treasury.store import DuplicateSignature, MessageRecord, MessageSignatureRecord, UnknownProposal
@@ -269,23 +270,10 @@ def message_json(ctx: ServerContext, record: MessageRecord, facts: SafeFacts | N
 # --- routes ----------------------------------------------------------------------------------------
 
 
-async def _json(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as error:
-        raise ApiError(400, {"detail": f"JSON parse error - {' '.join(str(error).split())[:200]}"}) from None
 
 
-def _read(reader: Callable[[Any], Any], body: Any) -> Any:
-    try:
-        return reader(body)
-    except wire.FieldError as error:
-        raise error.as_api(400) from None
 
 
-def _actor(request: Request) -> Callable[[str], str]:
-    return lambda who: actor_of(request, who)
 
 
 def _listing(ctx: ServerContext, safe: str) -> list[dict[str, Any]]:
@@ -305,8 +293,8 @@ async def list_messages(address: str, request: Request) -> dict[str, Any]:
 @router.post("/api/v1/safes/{address}/messages/", status_code=201)
 async def post_message(address: str, request: Request) -> Response:
     safe = path_address(address)
-    body = _read(read_body, await _json(request))
-    await run_in_threadpool(add_message, get_context(request), safe, body, _actor(request))
+    body = read_fields(read_body, await json_body(request))
+    await run_in_threadpool(add_message, get_context(request), safe, body, audit_actor(request))
     return Response(status_code=201)
 
 
@@ -319,6 +307,6 @@ async def get_message(message_hash: str, request: Request) -> dict[str, Any]:
 
 @router.post("/api/v1/messages/{message_hash}/signatures/", status_code=201)
 async def post_signature(message_hash: str, request: Request) -> Response:
-    raw = _read(read_signature, await _json(request))
-    await run_in_threadpool(add_signature, get_context(request), message_hash, raw, _actor(request))
+    raw = read_fields(read_signature, await json_body(request))
+    await run_in_threadpool(add_signature, get_context(request), message_hash, raw, audit_actor(request))
     return Response(status_code=201)

@@ -38,7 +38,14 @@ from treasury.proposal.safe_tx import build_safe_tx
 from treasury.server import wire
 from treasury.server.errors import ApiError, not_found, unprocessable
 from treasury.signatures.verification import InvalidSignature, kind_of, parse_exact, verify_against
-from treasury.store import DuplicateProposal, DuplicateSignature, ExecutionRecord, ProposalRecord, SignatureRecord
+from treasury.store import (
+    DuplicateProposal,
+    DuplicateSignature,
+    ExecutionRecord,
+    ProposalRecord,
+    SignatureRecord,
+    new_signature,
+)
 from treasury.types import OPEN_STATUS_VALUES
 
 if TYPE_CHECKING:
@@ -275,8 +282,11 @@ class Transactions:
     # --- propose -----------------------------------------------------------------------------------
 
     def propose(self, safe: str, body: wire.ProposalBody, actor: Actor) -> ProposalRecord:
-        """Store a proposal (or add its new signatures to the same one), after every check passed."""
-        facts = self.ctx.chain.safe(safe)
+        """Store a proposal (or add its new signatures to the same one), after every check passed.
+
+        The Safe's facts are read fresh: a nonce cached from before an execution would let a proposal
+        in for a nonce already spent."""
+        facts = self.ctx.chain.safe(safe, fresh=True)
         try:
             safe_tx = self.safe_tx(safe, facts.version, to=body.to, value=body.value, data=body.data,
                                    operation=body.operation, nonce=body.nonce, safe_tx_gas=body.safe_tx_gas,
@@ -297,8 +307,8 @@ class Transactions:
         except InvalidSignature as error:
             raise _refused(str(error)) from None
         verdict = self._judge(safe, body)
-        record = self._stored(safe, body, computed, actor)
-        for signature in checked.owners:
+        record, created = self._stored(safe, body, computed, checked.owners, actor)
+        for signature in () if created else checked.owners:
             self._add_signature(record, signature, actor(signature.owner))
         if verdict is not None:
             with self.memo.lock:
@@ -323,26 +333,31 @@ class Transactions:
                                 [verdict.error or "deny", verdict.reason])
         return wire.verdict_json(verdict, self._now())
 
-    def _stored(self, safe: str, body: wire.ProposalBody, safe_tx_hash: str, actor: Actor) -> ProposalRecord:
-        """The proposal of this safeTxHash: the stored one, or stored now."""
+    def _stored(self, safe: str, body: wire.ProposalBody, safe_tx_hash: str, signatures: Sequence[SafeSignature],
+                actor: Actor) -> tuple[ProposalRecord, bool]:
+        """The proposal of this safeTxHash, and whether it is new: the stored one, or stored now together
+        with the owners' `signatures` in one transaction (never a proposal without its proposer's)."""
         chain_id = self.ctx.chain.chain_id
         record = self.ctx.store.find_by_safe_tx_hash(chain_id, safe, safe_tx_hash)
+        created = False
         if record is None:
             title = wire.title_of(body.origin)
+            first = [new_signature(sig.owner, kind_of(sig), bytes(sig.export_signature())) for sig in signatures]
             try:
                 record = self.ctx.store.add_proposal(
                     chain_id=chain_id, safe=safe, nonce=body.nonce, to=body.to, safe_tx_hash=safe_tx_hash,
                     proposer=body.sender, actor=actor(body.sender), value=body.value, data=body.data,
                     operation=body.operation, safe_tx_gas=body.safe_tx_gas, base_gas=body.base_gas,
                     gas_price=body.gas_price, gas_token=body.gas_token, refund_receiver=body.refund_receiver,
-                    title=title, description=(body.origin or "")[:wire.MAX_ORIGIN],
+                    title=title, description=(body.origin or "")[:wire.MAX_ORIGIN], signatures=first,
                 )
+                created = True
             except DuplicateProposal:  # proposed by another client at the same moment
                 record = self.ctx.store.find_by_safe_tx_hash(chain_id, safe, safe_tx_hash)
                 assert record is not None
         if record.status not in OPEN:
             raise _refused(self._closed(record))
-        return record
+        return record, created
 
     @staticmethod
     def _closed(record: ProposalRecord) -> str:

@@ -7,16 +7,15 @@ no body for a proposal, 201 with the signature for a confirmation, pages for lis
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from treasury.server import wire
-from treasury.server.context import actor_of, get_context
-from treasury.server.errors import ApiError, path_address
+from treasury.server.bodies import audit_actor, json_body, read_fields
+from treasury.server.context import get_context
+from treasury.server.errors import path_address
 from treasury.server.proposals import Memo, Transactions
 
 router = APIRouter()
@@ -33,24 +32,10 @@ def service(request: Request) -> Transactions:
     return Transactions(get_context(request), memo)
 
 
-async def _json(request: Request) -> Any:
-    """The body as JSON, or DRF's 400 parse error (huge numbers and bad encodings included)."""
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as error:
-        raise ApiError(400, {"detail": f"JSON parse error - {' '.join(str(error).split())[:200]}"}) from None
 
 
-def _read(reader: Callable[[Any], T], body: Any, status: int) -> T:
-    try:
-        return reader(body)
-    except wire.FieldError as error:
-        raise error.as_api(status) from None
 
 
-def _actor(request: Request) -> Callable[[str], str]:
-    return lambda who: actor_of(request, who)
 
 
 async def list_transactions(address: str, request: Request) -> Response:
@@ -63,8 +48,8 @@ async def list_transactions(address: str, request: Request) -> Response:
 
 async def propose(address: str, request: Request) -> Response:
     safe = path_address(address)
-    body = _read(wire.read_proposal, await _json(request), 422)
-    await run_in_threadpool(service(request).propose, safe, body, _actor(request))
+    body = read_fields(wire.read_proposal, await json_body(request), status=422)
+    await run_in_threadpool(service(request).propose, safe, body, audit_actor(request))
     return Response(status_code=201)
 
 
@@ -89,14 +74,14 @@ async def confirmations(safe_tx_hash: str, request: Request) -> dict[str, Any]:
 
 @router.post("/api/v1/multisig-transactions/{safe_tx_hash}/confirmations/", status_code=201)
 async def confirm(safe_tx_hash: str, request: Request) -> dict[str, Any]:
-    raw = _read(wire.read_confirmation, await _json(request), 400)
-    await run_in_threadpool(service(request).confirm, safe_tx_hash, raw, _actor(request))
+    raw = read_fields(wire.read_confirmation, await json_body(request))
+    await run_in_threadpool(service(request).confirm, safe_tx_hash, raw, audit_actor(request))
     return {"signature": wire.hex0x(raw)}
 
 
 @router.post("/api/v1/safes/{address}/multisig-transactions/estimations/")
 async def estimate(address: str, request: Request) -> dict[str, str]:
     safe = path_address(address)
-    body = _read(wire.read_estimation, await _json(request), 400)
+    body = read_fields(wire.read_estimation, await json_body(request))
     gas = await run_in_threadpool(service(request).estimate, safe, body)
     return {"safeTxGas": str(gas)}

@@ -41,7 +41,7 @@ from treasury.store.records import (
     ScheduleEntryRecord,
     SignatureRecord,
 )
-from treasury.store.repository import DEFAULT_BUSY_TIMEOUT, Store
+from treasury.store.repository import DEFAULT_BUSY_TIMEOUT, NewSignature, Store, new_signature
 from treasury.store.schema import SCHEMA_VERSION, UINT256_MAX
 
 __all__ = [
@@ -64,6 +64,7 @@ __all__ = [
     "InvalidTransition",
     "MessageRecord",
     "MessageSignatureRecord",
+    "NewSignature",
     "ProposalRecord",
     "RehearsalRecord",
     "ScheduleEntryRecord",
@@ -73,4 +74,5 @@ __all__ = [
     "StoreBusy",
     "TamperedRecord",
     "UnknownProposal",
+    "new_signature",
 ]

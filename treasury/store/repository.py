@@ -21,6 +21,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
@@ -254,8 +255,12 @@ class Store:
         refund_receiver: str = ZERO_ADDRESS,
         title: str = "",
         description: str = "",
+        signatures: Sequence[NewSignature] = (),
     ) -> ProposalRecord:
         """Store a new proposal (status `pending`) and its `proposal.added` audit entry.
+
+        `signatures` (see `new_signature`), already checked by the caller, are stored in the same
+        transaction: a proposal that arrived with its proposer's signature never exists without it.
 
         The caller computed `safe_tx_hash` from these fields (the store cannot: it depends on the Safe
         version's EIP-712 domain). One proposal per (chain, Safe, safeTxHash): a repeat raises
@@ -282,6 +287,9 @@ class Store:
         if isinstance(operation, bool) or operation not in (0, 1):
             raise InvalidInput(f"operation {operation!r} is neither CALL (0) nor DELEGATECALL (1)")
         actor = valid.label(actor, "actor")
+        first = tuple(signatures)
+        if any(n.purpose != "safe_tx" for n in first) or len({n.owner for n in first}) != len(first):
+            raise InvalidInput("a new proposal's signatures are SafeTx signatures, one per owner")
 
         def write(tx: _Tx) -> ProposalRecord:
             s = tx.session
@@ -316,6 +324,8 @@ class Store:
                     "status_to": "pending",
                 },
             )
+            for new in first:
+                _insert_signature(tx, row, new, actor)
             return proposal_record(row)
 
         return self._write(write)
@@ -430,60 +440,16 @@ class Store:
         "bundle": recovered only against the owners an imported bundle recorded (see mark_verified).
         """
         pid = valid.proposal_id(proposal_id)
-        verifier = valid.one_of(verified_by, VERIFIERS, "verified_by")
-        owner_address = parse_address(owner, "owner")
-        if kind not in SIGNATURE_KINDS:
-            raise InvalidInput(f"signature kind {kind!r} is not one of {', '.join(SIGNATURE_KINDS)}")
-        purpose = valid.one_of(purpose, SIGNATURE_PURPOSES, "signature purpose")
-        digest = None if signed_hash is None else valid.hash32(signed_hash, "signed hash")
-        nonce = None if intent_nonce is None else valid.uint(intent_nonce, "schedule nonce")
-        entry = None if entry_id is None else valid.uint(entry_id, "guard entry id")
-        if purpose == "safe_tx" and (nonce is not None or entry is not None):
-            raise InvalidInput("a SafeTx signature has no schedule nonce and no guard entry id")
-        if purpose == "schedule" and (digest is None or nonce is None or entry is not None):
-            raise InvalidInput("a schedule signature needs its signed hash and schedule nonce, and no guard entry id")
-        if purpose == "cancel" and (digest is None or entry is None or nonce is not None):
-            raise InvalidInput("a cancel signature needs its signed hash and guard entry id, and no schedule nonce")
-        raw = valid.raw_bytes(signature, "signature")
-        valid.signature_shape(kind, raw, owner_address)
+        new = new_signature(owner, kind, signature, purpose=purpose, signed_hash=signed_hash,
+                             intent_nonce=intent_nonce, entry_id=entry_id, verified_by=verified_by)
         actor = valid.label(actor, "actor")
 
         def write(tx: _Tx) -> SignatureRecord:
-            s = tx.session
-            proposal = _load_proposal(s, pid)
+            proposal = _load_proposal(tx.session, pid)
             proposal_record(proposal)
             if proposal.status not in OPEN_STATUSES:
                 raise InvalidTransition(f"proposal {pid} is {proposal.status}; it takes no more signatures")
-            stored_hash = digest
-            if purpose == "safe_tx":
-                if digest is not None and digest != proposal.safe_tx_hash:
-                    raise InvalidInput(f"signed hash {digest} is not proposal {pid}'s safeTxHash {proposal.safe_tx_hash}")
-                stored_hash = None  # the proposal's own hash: kept in the version-1 form
-            taken = s.execute(
-                select(SignatureRow.id).where(
-                    SignatureRow.proposal_id == pid,
-                    SignatureRow.purpose == purpose,
-                    SignatureRow.owner == owner_address,
-                    *(() if stored_hash is None else (SignatureRow.signed_hash == stored_hash,)),
-                )
-            ).scalar_one_or_none()
-            if taken is not None:
-                over = "" if purpose == "safe_tx" else f" {purpose} hash {stored_hash} of"
-                raise DuplicateSignature(f"owner {owner_address} has already signed{over} proposal {pid}")
-            row = SignatureRow(proposal_id=pid, owner=owner_address, kind=kind, signature=raw, created_at=tx.now,
-                               purpose=purpose, signed_hash=stored_hash, intent_nonce=nonce, entry_id=entry,
-                               verified_by=verifier)
-            seal(row)
-            s.add(row)
-            s.flush()
-            payload: dict[str, Any] = {"owner": owner_address, "kind": kind, "content_hash": row.content_hash}
-            if purpose != "safe_tx":  # a SafeTx signature's entry keeps its version-1 shape
-                payload.update(purpose=purpose, signed_hash=stored_hash)
-                payload.update({"intent_nonce": str(nonce)} if nonce is not None else {"entry_id": str(entry)})
-            if verifier != "chain":  # a chain-verified signature's entry keeps its earlier shape
-                payload["verified_by"] = verifier
-            tx.audit(actor, "signature.added", pid, payload)
-            return signature_record(row, proposal.safe_tx_hash)
+            return _insert_signature(tx, proposal, new, actor)
 
         return self._write(write)
 
@@ -1294,3 +1260,78 @@ def _load_proposal(session: Session, pid: str) -> ProposalRow:
     if row is None:
         raise UnknownProposal(f"no proposal {pid} in the store")
     return row
+
+
+@dataclass(frozen=True)
+class NewSignature:
+    """A signature checked for shape and ready to insert (made by `new_signature`)."""
+
+    owner: str
+    kind: str
+    raw: bytes
+    purpose: str
+    digest: str | None
+    intent_nonce: int | None
+    entry_id: int | None
+    verified_by: str
+
+
+def new_signature(owner: str, kind: str, signature: bytes | str, *, purpose: str = "safe_tx",
+                   signed_hash: str | bytes | None = None, intent_nonce: int | None = None,
+                   entry_id: int | None = None, verified_by: str = "chain") -> NewSignature:
+    """One signature's fields, validated before any transaction opens (see Store.add_signature,
+    and Store.add_proposal's `signatures`)."""
+    verifier = valid.one_of(verified_by, VERIFIERS, "verified_by")
+    owner_address = parse_address(owner, "owner")
+    if kind not in SIGNATURE_KINDS:
+        raise InvalidInput(f"signature kind {kind!r} is not one of {', '.join(SIGNATURE_KINDS)}")
+    purpose = valid.one_of(purpose, SIGNATURE_PURPOSES, "signature purpose")
+    digest = None if signed_hash is None else valid.hash32(signed_hash, "signed hash")
+    nonce = None if intent_nonce is None else valid.uint(intent_nonce, "schedule nonce")
+    entry = None if entry_id is None else valid.uint(entry_id, "guard entry id")
+    if purpose == "safe_tx" and (nonce is not None or entry is not None):
+        raise InvalidInput("a SafeTx signature has no schedule nonce and no guard entry id")
+    if purpose == "schedule" and (digest is None or nonce is None or entry is not None):
+        raise InvalidInput("a schedule signature needs its signed hash and schedule nonce, and no guard entry id")
+    if purpose == "cancel" and (digest is None or entry is None or nonce is not None):
+        raise InvalidInput("a cancel signature needs its signed hash and guard entry id, and no schedule nonce")
+    raw = valid.raw_bytes(signature, "signature")
+    valid.signature_shape(kind, raw, owner_address)
+    return NewSignature(owner_address, kind, raw, purpose, digest, nonce, entry, verifier)
+
+
+
+def _insert_signature(tx: _Tx, proposal: ProposalRow, new: NewSignature, actor: str) -> SignatureRecord:
+    """Insert one signature on an open proposal with its audit entry (DuplicateSignature on a repeat)."""
+    s = tx.session
+    pid = proposal.id
+    stored_hash = new.digest
+    if new.purpose == "safe_tx":
+        if new.digest is not None and new.digest != proposal.safe_tx_hash:
+            raise InvalidInput(f"signed hash {new.digest} is not proposal {pid}'s safeTxHash {proposal.safe_tx_hash}")
+        stored_hash = None  # the proposal's own hash: kept in the version-1 form
+    taken = s.execute(
+        select(SignatureRow.id).where(
+            SignatureRow.proposal_id == pid,
+            SignatureRow.purpose == new.purpose,
+            SignatureRow.owner == new.owner,
+            *(() if stored_hash is None else (SignatureRow.signed_hash == stored_hash,)),
+        )
+    ).scalar_one_or_none()
+    if taken is not None:
+        over = "" if new.purpose == "safe_tx" else f" {new.purpose} hash {stored_hash} of"
+        raise DuplicateSignature(f"owner {new.owner} has already signed{over} proposal {pid}")
+    row = SignatureRow(proposal_id=pid, owner=new.owner, kind=new.kind, signature=new.raw, created_at=tx.now,
+                       purpose=new.purpose, signed_hash=stored_hash, intent_nonce=new.intent_nonce,
+                       entry_id=new.entry_id, verified_by=new.verified_by)
+    seal(row)
+    s.add(row)
+    s.flush()
+    payload: dict[str, Any] = {"owner": new.owner, "kind": new.kind, "content_hash": row.content_hash}
+    if new.purpose != "safe_tx":  # a SafeTx signature's entry keeps its version-1 shape
+        payload.update(purpose=new.purpose, signed_hash=stored_hash)
+        payload.update({"intent_nonce": str(new.intent_nonce)} if new.intent_nonce is not None else {"entry_id": str(new.entry_id)})
+    if new.verified_by != "chain":  # a chain-verified signature's entry keeps its earlier shape
+        payload["verified_by"] = new.verified_by
+    tx.audit(actor, "signature.added", pid, payload)
+    return signature_record(row, proposal.safe_tx_hash)
