@@ -121,7 +121,7 @@ def test_offline_import_creates_the_proposal_and_verifies_every_signature(tmp_pa
         assert (record.safe_tx_gas, record.base_gas, record.gas_price, record.gas_token, record.refund_receiver) == (
             50_000, 21_000, 10**9, GAS_TOKEN, REFUNDER)
         assert (record.title, record.description, record.proposer, record.nonce) == (
-            "pay the vendor", "250 TUSD for October", "ops-bot", 3)
+            "pay the vendor", "250 TUSD for October", "bundle:ops-bot", 3)  # the bundle's claim, said so
         stored = store.signatures(record.id)
         assert [(s.owner, s.kind, s.verified_by) for s in stored] == sorted(
             [(test[0].address, "eip712", "bundle"), (test[1].address, "eth_sign", "bundle")], key=lambda s: int(s[0], 16))
@@ -359,6 +359,56 @@ def test_import_with_a_chain_creates_a_proposal_this_store_never_saw(chain_treas
         assert len(other.collected_signatures(created.id)) == 2
     finally:
         other.store.close()
+
+
+def test_a_hostile_bundle_never_keeps_an_owners_real_signature_out(chain_treasury, owners, vendor_address, tmp_path):
+    """A bundle's approved_hash "signatures" merely name owners (offline nothing proves them), here all
+    three: before the fix they filled every owner's place, so neither `treasury sign` nor the
+    server's confirmation could ever store the real ones (the server even answered 201). Now a
+    chain-verified signature replaces the bundle's row, and the server answers 201 only for what it
+    stored or for the very bytes it holds."""
+    import requests
+    from server_helpers import running_server
+
+    from treasury.records import TreasuryRecords
+    from treasury.signatures import sign
+    from treasury.treasury import Treasury
+
+    treasury, config = chain_treasury
+    record = treasury.propose_transfer(vendor_address, "4 TUSD")
+    hostile = treasury.export_bundle(record.id)
+    hostile["proposer"] = owners[2].address  # the bundle's word, not a verified proposer
+    hostile["signatures"] = [{"owner": o.address, "kind": "approved_hash",
+                              "signature": "0x" + "00" * 12 + o.address[2:].lower() + "00" * 32 + "01"} for o in owners[:3]]
+    (tmp_path / "hostile.json").write_text(json.dumps(hostile))
+    laptop = TreasuryRecords.load("ops", config, store=str(tmp_path / "laptop.db"), create=True)
+    done = laptop.import_bundle(tmp_path / "hostile.json")
+    assert len(done.unchecked) == 3 and done.record.proposer == f"bundle:{owners[2].address}"
+    laptop.close()
+
+    online = Treasury.load("ops", config, store=str(tmp_path / "laptop.db"))
+    pid, safe_tx = done.record.id, treasury.safe_tx(record)
+    try:
+        signed = online.sign(pid, owners[0])
+        assert (signed.owner, signed.kind, signed.verified_by) == (owners[0].address, "eip712", "chain")
+        with running_server(online.store, config_path=config) as url:
+            confirm = f"{url}/api/v1/multisig-transactions/{record.safe_tx_hash}/confirmations/"
+            real = "0x" + bytes(sign(owners[1], safe_tx).export_signature()).hex()
+            assert requests.post(confirm, json={"signature": real}, timeout=60).status_code == 201
+            stored = {s.owner: (s.verified_by, "0x" + bytes(s.signature).hex()) for s in online.store.signatures(pid)}
+            assert stored[owners[1].address] == ("chain", real)
+            before = [e.entry_hash for e in online.store.audit_entries()]
+            assert requests.post(confirm, json={"signature": real}, timeout=60).status_code == 201  # a true repeat
+            other = "0x" + bytes(sign(owners[1], safe_tx, "eth_sign").export_signature()).hex()
+            refused = requests.post(confirm, json={"signature": other}, timeout=60)
+            assert refused.status_code == 400 and "already confirmed" in refused.json()["signature"][0]
+            assert [e.entry_hash for e in online.store.audit_entries()] == before
+        counted = [s.owner for s in online.collected_signatures(pid)]  # the third, still a bundle's claim, is not
+        assert counted == sorted((o.address for o in owners[:2]), key=lambda a: int(a, 16))
+        actions = [e.action for e in online.store.audit_entries(pid)]
+        assert actions.count("signature.replaced") == 2 and online.store.verify_audit_log().ok
+    finally:
+        online.store.close()
 
 
 @pytest.fixture

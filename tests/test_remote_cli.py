@@ -245,14 +245,22 @@ def test_records_round_trip_through_the_wire_format_and_bad_documents_are_one_li
 
 
 class FakeResponse:
-    def __init__(self, status, body=None, headers=None):
+    def __init__(self, status, body=None, headers=None, chunks=None):
         self.status_code, self.headers = status, headers or {}
         self.content = json.dumps(body).encode() if body is not None else b""
         self._body = body
         self.text = self.content.decode()
+        self.chunks = chunks  # an iterator of byte chunks (a streamed answer), else `content` at once
+        self.closed = False
 
     def json(self):
         return self._body
+
+    def iter_content(self, size):
+        return self.chunks if self.chunks is not None else iter([self.content] if self.content else [])
+
+    def close(self):
+        self.closed = True
 
 
 class FakeSession:
@@ -268,6 +276,44 @@ class FakeSession:
 
     def close(self):
         pass
+
+
+def test_the_client_reads_a_capped_answer_and_follows_links_only_to_its_own_server():
+    """A hostile service: an endless answer is cut at MAX_RESPONSE (streamed, never held whole), and a
+    page's `next` naming another place (a relative `@host` one would turn the base URL's host into
+    userinfo) is refused in one line, nothing sent there and so no token either."""
+    import itertools
+
+    from treasury.remote.http import MAX_RESPONSE, HttpClient, ServerError
+    from treasury.remote.safe_api import SafeServiceApi
+
+    served = itertools.count()
+    endless = (bytes(1 << 20) for _ in served)  # 1 MiB chunks without end
+    big = FakeResponse(200, chunks=endless)
+    client = HttpClient("http://server.test", "tok", session=FakeSession([big]), sleep=lambda _: None)
+    with pytest.raises(ServerError, match=r"more than 16777216 bytes") as raised:
+        client.get("/api/v2/safes/x/multisig-transactions/")
+    assert "\n" not in str(raised.value) and big.closed and next(served) <= MAX_RESPONSE // (1 << 20) + 2
+    declared = FakeResponse(200, {"results": []}, headers={"Content-Length": str(MAX_RESPONSE + 1)})
+    with pytest.raises(ServerError, match="more than the 16777216"):
+        HttpClient("http://server.test", session=FakeSession([declared])).get("/a/")
+
+    for link in ("@evil.test/api/x", "http://evil.test/api/x?offset=100", "https://server.test/api/x",
+                 "http://server.test:8080/api/x", "//evil.test/api/x", "http://tok@server.test/api/x", "/api/x?offset=1"):
+        session = FakeSession([])
+        with pytest.raises(ServerError, match="handed out a link to another place") as raised:
+            HttpClient("http://server.test", "tok", session=session).get_url(link)
+        assert session.sent == [] and "\n" not in str(raised.value) and "tok" not in str(raised.value).replace(link, "")
+
+    page = {"results": [{"n": 1}], "next": "http://SERVER.test:80/base/api/v2/safes/x/multisig-transactions/?offset=1"}
+    session = FakeSession([FakeResponse(200, page), FakeResponse(200, {"results": [{"n": 2}], "next": "@evil.test/p"})])
+    api = SafeServiceApi(HttpClient("http://server.test/base", "tok", session=session))
+    items = api.transactions("x")
+    assert [next(items), next(items)] == [{"n": 1}, {"n": 2}]
+    with pytest.raises(ServerError, match="another place"):
+        next(items)
+    assert [url for _, url in session.sent] == ["http://server.test/base/api/v2/safes/x/multisig-transactions/",
+                                                 "http://server.test/base/api/v2/safes/x/multisig-transactions/?offset=1"]
 
 
 def test_the_client_retries_only_what_is_safe_to_repeat_and_errors_name_the_server():

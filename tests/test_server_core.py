@@ -184,14 +184,61 @@ def test_behind_tls_every_request_must_have_come_over_https(serve, safe):
     assert write.json()["actor"] == "server:0xAbc from 203.0.113.9"  # the proxy's entry, not the client's claim
 
 
-def test_the_owner_cache_rereads_after_its_ttl_or_when_asked(safe):
+def test_behind_tls_only_the_trusted_proxies_headers_count(serve):
+    """A peer that is not a --trusted-proxy cannot claim HTTPS nor another address: refused (403)."""
+    https = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    with serve(behind_tls=True, trusted_proxies=("10.9.9.9", "2001:db8::/64")) as url:  # this test's peer is 127.0.0.1
+        read = requests.get(f"{url}/api/v1/about/", headers=https, timeout=10)
+        write = requests.post(f"{url}/api/test/notes/", json={"text": "a", "count": 1}, headers=https, timeout=10)
+    assert read.status_code == 403 and write.status_code == 403 and "trusted TLS proxy" in read.json()["detail"]
+    with serve(trusted_proxies=("10.9.9.9",)) as url:  # not behind TLS: the header is never taken
+        write = requests.post(f"{url}/api/test/notes/", json={"text": "a", "count": 1}, headers=https, timeout=10)
+    assert write.json()["actor"] == "server:0xAbc from 127.0.0.1"
+
+
+def test_trusted_proxies_on_the_command_line_and_ipv6_rate_buckets():
+    from treasury.cli.serve import _settings
+    from treasury.errors import InvalidInput
+    from treasury.server.context import client_host
+    from treasury.server.ratelimit import client_key
+
+    base = {"host": "127.0.0.1", "port": 0, "read_token_file": None, "tls_cert": None, "tls_key": None, "behind_tls": True,
+            "insecure_remote": False, "refuse_denied": False, "write_rate": 60.0, "max_body": 1024}
+    assert _settings(**base).trusted_proxies == ("127.0.0.1", "::1")
+    settings = _settings(**base, trusted_proxy=("10.0.0.2", "fd00::/8"))
+    assert settings.trusted_proxies == ("10.0.0.2", "fd00::/8")
+    assert settings.trusts("10.0.0.2") and settings.trusts("fd00::7") and not settings.trusts("127.0.0.1")
+    with pytest.raises(InvalidInput, match="not an IP"):
+        _settings(**base, trusted_proxy=("proxy.example",))
+    forwarded = [(b"x-forwarded-for", b"198.51.100.7")]
+    assert client_host({"client": ("10.0.0.2", 1), "headers": forwarded}, settings) == "198.51.100.7"
+    assert client_host({"client": ("10.0.0.3", 1), "headers": forwarded}, settings) == "10.0.0.3"
+    # One IPv6 host holds a /64: one bucket for all of it; IPv4 (also mapped into IPv6) per address.
+    assert client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff:ffff:ffff:fffe") == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("::ffff:192.0.2.1") == "192.0.2.1" and client_key("192.0.2.1") != client_key("192.0.2.2")
+
+
+def test_the_owner_cache_rereads_after_its_ttl_or_when_asked(safe, chain):
     from treasury.server.chain_view import ApeChainView
 
     clock = Clock()
     view = ApeChainView(ttl=5.0, clock=clock)
+    reads: list[str] = []
+    read = view.read
+    view.read = lambda address: reads.append(address) or read(address)  # type: ignore[method-assign]
     first = view.safe(safe.address)
     assert view.safe(safe.address) is first
-    assert view.safe(safe.address, fresh=True) is not first
+    # A flood of fresh reads (proposals, GET safes/) within FRESH_WITHIN of a read gets that read.
+    assert all(view.safe(safe.address, fresh=True) is first for _ in range(100)) and len(reads) == 1
+    clock.now += 0.5
+    assert view.safe(safe.address, fresh=True) is first
+    chain.mine()  # a new block (an execution, an owner added) is always seen
+    assert view.safe(safe.address, fresh=True) is not first and len(reads) == 2
+    first = view.safe(safe.address)
+    clock.now += 1.0
+    assert view.safe(safe.address, fresh=True) is not first and len(reads) == 3  # never older than FRESH_WITHIN
+    first = view.safe(safe.address)
     cached = view.safe(safe.address)
     clock.now += 5.0
     assert view.safe(safe.address) is not cached and view.safe(safe.address) == first

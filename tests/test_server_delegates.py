@@ -71,7 +71,7 @@ def snapshot(store: Store, chain_id: int):
 
 
 def test_owner_adds_lists_and_removes_a_delegate(served, safe, owners, accounts, chain):
-    url, store, _ = served
+    url, store, clock = served
     delegate = accounts[7].address
     body = {"safe": safe, "delegate": delegate, "delegator": owners[0].address, "label": "ci bot",
             "signature": eip712_signature(owners[0], delegate, chain.chain_id)}
@@ -87,9 +87,14 @@ def test_owner_adds_lists_and_removes_a_delegate(served, safe, owners, accounts,
     entry = store.audit_entries()[-1]
     assert entry.action == "delegate.added" and entry.actor.startswith(f"server:{owners[0].address} from 127.0.0.1")
     assert requests.get(f"{url}/api/v2/delegates/", timeout=30).status_code == 400  # a filter is required
+    # label alone lists nothing: it would show every Safe's delegates (safe, delegate or delegator needed)
+    assert requests.get(f"{url}/api/v2/delegates/", params={"label": "ci bot"}, timeout=30).status_code == 400
 
-    # The same delegation again updates its label (and expiry); the v1 path answers the same.
-    body.update(label="ci bot 2", expiryDate="2030-06-01T00:00:00Z")
+    # The same delegation again, with a new signature (a later hour), updates its label (and expiry);
+    # the v1 path answers the same.
+    clock.now = NOW + HOUR
+    body.update(label="ci bot 2", expiryDate="2030-06-01T00:00:00Z",
+                signature=eip712_signature(owners[0], delegate, chain.chain_id, clock.now))
     assert requests.post(f"{url}/api/v1/delegates/", json=body, timeout=30).status_code == 201
     (record,) = store.delegates(chain_id=chain.chain_id)
     assert (record.label, record.expiry) == ("ci bot 2", 1_906_502_400)
@@ -200,3 +205,45 @@ def test_a_delegate_proposes_until_removed_or_expired(served, safe, owners, acco
     refused = propose_as(url, safe, bot, chain.chain_id, 2)
     assert refused.status_code == 422 and "not an owner or delegate" in refused.text
     assert (len(store.list_proposals()), len(store.audit_entries())) == before
+
+
+def test_a_delegate_signature_makes_one_delegation_only(served, safe, make_safe, owners, accounts, chain):
+    """Replays of an accepted signature: to another Safe of the delegator, to lift the expiry, after a removal."""
+    url, store, clock = served
+    other_safe = make_safe(owners, 2, salt_nonce=123_456).address  # owners[0] owns this one too
+    delegate = accounts[7].address
+    for form in ("eip712", "v1"):
+        signature = eip712_signature(owners[0], delegate, chain.chain_id, clock.now) if form == "eip712" \
+            else v1_signature(owners[0], delegate, clock.now)
+        body = {"safe": safe, "delegate": delegate, "delegator": owners[0].address, "label": "one hour",
+                "signature": signature, "expiryDate": "2030-03-18T01:00:00Z"}
+        assert requests.post(f"{url}/api/v2/delegates/", json=body, timeout=30).status_code == 201, form
+        assert requests.post(f"{url}/api/v2/delegates/", json=body, timeout=30).status_code == 201  # a retry: no change
+        before = snapshot(store, chain.chain_id)
+        # re-encoded (v as 0/1 instead of 27/28): the same signature still
+        raw = bytes.fromhex(signature.removeprefix("0x"))
+        reencoded = "0x" + (raw[:64] + bytes([raw[64] - 27])).hex()
+        for name, changes in [("another Safe", {"safe": other_safe, "expiryDate": None}),
+                              ("no expiry", {"expiryDate": None}), ("another label", {"label": "forever"}),
+                              ("re-encoded, another Safe", {"safe": other_safe, "signature": reencoded})]:
+            answer = requests.post(f"{url}/api/v2/delegates/", json={**body, **changes}, timeout=30)
+            assert answer.status_code == 400 and "used before" in answer.text, (form, name, answer.text)
+            assert snapshot(store, chain.chain_id) == before, (form, name)
+
+        removal = {"delegator": owners[0].address, "safe": safe, "signature": signature}
+        assert requests.delete(f"{url}/api/v2/delegates/{delegate}/", json=removal, timeout=30).status_code == 204
+        before = snapshot(store, chain.chain_id)
+        assert requests.post(f"{url}/api/v2/delegates/", json=body, timeout=30).status_code == 400  # the original again
+        # another signature of the removal's hour (the other form, held back) does not bring it back either
+        other = v1_signature(owners[0], delegate, clock.now) if form == "eip712" \
+            else eip712_signature(owners[0], delegate, chain.chain_id, clock.now - HOUR)
+        answer = requests.post(f"{url}/api/v2/delegates/", json={**body, "signature": other}, timeout=30)
+        assert answer.status_code == 400 and "later hour" in answer.text, answer.text
+        assert snapshot(store, chain.chain_id) == before
+        clock.now += HOUR  # a signature of a later hour does
+        fresh = eip712_signature(owners[0], delegate, chain.chain_id, clock.now)
+        assert requests.post(f"{url}/api/v2/delegates/", json={**body, "signature": fresh}, timeout=30).status_code == 201
+        clean = {"delegator": owners[0].address, "safe": safe, "signature": fresh}
+        assert requests.delete(f"{url}/api/v2/delegates/{delegate}/", json=clean, timeout=30).status_code == 204
+        clock.now += HOUR
+    assert store.verify_audit_log()

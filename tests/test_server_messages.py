@@ -203,3 +203,34 @@ def test_a_guarded_safe_takes_only_messages_its_guard_approved(served, store, gu
     assert listed["treasury"]["handler"]["kind"] == "treasury" and listed["treasury"]["honoured"] is True
     assert "approveMessage" in listed["treasury"]["reason"]
     assert store.verify_audit_log()
+
+
+def test_the_listing_judges_only_the_page_and_a_stranger_learns_no_hash(store, open_safe, owners, accounts, chain,
+                                                                        monkeypatch):
+    """A listing makes the verdict's chain calls for the messages it shows only; with a read token, a
+    signature POSTed without it gets one answer for an unknown hash and for a refused signature."""
+    import treasury.server.messages as messages
+
+    chain_id = chain.chain_id
+    judged = []
+    judge = messages.verdict
+    monkeypatch.setattr(messages, "verdict", lambda *args: judged.append(1) or judge(*args))
+    with running_server(store, read_token="t0ken") as url:
+        reader = {"Authorization": "Bearer t0ken"}
+        for text in ("one", "two", "three"):
+            body = {"message": text, "signature": "0x" + owner_signature(owners[0], open_safe, chain_id, text).hex()}
+            assert requests.post(f"{url}/api/v1/safes/{open_safe}/messages/", json=body, timeout=30).status_code == 201
+        judged.clear()
+        page = requests.get(f"{url}/api/v1/safes/{open_safe}/messages/", params={"limit": 1, "offset": 1}, headers=reader,
+                            timeout=30).json()
+        assert (page["count"], len(page["results"]), len(judged)) == (3, 1, 1)
+
+        digest = "0x" + safe_message_hash(open_safe, chain_id, read_message("one").message_hash)[0].hex()
+        stranger = {"signature": "0x" + owner_signature(accounts[5], open_safe, chain_id, "one").hex()}
+        before = snapshot(store, chain_id, open_safe)
+        known, unknown = (requests.post(f"{url}/api/v1/messages/{h}/signatures/", json=stranger, timeout=30)
+                          for h in (digest, "0x" + "ab" * 32))
+        assert (known.status_code, known.json()) == (unknown.status_code, unknown.json()) and known.status_code == 400
+        assert requests.post(f"{url}/api/v1/messages/0x{'ab' * 32}/signatures/", json=stranger, headers=reader,
+                             timeout=30).status_code == 404
+        assert snapshot(store, chain_id, open_safe) == before

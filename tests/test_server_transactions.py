@@ -259,6 +259,27 @@ def test_refused_confirmations_change_nothing(served, owners, outsider, vendor):
     assert requests.get(f"{url}/api/v2/multisig-transactions/0x{'ab' * 32}/", timeout=30).status_code == 404
 
 
+def test_with_a_read_token_a_confirmation_tells_no_stranger_which_hashes_exist(ops, owners, outsider, vendor):
+    """Unknown hash and refused signature answer alike to a caller without the token; alike to the token holder as before."""
+    treasury, token = ops
+    safe_tx = transfer_tx(treasury, token, vendor.address, 6)
+    known = f"/api/v1/multisig-transactions/0x{bytes(safe_tx.safe_tx_hash).hex()}/confirmations/"
+    unknown = f"/api/v1/multisig-transactions/0x{'ab' * 32}/confirmations/"
+    bad = {"signature": signature_hex(outsider, safe_tx)}
+    with running_server(treasury.store, config_path=treasury.config_path, write_burst=1000, read_token="t0ken") as url:
+        assert requests.post(tx_url(url, treasury.safe), json=body_of(safe_tx, owners[0]), timeout=30).status_code == 201
+        before = snapshot(treasury.store)
+        to_known, to_unknown = (requests.post(url + path, json=bad, timeout=30) for path in (known, unknown))
+        assert (to_known.status_code, to_known.json()) == (to_unknown.status_code, to_unknown.json())
+        assert to_known.status_code == 400 and "Multisig" not in to_known.text
+        reader = {"Authorization": "Bearer t0ken"}
+        assert requests.post(url + unknown, json=bad, headers=reader, timeout=30).status_code == 404
+        assert "not an owner" in requests.post(url + known, json=bad, headers=reader, timeout=30).text
+        assert snapshot(treasury.store) == before
+        good = {"signature": signature_hex(owners[1], safe_tx)}
+        assert requests.post(url + known, json=good, timeout=30).status_code == 201  # owners need no token to sign
+
+
 def test_pages_filters_and_ordering(served, owners, vendor):
     treasury, token, url = served
     first = treasury.onchain_nonce()
@@ -307,8 +328,27 @@ def test_estimation(served, vendor):
     assert answer.status_code == 200 and int(answer.json()["safeTxGas"]) > 59_000
     too_much = {**call, "data": "0x" + encode_call("transfer(address,uint256)", [vendor.address, 10**30]).hex()}
     failed = requests.post(estimate, json=too_much, timeout=30)
-    assert failed.status_code == 422 and failed.json()["code"] == 30
+    # the node's own words (revert reasons, node errors) stay in the server's log
+    assert failed.status_code == 422 and failed.json() == {"code": 30, "message": "Gas estimation failed", "arguments": []}
     assert requests.post(estimate, json={**call, "to": "0x12"}, timeout=30).status_code == 400
+
+
+def test_estimation_is_a_read_it_needs_the_read_token_and_its_gas_is_capped(ops, vendor, chain):
+    treasury, token = ops
+    from treasury.addresses import to_checksum
+
+    looper = to_checksum("0x" + "5e" * 20)  # code that jumps to itself forever (JUMPDEST PUSH1 0 JUMP): burns any gas it gets
+    chain.provider.make_request("anvil_setCode", [looper, "0x5b600056"])
+    call = {"to": token.address, "value": 0, "operation": 0,
+            "data": "0x" + encode_call("transfer(address,uint256)", [vendor.address, UNIT]).hex()}
+    with running_server(treasury.store, read_token="t0ken", write_burst=1000) as url:
+        estimate = f"{url}/api/v1/safes/{treasury.safe}/multisig-transactions/estimations/"
+        assert requests.post(estimate, json=call, timeout=30).status_code == 401
+        assert requests.post(estimate, json=call, headers={"Authorization": "Bearer wrong"}, timeout=30).status_code == 401
+        reader = {"Authorization": "Bearer t0ken"}
+        assert requests.post(estimate, json=call, headers=reader, timeout=30).status_code == 200
+        endless = requests.post(estimate, json={**call, "to": looper, "data": "0x"}, headers=reader, timeout=60)
+        assert endless.status_code == 422 and endless.json()["arguments"] == []
 
 
 def test_delegate_proposes_without_confirming(served, owners, accounts, vendor):
@@ -324,6 +364,7 @@ def test_delegate_proposes_without_confirming(served, owners, accounts, vendor):
     before = snapshot(treasury.store)
     answer = requests.post(tx_url(url, treasury.safe), json=body_of(safe_tx, stranger), timeout=30)
     assert answer.status_code == 422 and "is not an owner or delegate" in answer.json()["nonFieldErrors"][0]
+    assert delegate.address not in answer.text and "Delegates" not in answer.text  # who the delegates are stays private
     both = signature_hex(delegate, safe_tx) + signature_hex(owners[1], safe_tx)[2:]
     answer = requests.post(tx_url(url, treasury.safe), json=body_of(safe_tx, delegate, signature=both), timeout=30)
     assert answer.status_code == 422 and snapshot(treasury.store) == before
@@ -374,3 +415,50 @@ def test_an_owner_added_a_moment_ago_is_not_refused(make_treasury, owners, accou
         shown = requests.get(f"{url}/api/v1/multisig-transactions/0x{bytes(safe_tx.safe_tx_hash).hex()}/", timeout=30).json()
         assert [c["owner"] for c in shown["confirmations"]] == [newcomer.address]
     treasury.store.close()
+
+
+def test_extension_pages_bounded_intent_nonce_and_cached_log_verification(served, owners, vendor, monkeypatch):
+    """The extension's lists page (default 100, at most 1000, `next`), and RemoteStore follows the pages;
+    an intentNonce beyond uint256 is a 400; the audit log's verification is redone only when the log grew."""
+    import treasury.remote.store as remote_store
+    from treasury.remote.store import RemoteStore
+
+    treasury, token, url = served
+    first = treasury.onchain_nonce()
+    for offset in range(3):
+        safe_tx = transfer_tx(treasury, token, vendor.address, 1, nonce=first + offset)
+        assert requests.post(tx_url(url, treasury.safe), json=body_of(safe_tx, owners[0]), timeout=30).status_code == 201
+    listing = f"{url}/api/treasury/v1/safes/{treasury.safe}/proposals/"
+    page = requests.get(listing, params={"limit": 2}, timeout=30).json()
+    assert len(page["results"]) == 2 and page["next"] is not None
+    rest = requests.get(page["next"], timeout=30).json()
+    assert len(rest["results"]) == 1 and rest["next"] is None
+    ids = [p["id"] for p in page["results"] + rest["results"]]
+    assert ids == [r.id for r in treasury.store.list_proposals(safe=treasury.safe)]
+    assert requests.get(listing, params={"limit": 1001}, timeout=30).status_code == 400
+    assert requests.get(f"{url}/api/treasury/v1/audit-log/", params={"limit": 1001}, timeout=30).status_code == 400
+    log = requests.get(f"{url}/api/treasury/v1/audit-log/", params={"limit": 2}, timeout=30).json()
+    newest = treasury.store.audit_entries()[-2:]
+    assert [e["seq"] for e in log["results"]] == [e.seq for e in newest] and log["next"] is not None
+
+    monkeypatch.setattr(remote_store, "PAGE_LIMIT", 2)  # the client reads every page, in order
+    remote = RemoteStore(url)
+    assert [r.id for r in remote.list_proposals(treasury.safe)] == ids
+    assert [r.id for r in remote.list_proposals(treasury.safe, limit=1)] == ids[:1]
+    assert [e.seq for e in remote.audit_entries()] == [e.seq for e in treasury.store.audit_entries()]
+    assert [e.seq for e in remote.audit_entries(limit=3)] == [e.seq for e in treasury.store.audit_entries()[-3:]]
+
+    pid = ids[0]
+    huge = {"purpose": "schedule", "signedHash": "0x" + "11" * 32, "signature": "0x" + "22" * 65, "intentNonce": 2**256}
+    answer = requests.post(f"{url}/api/treasury/v1/proposals/{pid}/guard-signatures/", json=huge, timeout=30)
+    assert answer.status_code == 400 and "intentNonce" in answer.text
+
+    verifications = []
+    verify = treasury.store.verify_audit_log
+    monkeypatch.setattr(treasury.store, "verify_audit_log", lambda: verifications.append(1) or verify())
+    check = f"{url}/api/treasury/v1/audit-log/verify/"
+    assert all(requests.get(check, timeout=30).json()["ok"] for _ in range(3)) and len(verifications) == 1
+    safe_tx = transfer_tx(treasury, token, vendor.address, 1, nonce=first)
+    confirm = f"{url}/api/v1/multisig-transactions/0x{bytes(safe_tx.safe_tx_hash).hex()}/confirmations/"
+    assert requests.post(confirm, json={"signature": signature_hex(owners[1], safe_tx)}, timeout=30).status_code == 201
+    assert requests.get(check, timeout=30).json()["ok"] and len(verifications) == 2  # the log grew: verified again

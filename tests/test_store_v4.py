@@ -29,7 +29,7 @@ DELEGATE = to_checksum_address("0x00000000000000000000000000000000000de1e9")
 OTHER = to_checksum_address("0x0000000000000000000000000000000000000bad")
 MESSAGE_HASH = h32(0x3E55)
 V3_SIGNATURE_COLUMNS = "id, proposal_id, owner, kind, signature, created_at, content_hash, purpose, signed_hash, intent_nonce, entry_id"
-V4_TABLES = ("delegates", "messages", "message_signatures")
+V4_TABLES = ("delegates", "delegate_proofs", "messages", "message_signatures")
 
 
 def actions(store: Store) -> list[str]:
@@ -69,6 +69,64 @@ def test_bundle_verified_signature_is_marked_verified_once(store: Store):
     assert store.mark_verified(bundle_sig.id, actor="treasury") == marked  # already chain: nothing written
     assert len(store.audit_entries()) == count
     assert store.verify_audit_log()
+
+
+def named(owner: str) -> bytes:
+    """An approved_hash "signature": bytes that merely name the owner (its proof is on chain)."""
+    return bytes(12) + bytes.fromhex(owner[2:]) + bytes(32) + b"\x01"
+
+
+def test_a_chain_verified_signature_replaces_a_bundles_of_the_same_owner(db: StoreDB):
+    """A bundle vouches for owners from a list it picks itself: its rows (here an approved_hash that
+    merely names the owner) must never keep an owner's real signature out, on any subject. Other
+    bytes replace the bundle's row (audited, the log still verifies); the very same bytes are just
+    marked verified; everything else is still refused with the store unchanged."""
+    eth_sign = b"\x02" * 64 + b"\x1f"
+    schedule = {"purpose": "schedule", "signed_hash": h32(0x5C), "intent_nonce": 0}
+    with db.open() as store:
+        proposal = propose(store)
+        store.add_signature(proposal.id, OWNERS[0], "approved_hash", named(OWNERS[0]), actor="import", verified_by="bundle")
+        store.add_signature(proposal.id, OWNERS[1], "eip712", SIG, actor="import", verified_by="bundle")
+        store.add_signature(proposal.id, OWNERS[2], "eip712", SIG, actor="import", verified_by="bundle", **schedule)
+        before = db.dump()
+        with pytest.raises(DuplicateSignature):  # a bundle never replaces anything
+            store.add_signature(proposal.id, OWNERS[0], "eip712", SIG, actor="import", verified_by="bundle")
+        assert db.dump() == before
+
+        real = store.add_signature(proposal.id, OWNERS[0], "eip712", SIG, actor="bob")
+        same = store.add_signature(proposal.id, OWNERS[1], "eip712", SIG, actor="carol")
+        guard = store.add_signature(proposal.id, OWNERS[2], "eth_sign", eth_sign, actor="dave", **schedule)
+        assert [(r.owner, r.kind, r.signature, r.verified_by) for r in (real, same, guard)] == [
+            (OWNERS[0], "eip712", SIG, "chain"), (OWNERS[1], "eip712", SIG, "chain"), (OWNERS[2], "eth_sign", eth_sign, "chain")]
+        assert [(s.owner, s.purpose, s.kind, s.verified_by) for s in store.signatures(proposal.id, None)] == [
+            (OWNERS[0], "safe_tx", "eip712", "chain"), (OWNERS[1], "safe_tx", "eip712", "chain"),
+            (OWNERS[2], "schedule", "eth_sign", "chain")]
+        entries = store.audit_entries()[-5:]
+        assert [(e.action, e.actor) for e in entries] == [
+            ("signature.replaced", "bob"), ("signature.added", "bob"), ("signature.verified", "carol"),
+            ("signature.replaced", "dave"), ("signature.added", "dave")]
+        assert entries[0].payload == {"owner": OWNERS[0], "kind": "approved_hash", "verified_by": "bundle",
+                                      "content_hash": entries[0].payload["content_hash"]}
+        assert entries[3].payload["purpose"] == "schedule" and entries[3].payload["signed_hash"] == h32(0x5C)
+        assert store.verify_audit_log()
+
+        before = db.dump()
+        with pytest.raises(DuplicateSignature):  # chain-verified now: a repeat is refused as before
+            store.add_signature(proposal.id, OWNERS[0], "eth_sign", eth_sign, actor="bob")
+        assert db.dump() == before
+
+
+def test_a_replaced_bundle_signature_put_back_behind_the_store_is_detected(db: StoreDB):
+    columns = "id, proposal_id, owner, kind, signature, created_at, content_hash, purpose, verified_by"
+    with db.open() as store:
+        proposal = propose(store)
+        store.add_signature(proposal.id, OWNERS[0], "approved_hash", named(OWNERS[0]), actor="import", verified_by="bundle")
+        planted = dict(zip(columns.split(", "), db.query(f"SELECT {columns} FROM signatures")[0], strict=True))
+        store.add_signature(proposal.id, OWNERS[0], "eip712", SIG, actor="bob")
+        db.execute("DELETE FROM signatures", f"INSERT INTO signatures ({columns}) VALUES "
+                   f"({', '.join(':' + c for c in columns.split(', '))})", **planted)
+        report = store.verify_audit_log()
+        assert not report and "differs from what its audit entry recorded" in (report.problem or "")
 
 
 def test_schedule_signature_from_a_bundle_is_marked_verified(store: Store):
@@ -191,6 +249,32 @@ def test_delegates_add_update_list_and_remove(store: Store):
     assert store.verify_audit_log()
 
 
+PROOF = "0x" + "ab" * 32  # what the server derives from a delegate signature (keccak of signer and digest)
+
+
+def test_a_delegate_proof_makes_one_delegation_and_a_removal_needs_a_later_hour(store: Store):
+    first = delegate(store, expiry=2_000_000_000, proof=PROOF, hour=500)
+    assert delegate(store, expiry=2_000_000_000, proof=PROOF, hour=500) == first  # a retry: nothing written
+    count = len(store.audit_entries())
+    for name, changes in [("another Safe", {"safe": OWNERS[2]}), ("no expiry", {"expiry": None}),
+                          ("another label", {"label": "other"}), ("no Safe", {"safe": None})]:
+        with pytest.raises(InvalidInput, match="used before"):
+            delegate(store, **{"expiry": 2_000_000_000, "proof": PROOF, "hour": 500, **changes})
+        assert len(store.audit_entries()) == count, name
+    # the same signature may remove (clients sign the same message for both); removed in hour 501
+    assert store.remove_delegate(chain_id=1, delegate=DELEGATE, delegator=OWNERS[0], safe=None, actor="x",
+                                 proof=PROOF, hour=501) == 1
+    with pytest.raises(InvalidInput, match="used before"):
+        delegate(store, expiry=2_000_000_000, proof=PROOF, hour=500)
+    for hour in (500, 501):  # another signature made before or in the removal's hour
+        with pytest.raises(InvalidInput, match="later hour"):
+            delegate(store, proof="0x" + f"{hour:064x}", hour=hour)
+    assert store.delegates(chain_id=1) == []
+    assert delegate(store, proof="0x" + "cd" * 32, hour=502).safe == SAFE
+    assert [e.action for e in store.audit_entries()].count("delegate.proof") == 3
+    assert store.verify_audit_log()
+
+
 def test_delegate_refusals_leave_the_store_unchanged(db: StoreDB):
     with db.open() as store:
         delegate(store)
@@ -297,7 +381,7 @@ def test_edited_message_is_refused_on_read(db: StoreDB):
 
 def filled(store: Store) -> None:
     """One row of every version-4 table, every nullable column set."""
-    delegate(store, expiry=2_000_000_000)
+    delegate(store, expiry=2_000_000_000, proof=PROOF, hour=527_000)
     message(store, safe_app_id=7)
     store.add_message_signature(chain_id=1, message_hash=MESSAGE_HASH, owner=OWNERS[0], kind="eip712", signature=SIG,
                                 actor="x")
@@ -308,8 +392,8 @@ def _changed(value: Any) -> Any:
         raw = bytes(value)
         return raw[:-1] + bytes([raw[-1] ^ 1])
     if isinstance(value, str):
-        if value == "eip712":
-            return "eth_sign"
+        if value in ("eip712", "add"):
+            return {"eip712": "eth_sign", "add": "remove"}[value]
         return value[:-1] + chr(ord(value[-1]) ^ 1)
     return int(value) ^ 1
 

@@ -123,6 +123,45 @@ def test_pull_verifies_everything_and_skips_what_does_not_verify(world, accounts
     assert execution.success and treasury.get(local[good.safe_tx_hash].id).status == "executed"
 
 
+def test_pull_takes_in_no_transaction_that_no_owner_signed(world, accounts):
+    """Anyone can hash a transaction: a service's correctly hashed transaction with no confirmation, or
+    only a stranger's, under a misleading title and an owner named as its proposer, is skipped and
+    reported, never stored. What is taken in names its verified signer as proposer, not the
+    service's claim, says where its title came from, and the pull is capped (and says so)."""
+    treasury, remote_store, url, vendor, run = world
+    nonce = treasury.onchain_nonce()
+
+    def remote(value: int, title: str, signers=()):
+        safe_tx = treasury._safe_tx(vendor.address, value, b"", 0, nonce + value)
+        record = remote_store.add_proposal(
+            chain_id=treasury.chain_id, safe=treasury.safe, nonce=nonce + value, to=vendor.address, value=value,
+            safe_tx_hash=safe_tx.safe_tx_hash.to_0x_hex(), proposer=accounts[0].address, actor="mallory", title=title)
+        for signer in signers:
+            remote_store.add_signature(record.id, signer.address, "eip712", bytes(sign_safe_tx(signer, safe_tx).export_signature()),
+                                       actor="mallory")
+        return record
+
+    unsigned = remote(1, "Payroll, approved by the board")
+    strangers = remote(2, "Routine top-up", [accounts[5]])  # accounts[5] owns nothing
+    honest = remote(3, "Pay the vendor", [accounts[2]])
+
+    report = pull(treasury, service(url))
+    assert (report.pulled, report.signatures) == (1, 1), report.skipped
+    for skipped in (unsigned, strangers):
+        assert any(skipped.safe_tx_hash in line and "no confirmation verifies" in line for line in report.skipped), report.skipped
+    assert [p.safe_tx_hash for p in treasury.proposals()] == [honest.safe_tx_hash]
+    record = treasury.proposals()[0]
+    host = url.split("//", 1)[1]
+    assert record.proposer == f"sync:{accounts[2].address}" and record.title == "Pay the vendor"
+    assert host in record.description and "title as it gave it" in record.description
+    entries = treasury.store.audit_entries(record.id)
+    assert [e.action for e in entries] == ["proposal.added", "signature.added"]
+    assert all(f"sync from http://{host}" in e.actor for e in entries) and treasury.store.verify_audit_log().ok
+
+    capped = pull(treasury, service(url), limit=1)
+    assert any("stopped after 1 transactions" in note for note in capped.notes), capped.notes
+
+
 def test_the_services_key_comes_from_the_environment_and_is_never_printed(make_treasury, tmp_path, chain, accounts,
                                                                           monkeypatch):
     treasury, _token = make_treasury(policy_for(accounts[4].address))

@@ -55,6 +55,8 @@ if TYPE_CHECKING:
     from treasury.decode.calls import DecodedProposal
     from treasury.policy.model import Policy
 
+MAX_PROPOSER = 200  # the store's label width
+
 # A signature's kind follows from its v byte (the Safe's own convention).
 _KIND_OF_V = {27: "eip712", 28: "eip712", 31: "eth_sign", 32: "eth_sign", 1: "approved_hash", 0: "contract"}
 
@@ -258,7 +260,9 @@ class TreasuryRecords:
         checked on chain, so it is stored unchecked (`BundleImport.unchecked`). Schedule and cancel
         signatures are checked over the configured guard's hash. Everything is checked before
         anything is stored: a bundle that fails any check changes nothing. Every signature is stored
-        with verified_by="bundle", for `Treasury.reverify` to check against the chain's owners.
+        with verified_by="bundle", for `Treasury.reverify` to check against the chain's owners; the
+        owners are the bundle's own word, so such a row never keeps out the owner's chain-verified
+        signature (the store replaces it), and the proposer is stored as the bundle's claim.
         """
         bundle = read_bundle(source)
         self.check_ours(bundle)
@@ -276,7 +280,7 @@ class TreasuryRecords:
         actor = actor or f"{getpass.getuser()} (bundle)"
         record = existing or self.store.add_proposal(
             chain_id=bundle.chain_id, safe=bundle.safe, nonce=bundle.nonce, safe_tx_hash=bundle.safe_tx_hash,
-            title=bundle.facts.title, description=bundle.facts.description, proposer=bundle.facts.proposer or "bundle",
+            title=bundle.facts.title, description=bundle.facts.description, proposer=bundle_proposer(bundle.facts.proposer),
             actor=actor, **bundle.safe_tx_fields(),
         )
         have = {(s.purpose, s.signed_hash, s.owner) for s in self.store.signatures(record.id, None)}
@@ -389,6 +393,15 @@ def _offline_checked(where: str, purpose: str, owner: str, kind: str, raw: bytes
     if owner not in owners:
         raise InvalidBundle(f"{where}: {kind} signer {owner} is not one of the owners the bundle records ({', '.join(owners)})")
     return _Checked(purpose, owner, kind, raw)
+
+
+def bundle_proposer(claimed: str) -> str:
+    """The proposer label of a proposal a bundle created: `bundle:<what the bundle says>`. Whoever
+    wrote the bundle chose that text, so it is never shown as if it were an address or an owner
+    (a bundle exported from such a proposal keeps one prefix)."""
+    claimed = "".join(c for c in claimed if c.isprintable()).strip()
+    text = claimed if claimed.startswith("bundle:") else f"bundle:{claimed or 'unknown'}"
+    return text[:MAX_PROPOSER]
 
 
 def facts_of(record: ProposalRecord, owners: tuple[str, ...] | None = None, threshold: int | None = None) -> ProposalFacts:

@@ -530,13 +530,16 @@ class Treasury:
         message = self._schedule_message_if_needed(record)
         already: list[str] = []
         safe_tx_signature = schedule_signature = None
-        if any(s.owner == account.address for s in self.store.signatures(record.id)):
+        # Only a chain-verified signature counts as signed: a bundle's row for this owner (its owner
+        # list is the bundle's word) is replaced by the real one in the store.
+        if any(s.owner == account.address and s.verified_by == "chain" for s in self.store.signatures(record.id)):
             already.append("safe_tx")
         else:
             safe_tx_signature = sign_with(account, safe_tx, kind=kind)
             verify(safe_tx_signature, safe_tx, owners)
         if message is not None:
-            if any(s.owner == account.address for s in self.store.signatures(record.id, "schedule", message.hash)):
+            if any(s.owner == account.address and s.verified_by == "chain"
+                   for s in self.store.signatures(record.id, "schedule", message.hash)):
                 already.append("schedule")
             else:
                 schedule_signature = self._signed_guard_message(account, message, owners, kind)
@@ -800,6 +803,7 @@ class Treasury:
         unchanged. Schedule signatures for a schedule nonce already spent are skipped (they can never
         be used).
         """
+        from treasury.records import bundle_proposer
         from treasury.signatures.bundle import read_bundle
         from treasury.signatures.exchange import read_guard_signatures
 
@@ -823,9 +827,9 @@ class Treasury:
             record = self.store.add_proposal(
                 chain_id=self.chain_id, safe=self.safe, nonce=bundle.nonce, safe_tx_hash=bundle.safe_tx_hash,
                 title=bundle.facts.title, description=bundle.facts.description,
-                proposer=bundle.facts.proposer or "bundle", actor=self.actor, **bundle.safe_tx_fields(),
+                proposer=bundle_proposer(bundle.facts.proposer), actor=self.actor, **bundle.safe_tx_fields(),
             )
-        have = {s.owner for s in self.store.signatures(record.id)}
+        have = {s.owner for s in self.store.signatures(record.id) if s.verified_by == "chain"}  # a bundle's row is replaced
         added = 0
         for signature in imported:
             if signature.owner not in have:
@@ -833,7 +837,8 @@ class Treasury:
                                          actor=self.actor)  # verified just above, against the chain's owners
                 added += 1
         for message, checked in guard_verified:
-            if not any(s.owner == checked.owner for s in self.store.signatures(record.id, message.purpose, message.hash)):
+            if not any(s.owner == checked.owner and s.verified_by == "chain"
+                       for s in self.store.signatures(record.id, message.purpose, message.hash)):
                 self._store_guard_signature(record, message, checked)
                 added += 1
         return record, added

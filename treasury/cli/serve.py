@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,14 @@ TOKEN_ENV = "TREASURY_SERVER_TOKEN"
 
 
 def _settings(host: str, port: int, read_token_file: Path | None, tls_cert: Path | None, tls_key: Path | None,
-              behind_tls: bool, insecure_remote: bool, refuse_denied: bool, write_rate: float, max_body: int) -> Any:
+              behind_tls: bool, insecure_remote: bool, refuse_denied: bool, write_rate: float, max_body: int,
+              trusted_proxy: tuple[str, ...] = ()) -> Any:
     from treasury.server.settings import ServerSettings
 
-    return ServerSettings(host=host, port=port, read_token=_read_token(read_token_file), max_body=max_body,
-                          write_rate=write_rate, behind_tls=behind_tls, insecure_remote=insecure_remote,
-                          refuse_denied=refuse_denied, tls_cert=tls_cert, tls_key=tls_key)
+    settings = ServerSettings(host=host, port=port, read_token=_read_token(read_token_file), max_body=max_body,
+                              write_rate=write_rate, behind_tls=behind_tls, insecure_remote=insecure_remote,
+                              refuse_denied=refuse_denied, tls_cert=tls_cert, tls_key=tls_key)
+    return replace(settings, trusted_proxies=tuple(trusted_proxy)) if trusted_proxy else settings
 
 
 def _read_token(path: Path | None) -> str | None:
@@ -50,7 +53,7 @@ def _check(**params: Any) -> None:
 
 
 _SETTING_PARAMS = ("host", "port", "read_token_file", "tls_cert", "tls_key", "behind_tls", "insecure_remote",
-                   "refuse_denied", "write_rate", "max_body")
+                   "refuse_denied", "write_rate", "max_body", "trusted_proxy")
 
 
 @chain_command("serve", check_input=_check)
@@ -62,13 +65,16 @@ _SETTING_PARAMS = ("host", "port", "read_token_file", "tls_cert", "tls_key", "be
 @click.option("--tls-cert", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None, help="TLS certificate (PEM)")
 @click.option("--tls-key", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None, help="TLS private key (PEM)")
 @click.option("--behind-tls", is_flag=True, help="TLS ends in a proxy in front: require X-Forwarded-Proto: https")
+@click.option("--trusted-proxy", multiple=True, metavar="ADDR",
+              help="with --behind-tls: a proxy whose X-Forwarded-* headers count, repeatable (default 127.0.0.1 and ::1); "
+                   "requests from any other peer are refused")
 @click.option("--insecure-remote", is_flag=True, help="allow plain HTTP beyond loopback (not recommended)")
 @click.option("--refuse-denied", is_flag=True, help="refuse (422) proposals the policy denies instead of flagging them")
 @click.option("--write-rate", default=120.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="writes per minute per client")
 @click.option("--max-body", default=1024 * 1024, show_default=True, type=click.IntRange(min=1), help="largest request body, bytes")
 def serve(name, config_path, as_json, verbose, store_url, host, port, read_token_file, tls_cert, tls_key, behind_tls,
-          insecure_remote, refuse_denied, write_rate, max_body):
+          trusted_proxy, insecure_remote, refuse_denied, write_rate, max_body):
     """Serve the Safe Transaction Service API (for ape-safe, safe-eth-py, Safe's api-kit and
     `treasury --server`) over the treasury store, with the policy verdict on every proposal.
 
@@ -84,7 +90,7 @@ def serve(name, config_path, as_json, verbose, store_url, host, port, read_token
     from treasury.store import Store
 
     settings = _settings(host, port, read_token_file, tls_cert, tls_key, behind_tls, insecure_remote, refuse_denied,
-                         write_rate, max_body)
+                         write_rate, max_body, trusted_proxy)
     config = load_config(config_path)
     if name is not None:
         config = config.model_copy(update={"treasuries": {name: config.treasury(name)}})

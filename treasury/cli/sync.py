@@ -31,7 +31,8 @@ def sync(name, config_path, as_json, verbose, to, source):
     treasury sync --from http://treasury.internal:8000
 
     Pulled transactions are never trusted: a hash that does not match its fields, or a confirmation
-    that is not an owner's signature on chain now, is skipped and reported; exit code 1 if any was.
+    that is not an owner's signature on chain now, is skipped and reported, and so is a transaction
+    no current owner signed; exit code 1 if any was. A pull reads at most 1,000 transactions.
     """
     from treasury.remote.sync import pull, push, service
 

@@ -6,6 +6,9 @@ connection or a 502/503/504/429 without changing what ends up stored; any other 
 Every failure is a `ServerError` line that names the server and says what it answered (Safe's
 services answer in Django REST framework's shapes: `detail`, `message`, `nonFieldErrors`, fields).
 The token is sent as `Authorization: Bearer <token>` and never appears in an error or a repr.
+A server is not trusted with more than that: an answer is read up to MAX_RESPONSE bytes (streamed,
+so a huge one is never held whole), and a link it hands out (a page's `next`) is followed only to
+the same scheme, host and port, so the token never goes anywhere else.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 DEFAULT_TIMEOUT = 15.0
 DEFAULT_ATTEMPTS = 4
 MAX_WAIT = 8.0
+MAX_RESPONSE = 16 * 1024 * 1024  # bytes of one answer; a page of 100 Safe transactions is well under 1 MiB
+CHUNK = 64 * 1024
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class ServerError(TreasuryError):
@@ -86,11 +92,16 @@ class HttpClient:
         return self.request("POST", path, json=body, retry=idempotent)
 
     def get_url(self, url: str) -> Any:
-        """A link the server handed out (a page's `next`): its path and query, asked of this same
-        server whatever host it names (a service behind a proxy may not know its public name)."""
+        """A link the server handed out (a page's `next`): followed only if it is an absolute URL of
+        this very server (scheme, host and port), else refused in one line. A relative link such as
+        `@evil.host/x`, appended to the base URL, would send the request and the token elsewhere."""
         from urllib.parse import urlsplit
 
-        parts, prefix = urlsplit(url), urlsplit(self.url).path
+        parts, base = urlsplit(url), urlsplit(self.url)
+        if _origin(parts) != _origin(base) or parts.username is not None or parts.password is not None:
+            shown = "".join(c for c in url[:120] if c.isprintable())
+            raise ServerError(f"{self.label} {self.url} handed out a link to another place ({shown!r}): not followed")
+        prefix = base.path
         path = parts.path[len(prefix):] if prefix and parts.path.startswith(prefix + "/") else parts.path
         return self.request("GET", path + (f"?{parts.query}" if parts.query else ""), retry=True)
 
@@ -101,7 +112,8 @@ class HttpClient:
         attempts = self.attempts if retry else 1
         for attempt in range(1, attempts + 1):
             try:
-                response = self.session.request(method, self.url + path, timeout=self.timeout, **kwargs)
+                response = self.session.request(method, self.url + path, timeout=self.timeout, stream=True, **kwargs)
+                content = _read_capped(response, f"{where} answered {method} {path}")
             except requests.RequestException as error:
                 if attempt < attempts:
                     self.sleep(_backoff(attempt))
@@ -110,19 +122,47 @@ class HttpClient:
             if response.status_code in TRANSIENT_STATUSES and attempt < attempts:
                 self.sleep(_retry_after(response, attempt))
                 continue
-            return self._answer(response, method, path)
+            return self._answer(response, content, method, path)
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
-    def _answer(self, response: Any, method: str, path: str) -> Any:
+    def _answer(self, response: Any, content: bytes, method: str, path: str) -> Any:
+        import json
+
         try:
-            body = response.json() if response.content else None
-        except ValueError:
-            body = response.text
+            body = json.loads(content) if content else None
+        except ValueError:  # UnicodeDecodeError included
+            body = content.decode("utf-8", "replace")
         if response.status_code < 300:
             return body
         kind = NotFound if response.status_code == 404 else ServerError
         raise kind(f"{self.label} {self.url} refused {method} {path}: {response.status_code} {error_text(body)}",
                    response.status_code, body)
+
+
+def _origin(parts: Any) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of a split URL, the scheme's default port filled in; ValueError-free."""
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or ""), port if port is not None else DEFAULT_PORTS.get(scheme)
+
+
+def _read_capped(response: Any, what: str) -> bytes:
+    """The answer's body, read in chunks and refused past MAX_RESPONSE bytes (the connection is
+    closed then, not drained)."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_RESPONSE:
+        response.close()
+        raise ServerError(f"{what} with {int(declared)} bytes, more than the {MAX_RESPONSE} a client reads: refused")
+    body = bytearray()
+    for chunk in response.iter_content(CHUNK):
+        body += chunk
+        if len(body) > MAX_RESPONSE:
+            response.close()
+            raise ServerError(f"{what} with more than {MAX_RESPONSE} bytes, more than a client reads: refused")
+    return bytes(body)
 
 
 def _backoff(attempt: int) -> float:

@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from treasury.remote.http import HttpClient, NotFound
+from treasury.remote.http import HttpClient, NotFound, ServerError
 from treasury.store import ProposalRecord
 
 API_KEY_ENV = "SAFE_TRANSACTION_SERVICE_API_KEY"  # safe-eth-py's name for Safe's hosted service key
-MAX_PAGES = 1000
+MAX_PAGES = 11  # pages followed per listing: a pull reads 1,000 transactions (ten pages of 100) and no more
+
+
+class PageLimit(ServerError):
+    """The service had more pages after MAX_PAGES (or kept answering empty ones with a `next`)."""
 
 
 def proposal_body(record: ProposalRecord, sender: str, signature: bytes, origin: str | None = None) -> dict[str, Any]:
@@ -59,9 +63,10 @@ class SafeServiceApi:
         return found if isinstance(found, dict) else None
 
     def transactions(self, safe: str, **filters: Any) -> Iterator[dict[str, Any]]:
-        """Every transaction of `safe` (all pages, following `next` on the same server)."""
+        """Every transaction of `safe` on up to MAX_PAGES pages (following `next` on the same server);
+        PageLimit if the service lists more."""
         page = self.http.get(f"/api/v2/safes/{safe}/multisig-transactions/", params={"limit": 100, **filters})
-        for _ in range(MAX_PAGES):
+        for number in range(1, MAX_PAGES + 1):
             if not isinstance(page, dict):
                 return
             for item in page.get("results") or []:
@@ -70,4 +75,6 @@ class SafeServiceApi:
             following = page.get("next")
             if not isinstance(following, str) or not following:
                 return
+            if number == MAX_PAGES:
+                raise PageLimit(f"{self.url} lists more than {MAX_PAGES} pages of transactions: stopped there")
             page = self.http.get_url(following)

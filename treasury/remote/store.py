@@ -37,6 +37,7 @@ from treasury.store import (
 )
 
 EXTENSION = "/api/treasury/v1"
+PAGE_LIMIT = 1000  # the most items the server sends in one page of its extension listings
 TOKEN_ENV = "TREASURY_SERVER_TOKEN"
 SERVER_ENV = "TREASURY_SERVER"
 _PURPOSE_ORDER = {"safe_tx": 0, "schedule": 1, "cancel": 2}
@@ -116,11 +117,10 @@ class RemoteStore:
                        limit: int | None = None, *, safe_tx_hash: str | None = None) -> list[ProposalRecord]:
         if safe is None:
             raise InvalidInput(f"server {self.url}: proposals are listed per Safe")
-        params: dict[str, Any] = {k: v for k, v in (("status", status), ("limit", limit), ("safeTxHash", safe_tx_hash))
-                                  if v is not None}
-        page = self.http.get(f"{EXTENSION}/safes/{safe}/proposals/", params=params)
+        params: dict[str, Any] = {k: v for k, v in (("status", status), ("safeTxHash", safe_tx_hash)) if v is not None}
         what = f"server {self.url}: proposals of {safe}"
-        records = [wire.proposal_of(item, what) for item in wire.items_of(page, what)]
+        items = self._paged(f"{EXTENSION}/safes/{safe}/proposals/", params, limit, what, newest_first=False)
+        records = [wire.proposal_of(item, what) for item in items]
         return [r for r in records if (chain_id is None or r.chain_id == chain_id) and r.safe == safe]
 
     def find_by_safe_tx_hash(self, chain_id: int, safe: str, safe_tx_hash: str | bytes) -> ProposalRecord | None:
@@ -170,10 +170,24 @@ class RemoteStore:
         return [wire.schedule_entry_of(item, what) for item in _list(detail, "scheduleEntries", what)]
 
     def audit_entries(self, proposal_id: str | None = None, limit: int | None = None) -> list[AuditEntry]:
-        params = {k: v for k, v in (("proposalId", proposal_id), ("limit", limit)) if v is not None}
-        page = self.http.get(f"{EXTENSION}/audit-log/", params=params)
+        params = {"proposalId": proposal_id} if proposal_id is not None else {}
         what = f"server {self.url}: audit entry"
-        return [wire.audit_entry_of(item, what) for item in wire.items_of(page, what)]
+        return [wire.audit_entry_of(item, what) for item in self._paged(f"{EXTENSION}/audit-log/", params, limit, what,
+                                                                          newest_first=True)]
+
+    def _paged(self, path: str, params: dict[str, Any], limit: int | None, what: str, *, newest_first: bool) -> list[Any]:
+        """The first `limit` items (None: all) of a paged extension listing, page by page (the server
+        caps a page at PAGE_LIMIT). `newest_first`: each page is older than the one before it (the
+        audit log), so pages are put in front; the items come back in order either way."""
+        items: list[Any] = []
+        while limit is None or len(items) < limit:
+            want = PAGE_LIMIT if limit is None else min(PAGE_LIMIT, limit - len(items))
+            page = self.http.get(path, params={**params, "limit": want, "offset": len(items)})
+            got = wire.items_of(page, what)
+            items = got + items if newest_first else items + got
+            if not got or not isinstance(page, dict) or page.get("next") is None:
+                break
+        return items
 
     def verify_audit_log(self) -> AuditReport:
         return wire.audit_report_of(self.http.get(f"{EXTENSION}/audit-log/verify/"), f"server {self.url}: audit report")

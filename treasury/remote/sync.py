@@ -9,8 +9,13 @@ Pull (`--from`): every pending transaction of the treasury's Safe is taken as un
 safeTxHash is recomputed from its fields (our chain id, the Safe's version) and must equal the one
 stated, and every confirmation must verify against the Safe's owners on chain now. A transaction
 whose hash does not match is skipped whole; a confirmation that does not verify is skipped alone;
-each skip is one line in the report and counted. A transaction is verified in full before anything
-of it is stored.
+a transaction no current owner's confirmation verifies for is skipped whole (anyone can hash a
+transaction: only an owner's signature makes it a proposal worth showing); each skip is one line
+in the report and counted. A transaction is verified in full before anything of it is stored, and
+a new one is stored with its verified signatures in one transaction. Its proposer is recorded as
+the verified signer (`sync:<owner>`), never the service's claim; its title is the service's text,
+and its description and audit actor say which service it came from. At most `PULL_LIMIT`
+transactions are read per run (a service could list without end); the report says when it stopped.
 
 The service's key (Safe's hosted service) is read from $SAFE_TRANSACTION_SERVICE_API_KEY, as
 safe-eth-py reads it, and sent as `Authorization: Bearer`; it is never printed.
@@ -26,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from treasury.addresses import ZERO_ADDRESS, parse_address
 from treasury.errors import InvalidInput, TreasuryError
 from treasury.remote.http import HttpClient, ServerError
-from treasury.remote.safe_api import API_KEY_ENV, SafeServiceApi
+from treasury.remote.safe_api import API_KEY_ENV, PageLimit, SafeServiceApi
 from treasury.types import OPEN_STATUS_VALUES
 
 if TYPE_CHECKING:
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
     from treasury.treasury import Treasury
 
 TITLE_LIMIT = 200
+PULL_LIMIT = 1_000  # transactions read from a service per pull (ten pages of 100)
 
 
 @dataclass
@@ -111,54 +117,71 @@ def _push_one(treasury: Treasury, api: SafeServiceApi, record: ProposalRecord, r
 # --- pull ------------------------------------------------------------------------------------------
 
 
-def pull(treasury: Treasury, api: SafeServiceApi) -> SyncReport:
-    """Take the service's pending transactions of our Safe into our store, verified, never trusted."""
+def pull(treasury: Treasury, api: SafeServiceApi, *, limit: int = PULL_LIMIT) -> SyncReport:
+    """Take the service's pending transactions of our Safe into our store, verified, never trusted;
+    at most `limit` of them are read."""
     report = SyncReport("from", api.url)
     chain_nonce = treasury.onchain_nonce()
     owners = treasury.owners()
-    for index, item in enumerate(api.transactions(treasury.safe)):
-        where = f"transaction #{index + 1} ({str(item.get('safeTxHash', '?'))[:66]})"
-        try:
-            _pull_one(treasury, api, item, chain_nonce, owners, report, where)
-        except TreasuryError as error:
-            report.skipped.append(f"{where}: {error}")
+    try:
+        for index, item in enumerate(api.transactions(treasury.safe)):
+            if index >= limit:
+                report.notes.append(f"stopped after {limit} transactions: the service lists more than one pull reads; "
+                                    "the rest were not read")
+                break
+            where = f"transaction #{index + 1} ({str(item.get('safeTxHash', '?'))[:66]})"
+            try:
+                _pull_one(treasury, api, item, chain_nonce, owners, report, where)
+            except TreasuryError as error:
+                report.skipped.append(f"{where}: {error}")
+    except PageLimit as error:
+        report.notes.append(f"{error}; the rest were not read")
     return report
 
 
 def _pull_one(treasury: Treasury, api: SafeServiceApi, item: dict[str, Any], chain_nonce: int, owners: list[str],
               report: SyncReport, where: str) -> None:
+    from treasury.signatures.verification import kind_of
+    from treasury.store import new_signature
+
     if item.get("isExecuted"):
         return  # history: the chain says what happened, reconciling records it
     safe_tx, fields = _recomputed(treasury, item)
     if fields["nonce"] < chain_nonce:
         return  # its nonce is spent: it can never execute
-    verified = []
+    verified: dict[str, SafeSignature] = {}
     for position, confirmation in enumerate(item.get("confirmations") or []):
         try:
-            verified.append(_verified_confirmation(confirmation, safe_tx, owners))
+            signature = _verified_confirmation(confirmation, safe_tx, owners)
         except TreasuryError as error:
             report.skipped.append(f"{where}: confirmation #{position + 1}: {error}")
+            continue
+        verified.setdefault(signature.owner, signature)
+    if not verified:
+        raise InvalidInput("no confirmation verifies against the Safe's current owners: not taken in")
     store = treasury.store
     record = store.find_by_safe_tx_hash(treasury.chain_id, treasury.safe, fields["safe_tx_hash"])
-    actor = f"{treasury.actor} (sync from {api.url})"[:200]
-    new_record = record is None
+    origin = _origin(api.url)
+    actor = f"{treasury.actor} (sync from {origin})"[:200]
+    signatures = [new_signature(owner, kind_of(sig), bytes(sig.export_signature())) for owner, sig in verified.items()]
     if record is None:
-        record = store.add_proposal(**fields, actor=actor)
+        claimed = str(item.get("proposer") or "").lower()
+        signer = next((owner for owner in verified if owner.lower() == claimed), next(iter(verified)))
+        store.add_proposal(**fields, proposer=f"sync:{signer}", description=f"synced from {origin} (title as it gave it)"[:200],
+                           actor=actor, signatures=signatures)
         report.pulled += 1
-    elif record.status not in OPEN_STATUS_VALUES:
+        report.signatures += len(signatures)
         return
-    have = {s.owner for s in store.signatures(record.id)}
+    if record.status not in OPEN_STATUS_VALUES:
+        return
+    have = {s.owner for s in store.signatures(record.id) if s.verified_by == "chain"}  # a bundle's row is replaced
     added = 0
-    for signature in verified:
-        if signature.owner not in have:
-            from treasury.signatures.verification import kind_of
-
-            store.add_signature(record.id, signature.owner, kind_of(signature), bytes(signature.export_signature()),
-                                actor=actor)
-            have.add(signature.owner)
+    for new in signatures:
+        if new.owner not in have:
+            store.add_signature(record.id, new.owner, new.kind, new.raw, actor=actor)
             added += 1
     report.signatures += added
-    if not new_record and not added:
+    if not added:
         report.unchanged += 1
 
 
@@ -193,7 +216,7 @@ def _recomputed(treasury: Treasury, item: dict[str, Any]) -> tuple[SafeTx, dict[
         "chain_id": treasury.chain_id, "safe": safe, "nonce": numbers["nonce"], "to": to, "value": numbers["value"],
         "data": data, "operation": operation, "safe_tx_gas": numbers["safeTxGas"], "base_gas": numbers["baseGas"],
         "gas_price": numbers["gasPrice"], "gas_token": gas_token, "refund_receiver": refund, "safe_tx_hash": computed,
-        "title": _title(item), "description": "", "proposer": _proposer(item),
+        "title": _title(item),
     }
     return safe_tx, fields
 
@@ -252,7 +275,12 @@ def _title(item: dict[str, Any]) -> str:
     return (text or "pulled from a Safe Transaction Service")[:TITLE_LIMIT]
 
 
-def _proposer(item: dict[str, Any]) -> str:
-    proposer = item.get("proposer")
-    who = proposer if isinstance(proposer, str) and proposer.startswith("0x") and len(proposer) == 42 else "unknown"
-    return f"sync:{who}"
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a service URL: what its records say they came from (never a
+    user:password part or a query a URL may carry)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")

@@ -26,7 +26,7 @@ from treasury.server import delegates, extension, messages, transactions
 from treasury.server.auth import HttpsOnly, require_reader
 from treasury.server.context import NotASafe, ServerContext, client_host, get_context
 from treasury.server.errors import ApiError, internal_error, invalid_input, not_found, path_address, unprocessable
-from treasury.server.ratelimit import BodyLimit, TokenBuckets, WriteLimit
+from treasury.server.ratelimit import BodyLimit, TokenBuckets, WriteLimit, client_key
 from treasury.store import StoreBusy, UnknownProposal
 
 log = logging.getLogger("treasury.server")
@@ -44,9 +44,9 @@ def create_app(context: ServerContext) -> FastAPI:
     settings = context.settings
     app.add_middleware(BodyLimit, limit=settings.max_body)  # added first: innermost
     app.add_middleware(WriteLimit, buckets=TokenBuckets(settings.write_rate, settings.write_burst, lambda: context.clock()),
-                       client_of=lambda scope: client_host(scope, settings.behind_tls))
+                       client_of=lambda scope: client_key(client_host(scope, settings)))
     if settings.behind_tls:
-        app.add_middleware(HttpsOnly)
+        app.add_middleware(HttpsOnly, settings=settings)
     app.add_middleware(TrailingSlash)  # outermost: before anything looks at the path
     return app
 

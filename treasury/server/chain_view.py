@@ -2,8 +2,10 @@
 
 Every write is checked against the Safe's current owners, and reading them per request would put a
 node round trip (several, over a hosted RPC) on every confirmation. Facts are reused for a few
-seconds (settings.owner_cache_seconds) and re-read at once when a handler asks for `fresh`, e.g.
-when a signer is not among the cached owners (an owner added a moment ago must not be refused).
+seconds (settings.owner_cache_seconds) and re-read when a handler asks for `fresh`, e.g. when a
+signer is not among the cached owners (an owner added a moment ago must not be refused); a fresh
+read reuses one at most FRESH_WITHIN old made at the current block, so floods of fresh reads
+cannot hammer the node.
 
 Reads go through the current ape provider's web3 with raw eth_call: one ABI-free path for every
 Safe version, and uvicorn's worker threads take turns on ape (`_lock`), which is not thread-safe.
@@ -36,10 +38,14 @@ _GET_MODULES = selector("getModulesPaginated(address,uint256)") + bytes(12) + by
     + _MODULE_PAGE.to_bytes(32, "big")
 
 
+FRESH_WITHIN = 1.0  # seconds: a "fresh" read this recent, at the same block, is reused (the throttle per Safe)
+
+
 class ApeChainView:
     """Safe facts over an ape provider (default: the one connected now), cached for `ttl` seconds."""
 
-    def __init__(self, provider: Any = None, *, ttl: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, provider: Any = None, *, ttl: float = 5.0, clock: Callable[[], float] = time.monotonic,
+                 fresh_within: float = FRESH_WITHIN) -> None:
         if provider is None:
             from ape import chain
 
@@ -47,24 +53,43 @@ class ApeChainView:
         self._provider = provider
         self._web3 = provider.web3
         self._ttl = ttl
+        self._fresh_within = min(fresh_within, ttl)  # no cache at all (ttl 0): every fresh read is one
         self._clock = clock
         self.lock = threading.RLock()  # one caller on ape/web3 at a time: take it for any other ape call too
         self._lock = self.lock
-        self._cache: dict[str, tuple[float, SafeFacts]] = {}
+        self._cache: dict[str, tuple[float, int, SafeFacts]] = {}  # address -> (read at, block, facts)
         self._cache_lock = threading.Lock()
         self.chain_id: int = int(provider.chain_id)
 
     def safe(self, address: str, *, fresh: bool = False) -> SafeFacts:
+        """The Safe's facts read at most `ttl` seconds ago; with `fresh`, as of the chain's current block.
+
+        Fresh reads are throttled per Safe: one read at most `fresh_within` old and made at the
+        block the node is at now is reused, so a flood of proposals or GET safes/ costs the node one
+        eth_blockNumber each, not a read of the Safe, and a new block (an execution, an owner added)
+        is always seen. Callers queued behind a read take its result. A read's age counts from when
+        it started.
+        """
         key = address.lower()
         if not fresh:
-            with self._cache_lock:
-                cached = self._cache.get(key)
+            cached = self._cached(key)
             if cached is not None and self._clock() - cached[0] < self._ttl:
-                return cached[1]
-        facts = self.read(address)
-        with self._cache_lock:
-            self._cache[key] = (self._clock(), facts)
+                return cached[2]
+        with self._lock:
+            head = int(self._web3.eth.block_number)
+            cached = self._cached(key)
+            if cached is not None and self._clock() - cached[0] < (self._fresh_within if fresh else self._ttl) \
+                    and (cached[1] == head or not fresh):
+                return cached[2]
+            started = self._clock()
+            facts = self.read(address)
+            with self._cache_lock:
+                self._cache[key] = (started, head, facts)
         return facts
+
+    def _cached(self, key: str) -> tuple[float, int, SafeFacts] | None:
+        with self._cache_lock:
+            return self._cache.get(key)
 
     def invalidate(self, address: str) -> None:
         with self._cache_lock:

@@ -86,23 +86,29 @@ def get_context(request: Request) -> ServerContext:
 Ctx = Annotated[ServerContext, Depends(get_context)]
 
 
-def client_host(scope: Mapping[str, Any], behind_proxy: bool = False) -> str:
-    """Who is calling: the peer address, or behind our TLS proxy the address it forwarded.
+def peer_host(scope: Mapping[str, Any]) -> str:
+    """The TCP peer's address ("unknown" when the server has none, e.g. a Unix socket)."""
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+def client_host(scope: Mapping[str, Any], settings: ServerSettings | None = None) -> str:
+    """Who is calling: the peer address, or behind our TLS proxy (--behind-tls, the peer one of
+    settings.trusted_proxies) the address it forwarded; a header from any other peer is ignored.
 
     Only the last X-Forwarded-For entry is taken: the proxy appends the peer it saw, while earlier
     entries come from the client and could be anything.
     """
-    if behind_proxy:
+    peer = peer_host(scope)
+    if settings is not None and settings.behind_tls and settings.trusts(peer):
         for name, value in scope.get("headers", ()):
             if name == b"x-forwarded-for":
                 forwarded = value.decode("latin-1").split(",")[-1].strip()
                 if forwarded:
                     return forwarded
-    client = scope.get("client")
-    return client[0] if client else "unknown"
+    return peer
 
 
 def actor_of(request: Request, who: str) -> str:
     """The audit log's actor for a write through the server: the verified signer and where it came from."""
-    behind = get_context(request).settings.behind_tls
-    return f"server:{who} from {client_host(request.scope, behind)}"
+    return f"server:{who} from {client_host(request.scope, get_context(request).settings)}"

@@ -15,6 +15,11 @@ and the delegator must be one of that Safe's owners now, read from the chain; th
 delegator that owns any Safe it has indexed, which a server with no index cannot check. Removing
 needs the delegator's (or the delegate's own) signature and no ownership: it only takes power away.
 Contract (EIP-1271) delegators are not supported.
+
+The message names neither the Safe nor the expiry (nor, in the v1 form, the chain), so each accepted
+signature is remembered (the store's delegate proofs) and never accepted again except as a retry of
+the same request: it cannot move a delegation to another Safe, lift its expiry, or bring back a
+removed one; after a removal only a signature of a later hour adds the delegation again.
 """
 
 from __future__ import annotations
@@ -70,12 +75,12 @@ def _eip191(digest: bytes) -> bytes:
     return keccak(b"\x19Ethereum Signed Message:\n32" + digest)
 
 
-def _candidates(delegate: str, chain_id: int, now: float) -> Iterator[bytes]:
-    """Every hash a valid signature may be over: both schemes, this period and the previous one."""
+def _candidates(delegate: str, chain_id: int, now: float) -> Iterator[tuple[int, bytes]]:
+    """Every (totp, hash) a valid signature may be over: both schemes, this period and the previous one."""
     for step in (totp(now), totp(now) - 1):
         for digest in (eip712_hash(delegate, step, chain_id), v1_hash(delegate, step)):
-            yield digest
-            yield _eip191(digest)
+            yield step, digest
+            yield step, _eip191(digest)
 
 
 def recover(digest: bytes, signature: bytes) -> str | None:
@@ -94,13 +99,26 @@ def recover(digest: bytes, signature: bytes) -> str | None:
     return to_checksum(key.to_canonical_address().hex())
 
 
-def signed_by(signature: bytes, signers: tuple[str, ...], delegate: str, chain_id: int, now: float) -> str | None:
+@dataclass(frozen=True)
+class Signed:
+    """A valid delegate signature: who signed, in which totp hour, and its proof (what the store remembers).
+
+    proof = keccak256(signer + signed digest): the same for every encoding of one signature (v as
+    27/28, 0/1 or 31/32, s high or low), so a re-encoded signature is still the used one.
+    """
+
+    signer: str
+    hour: int
+    proof: str
+
+
+def signed_by(signature: bytes, signers: tuple[str, ...], delegate: str, chain_id: int, now: float) -> Signed | None:
     """Which of `signers` signed the delegate message for `delegate` (now or in the previous hour), or None."""
     wanted = set(signers)
-    for digest in _candidates(delegate, chain_id, now):
+    for step, digest in _candidates(delegate, chain_id, now):
         signer = recover(digest, signature)
-        if signer in wanted:
-            return signer
+        if signer is not None and signer in wanted:
+            return Signed(signer, step, "0x" + keccak(bytes.fromhex(signer[2:]) + digest).hex())
     return None
 
 
@@ -198,20 +216,22 @@ def add_delegate(ctx: ServerContext, body: DelegateBody, actor: Callable[[str], 
     facts = ctx.chain.safe(body.safe)
     if body.delegator not in facts.owners:
         raise bad_request(f"Provided delegator={body.delegator} is not an owner of Safe={body.safe}")
-    if signed_by(body.signature, (body.delegator,), body.delegate, ctx.chain.chain_id, now) is None:
+    signed = signed_by(body.signature, (body.delegator,), body.delegate, ctx.chain.chain_id, now)
+    if signed is None:
         raise bad_request(_not_signed(body.delegator, body.delegate, ctx.chain.chain_id))
     return ctx.store.add_delegate(chain_id=ctx.chain.chain_id, safe=body.safe, delegate=body.delegate,
                                   delegator=body.delegator, label=body.label, expiry=body.expiry,
-                                  actor=actor(body.delegator))
+                                  actor=actor(body.delegator), proof=signed.proof, hour=signed.hour)
 
 
 def remove_delegate(ctx: ServerContext, body: RemovalBody, actor: Callable[[str], str]) -> int:
     """Remove the delegation(s) when the delegator or the delegate signed for it; 404 when there was none."""
-    signer = signed_by(body.signature, (body.delegator, body.delegate), body.delegate, ctx.chain.chain_id, ctx.clock())
-    if signer is None:
+    now = ctx.clock()
+    signed = signed_by(body.signature, (body.delegator, body.delegate), body.delegate, ctx.chain.chain_id, now)
+    if signed is None:
         raise bad_request(_not_signed(f"{body.delegator} (or the delegate)", body.delegate, ctx.chain.chain_id))
     removed = ctx.store.remove_delegate(chain_id=ctx.chain.chain_id, delegate=body.delegate, delegator=body.delegator,
-                                        safe=body.safe, actor=actor(signer))
+                                        safe=body.safe, actor=actor(signed.signer), proof=signed.proof, hour=totp(now))
     if removed == 0:
         raise not_found()
     return removed
@@ -249,8 +269,8 @@ _FILTERS = ("safe", "delegate", "delegator", "label")
 async def list_delegates(request: Request) -> dict[str, Any]:
     query = dict(request.query_params)
     filters: dict[str, str | None] = {name: query.get(name) or None for name in _FILTERS}
-    if not any(filters.values()):
-        raise bad_request("At least one query param must be provided")
+    if not any(filters[name] for name in ("safe", "delegate", "delegator")):
+        raise bad_request("At least one of safe, delegate or delegator must be provided")
     for name in ("safe", "delegate", "delegator"):
         if filters[name] is not None and not wire.is_checksummed(filters[name]):
             raise bad_request(f"Address {str(filters[name])[:64]} is not checksumed", name)

@@ -14,6 +14,8 @@ stores nothing.
 from __future__ import annotations
 
 import contextlib
+import threading
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -27,10 +29,13 @@ from treasury.server.errors import bad_request, not_found, path_address
 from treasury.store import PROPOSAL_STATUSES, DuplicateSignature, ProposalRecord, SignatureRecord
 
 PREFIX = "/api/treasury/v1"
-MAX_LIMIT = 10_000
+DEFAULT_LIMIT = 100  # as the transactions list (treasury.server.wire): one request reads a bounded page
+MAX_LIMIT = 1000
+UINT256_MAX = 2**256 - 1
 
 router = APIRouter()
-Limit = Annotated[int | None, Query(ge=1, le=MAX_LIMIT)]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Offset = Annotated[int, Query(ge=0, le=2**63 - 1)]
 
 
 class GuardSignatureIn(BaseModel):
@@ -54,24 +59,27 @@ def _proposal(ctx: ServerContext, proposal_id: str) -> ProposalRecord:
     return record
 
 
-def _page(items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"count": len(items), "next": None, "previous": None, "results": items}
+def _page(items: list[dict[str, Any]], request: Request | None = None, more: bool = False, offset: int = 0) -> dict[str, Any]:
+    """A page: `count` items here; `next` the URL of the following page when there is one."""
+    following = str(request.url.include_query_params(offset=offset + len(items))) if more and request is not None else None
+    return {"count": len(items), "next": following, "previous": None, "results": items}
 
 
 @router.get(PREFIX + "/safes/{address}/proposals/")
-def safe_proposals(address: str, ctx: Ctx,
-                   status: str | None = None, limit: Limit = None,
+def safe_proposals(address: str, ctx: Ctx, request: Request,
+                   status: str | None = None, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0,
                    safeTxHash: str | None = None) -> dict[str, Any]:
-    """A Safe's proposals with their ids, by nonce; one of them by `safeTxHash`."""
+    """A Safe's proposals with their ids, by nonce, `limit` from `offset`; one of them by `safeTxHash`."""
     safe = path_address(address)
     if status is not None and status not in PROPOSAL_STATUSES:
         raise bad_request(f"status must be one of {', '.join(PROPOSAL_STATUSES)}", "status")
     if safeTxHash is not None:
         found = ctx.store.find_by_safe_tx_hash(ctx.chain.chain_id, safe, safeTxHash)
         records = [found] if found is not None and (status is None or found.status == status) else []
-    else:
-        records = ctx.store.list_proposals(safe=safe, chain_id=ctx.chain.chain_id, status=status, limit=limit)
-    return _page([wire.proposal_json(r) for r in records])
+        return _page([wire.proposal_json(r) for r in records])
+    records = ctx.store.list_proposals(safe=safe, chain_id=ctx.chain.chain_id, status=status, limit=offset + limit + 1)
+    shown = records[offset:offset + limit]
+    return _page([wire.proposal_json(r) for r in shown], request, len(records) > offset + limit, offset)
 
 
 @router.get(PREFIX + "/proposals/{proposal_id}/")
@@ -149,8 +157,8 @@ def _guard_message(ctx: ServerContext, record: ProposalRecord, body: GuardSignat
     if body.purpose == "schedule":
         if body.intentNonce is None or body.entryId is not None:
             raise bad_request("a schedule signature needs intentNonce (and no entryId)", "intentNonce")
-        if body.intentNonce < 0:
-            raise bad_request("intentNonce must not be negative", "intentNonce")
+        if not 0 <= body.intentNonce <= UINT256_MAX:
+            raise bad_request("intentNonce must be a uint256 (0 to 2**256 - 1)", "intentNonce")
         return schedule_message(chain_id=ctx.chain.chain_id, guard=guard, safe=record.safe, to=record.to, value=record.value,
                                 data=bytes(record.data), operation=record.operation, nonce=body.intentNonce)
     if body.entryId is None or body.intentNonce is not None:
@@ -178,18 +186,43 @@ def _chain_lock(ctx: ServerContext) -> Any:
 
 
 @router.get(PREFIX + "/audit-log/")
-def audit_log(ctx: Ctx, proposalId: str | None = None,
-              limit: Limit = None) -> dict[str, Any]:
-    """The store's audit log in order (one proposal's entries; with `limit` the newest that many)."""
+def audit_log(ctx: Ctx, request: Request, proposalId: str | None = None,
+              limit: Limit = DEFAULT_LIMIT, offset: Offset = 0) -> dict[str, Any]:
+    """The store's audit log (one proposal's entries): the newest `limit` after skipping the newest
+    `offset`, in order; `next` pages back to older entries."""
     if proposalId is not None:
         _proposal(ctx, proposalId)
-    return _page([wire.audit_entry_json(e) for e in ctx.store.audit_entries(proposalId, limit=limit)])
+    newest = ctx.store.audit_entries(proposalId, limit=offset + limit + 1)  # oldest first
+    shown = newest[max(0, len(newest) - offset - limit):max(0, len(newest) - offset)]
+    return _page([wire.audit_entry_json(e) for e in shown], request, len(newest) > offset + limit, offset)
+
+
+@dataclass
+class _VerifiedLog:
+    """The last verification report, the audit head (seq) and the time it was made at."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    report: tuple[int, float, dict[str, Any]] | None = None
+
+
+VERIFY_REUSE_SECONDS = 10.0  # a report is reused this long at most, even if the log did not grow
 
 
 @router.get(PREFIX + "/audit-log/verify/")
-def verify_audit_log(ctx: Ctx) -> dict[str, Any]:
-    """The hash chain and every row checked against it, as `treasury log` reports it."""
-    return wire.audit_report_json(ctx.store.verify_audit_log())
+def verify_audit_log(ctx: Ctx, request: Request) -> dict[str, Any]:
+    """The hash chain and every row checked against it, as `treasury log` reports it.
+
+    A verification reads the whole store, so a flood of requests must not repeat it: its report is
+    kept (per app) and made again when the log has grown (a new head seq) or the report is older than
+    VERIFY_REUSE_SECONDS, so an edit made behind the store's back shows within those seconds."""
+    memo = getattr(request.app.state, "verified_log", None)
+    if memo is None:
+        memo = request.app.state.verified_log = _VerifiedLog()
+    with memo.lock:
+        head, now = ctx.store.audit_head_seq(), ctx.clock()
+        if memo.report is None or memo.report[0] != head or now - memo.report[1] >= VERIFY_REUSE_SECONDS:
+            memo.report = (head, now, wire.audit_report_json(ctx.store.verify_audit_log()))
+        return memo.report[2]
 
 
 @router.get(PREFIX + "/proposals/{proposal_id}/bundle/")

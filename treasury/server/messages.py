@@ -35,6 +35,7 @@ from treasury.addresses import ZERO_ADDRESS, keccak
 from treasury.chain.handler import classify_handler
 from treasury.errors import InvalidInput
 from treasury.server import wire
+from treasury.server.auth import opaque_refusals
 from treasury.server.bodies import audit_actor, json_body, read_fields
 from treasury.server.context import SafeFacts, ServerContext, get_context
 from treasury.server.errors import bad_request, not_found, path_address, unprocessable
@@ -276,18 +277,20 @@ def message_json(ctx: ServerContext, record: MessageRecord, facts: SafeFacts | N
 
 
 
-def _listing(ctx: ServerContext, safe: str) -> list[dict[str, Any]]:
+def _listing(ctx: ServerContext, safe: str, page: wire.Page) -> tuple[int, list[dict[str, Any]]]:
+    """(count, the page's messages): the verdicts (eth_calls) are made for the page only."""
     facts = ctx.chain.safe(safe)
-    return [message_json(ctx, record, facts) for record in ctx.store.messages(ctx.chain.chain_id, safe)]
+    records = ctx.store.messages(ctx.chain.chain_id, safe)
+    return len(records), [message_json(ctx, record, facts) for record in records[page.offset:page.offset + page.limit]]
 
 
 @router.get("/api/v1/safes/{address}/messages/")
 async def list_messages(address: str, request: Request) -> dict[str, Any]:
     safe = path_address(address)
     ctx = get_context(request)
-    found = await run_in_threadpool(_listing, ctx, safe)
     page = wire.page_of(dict(request.query_params))
-    return wire.page_json(str(request.url), page, len(found), found[page.offset:page.offset + page.limit])
+    count, shown = await run_in_threadpool(_listing, ctx, safe, page)
+    return wire.page_json(str(request.url), page, count, shown)
 
 
 @router.post("/api/v1/safes/{address}/messages/", status_code=201)
@@ -308,5 +311,6 @@ async def get_message(message_hash: str, request: Request) -> dict[str, Any]:
 @router.post("/api/v1/messages/{message_hash}/signatures/", status_code=201)
 async def post_signature(message_hash: str, request: Request) -> Response:
     raw = read_fields(read_signature, await json_body(request))
-    await run_in_threadpool(add_signature, get_context(request), message_hash, raw, audit_actor(request))
+    with opaque_refusals(request):
+        await run_in_threadpool(add_signature, get_context(request), message_hash, raw, audit_actor(request))
     return Response(status_code=201)

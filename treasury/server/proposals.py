@@ -60,6 +60,7 @@ GAS_ESTIMATION_FAILED = 30  # the service's own code
 # Safe's service adds these to eth_estimateGas of the inner call when the Safe cannot estimate itself
 # (requiredTxGas is gone since Safe 1.4.0): proxy routing, the 1/64 rule of nested calls, web3's underestimate.
 ESTIMATION_OVERHEAD = 1_000 + 35_000 + 23_000
+ESTIMATION_GAS_CAP = 30_000_000  # about a block: an estimation costs the node no more than one block's execution
 VERDICT_TTL = 30.0  # seconds a verdict is shown before it is computed again (it follows live guard state)
 ROWS_KEPT = 50_000  # encoded transactions kept (about 1.5 kB each)
 CATCH_UP = 200  # audit entries read to bring a Safe's cached proposals up to date; beyond, all are read
@@ -76,6 +77,15 @@ def _refused(message: str) -> ApiError:
 def _bad_signature(message: str) -> ApiError:
     """A confirmation refused as the service refuses one: 400 on its `signature` field."""
     return ApiError(400, {"signature": [message]})
+
+
+def _require_new_or_repeat(record: ProposalRecord, signature: SafeSignature, stored: Mapping[str, bytes]) -> None:
+    """Refuse a signature of an owner whose stored confirmation has other bytes: answering 201 for
+    it would tell the client it was stored when it was not."""
+    have = stored.get(signature.owner)
+    if have is not None and have != bytes(signature.export_signature()):
+        raise _bad_signature(f"Owner {signature.owner} has already confirmed safe-tx-hash={record.safe_tx_hash} "
+                             "with another signature")
 
 
 def confirmed(signatures: Sequence[SignatureRecord]) -> list[SignatureRecord]:
@@ -244,8 +254,7 @@ class Transactions:
         owners = facts.owners
         delegates = self._delegates_of(safe, owners) if sender is not None else set()
         if sender is not None and sender not in owners and sender not in delegates:
-            raise InvalidSignature(f"Sender={sender} is not an owner or delegate. Current owners={list(owners)}. "
-                                   f"Delegates={sorted(delegates)}")
+            raise InvalidSignature(f"Sender={sender} is not an owner or delegate. Current owners={list(owners)}")
         seen: list[str] = []
         verified: list[SafeSignature] = []
         delegate = None
@@ -308,8 +317,8 @@ class Transactions:
             raise _refused(str(error)) from None
         verdict = self._judge(safe, body)
         record, created = self._stored(safe, body, computed, checked.owners, actor)
-        for signature in () if created else checked.owners:
-            self._add_signature(record, signature, actor(signature.owner))
+        if not created:
+            self._add_signatures(record, checked.owners, actor)
         if verdict is not None:
             with self.memo.lock:
                 self.memo.verdicts[record.safe_tx_hash.lower()] = (self.ctx.clock(), verdict)
@@ -365,10 +374,26 @@ class Transactions:
             return f"Transaction with safe-tx-hash={record.safe_tx_hash} was already executed"
         return f"Transaction with safe-tx-hash={record.safe_tx_hash} is {record.status}: it takes no more signatures"
 
-    def _add_signature(self, record: ProposalRecord, signature: SafeSignature, actor: str) -> None:
-        with contextlib.suppress(DuplicateSignature):  # stored already: a repeat changes nothing
-            self.ctx.store.add_signature(record.id, signature.owner, kind_of(signature),
-                                         bytes(signature.export_signature()), actor=actor)
+    def _add_signatures(self, record: ProposalRecord, signatures: Sequence[SafeSignature], actor: Actor) -> None:
+        """Store each owner's signature. A true repeat (these very bytes stored already, verified by
+        the chain) changes nothing and is answered as a success; an owner who confirmed with other
+        bytes is refused, checked for all before anything is written. A bundle's row is no obstacle:
+        the store replaces it with the owner's chain-verified signature."""
+        stored = self._confirmed_bytes(record)
+        for signature in signatures:
+            _require_new_or_repeat(record, signature, stored)
+        for signature in signatures:
+            raw = bytes(signature.export_signature())
+            if stored.get(signature.owner) == raw:
+                continue
+            try:
+                self.ctx.store.add_signature(record.id, signature.owner, kind_of(signature), raw, actor=actor(signature.owner))
+            except DuplicateSignature:  # stored by another request meanwhile: fine only if the very same
+                _require_new_or_repeat(record, signature, self._confirmed_bytes(record))
+
+    def _confirmed_bytes(self, record: ProposalRecord) -> dict[str, bytes]:
+        """Each owner's chain-verified SafeTx signature as stored."""
+        return {s.owner: bytes(s.signature) for s in confirmed(self.ctx.store.signatures(record.id))}
 
     # --- confirm -----------------------------------------------------------------------------------
 
@@ -391,8 +416,7 @@ class Transactions:
             checked = self.check_signatures(record.safe, raw, safe_tx, sender=None)
         except InvalidSignature as error:
             raise _bad_signature(str(error)) from None
-        for signature in checked.owners:
-            self._add_signature(record, signature, actor(signature.owner))
+        self._add_signatures(record, checked.owners, actor)
         return list(checked.owners)
 
     # --- reading -----------------------------------------------------------------------------------
@@ -644,14 +668,15 @@ class Transactions:
         is estimated as the same call (the service's fallback does the same; Safe >= 1.3.0 accepts
         safeTxGas 0, which clients use)."""
         self.ctx.chain.safe(safe)  # 422 (code 50) if it is not a Safe
-        call = {"from": safe, "to": body.to, "value": body.value, "data": wire.hex0x(body.data)}
+        call = {"from": safe, "to": body.to, "value": body.value, "data": wire.hex0x(body.data), "gas": ESTIMATION_GAS_CAP}
         try:
             with self._ape():
                 from ape import chain
 
                 gas = int(chain.provider.web3.eth.estimate_gas(call))
         except Exception as error:  # noqa: BLE001 - a revert or a node refusal: the service's code 30
-            raise unprocessable("Gas estimation failed", GAS_ESTIMATION_FAILED, [" ".join(str(error).split())[:300]]) from None
+            log.info("gas estimation for %s failed: %s", safe, " ".join(str(error).split())[:300])
+            raise unprocessable("Gas estimation failed", GAS_ESTIMATION_FAILED, []) from None  # the node's words stay here
         return gas + ESTIMATION_OVERHEAD
 
 

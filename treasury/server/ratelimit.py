@@ -8,6 +8,7 @@ The clock is the context's, so tests step time instead of sleeping.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 from collections.abc import Callable
@@ -17,6 +18,20 @@ from treasury.server.errors import send_error, throttled, too_large
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _MAX_CLIENTS = 10_000  # buckets kept before full (idle) ones are forgotten
+
+
+def client_key(host: str) -> str:
+    """The rate-limit bucket of a client address: an IPv6 client's /64 (one host usually holds a
+    whole /64, so per-address buckets would be 2**64 buckets); an IPv4 address as it is."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:  # ::ffff:a.b.c.d is an IPv4 client
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 class TokenBuckets:

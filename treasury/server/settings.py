@@ -29,8 +29,15 @@ class ServerSettings:
     owner_cache_seconds: float = 5.0  # how long the chain's owners/threshold/nonce are reused
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # --behind-tls: the peers whose X-Forwarded-For/Proto count (addresses or networks); others get 403
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
 
     def __post_init__(self) -> None:
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise InvalidInput(f"--trusted-proxy {proxy!r} is not an IP address or network") from None
         if self.max_body < 1:
             raise InvalidInput(f"--max-body must be a positive number of bytes, not {self.max_body}")
         if self.write_rate <= 0 or self.write_burst < 1:
@@ -43,6 +50,14 @@ class ServerSettings:
     def __repr__(self) -> str:  # never show the token (logs, tracebacks)
         shown = "set" if self.read_token else None
         return f"ServerSettings(host={self.host!r}, port={self.port}, read_token={shown}, behind_tls={self.behind_tls})"
+
+    def trusts(self, peer: str) -> bool:
+        """Whether `peer` (the TCP peer's address) is one of the trusted proxies."""
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in ipaddress.ip_network(proxy, strict=False) for proxy in self.trusted_proxies)
 
     @property
     def tls(self) -> bool:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from treasury.server import wire
+from treasury.server.auth import opaque_refusals, require_token
 from treasury.server.bodies import audit_actor, json_body, read_fields
 from treasury.server.context import get_context
 from treasury.server.errors import path_address
@@ -75,11 +76,12 @@ async def confirmations(safe_tx_hash: str, request: Request) -> dict[str, Any]:
 @router.post("/api/v1/multisig-transactions/{safe_tx_hash}/confirmations/", status_code=201)
 async def confirm(safe_tx_hash: str, request: Request) -> dict[str, Any]:
     raw = read_fields(wire.read_confirmation, await json_body(request))
-    await run_in_threadpool(service(request).confirm, safe_tx_hash, raw, audit_actor(request))
+    with opaque_refusals(request):
+        await run_in_threadpool(service(request).confirm, safe_tx_hash, raw, audit_actor(request))
     return {"signature": wire.hex0x(raw)}
 
 
-@router.post("/api/v1/safes/{address}/multisig-transactions/estimations/")
+@router.post("/api/v1/safes/{address}/multisig-transactions/estimations/", dependencies=[Depends(require_token)])
 async def estimate(address: str, request: Request) -> dict[str, str]:
     safe = path_address(address)
     body = read_fields(wire.read_estimation, await json_body(request))

@@ -33,6 +33,7 @@ from treasury.store.schema import (
     AuditHeadRow,
     AuditRow,
     BroadcastRow,
+    DelegateProofRow,
     DelegateRow,
     ExecutionRow,
     MessageRow,
@@ -124,8 +125,9 @@ class Entity:
       (key, values) from ANY audit entry that changes them, or returns None.
     - `describe(key)`: how messages name the row ("proposal 1a2b...").
     - `removed_by`: the audit action whose entry deletes rows (None: rows are never deleted);
-      `removed_keys` reads the keys of the rows it deleted. A deleted row is then expected to be
-      absent, so a row deleted behind the store's back is still "in the log but missing".
+      `removed_keys` reads the keys of the rows it deleted (from the entry's proposal id and
+      payload). A deleted row is then expected to be absent, so a row deleted behind the store's
+      back is still "in the log but missing".
     """
 
     name: str
@@ -140,7 +142,7 @@ class Entity:
     logged_state: StateReader | None = None
     form: Callable[[Any], tuple[str, tuple[HashedField, ...]]] | None = None
     removed_by: str | None = None
-    removed_keys: Callable[[dict[str, Any]], list[Key]] | None = None
+    removed_keys: Callable[[str | None, dict[str, Any]], list[Key]] | None = None
 
     def content_hash(self, row: Any) -> str:
         """The hash `row.content_hash` must hold: over the declared fields only.
@@ -260,6 +262,10 @@ SIGNATURE = Entity(
     form=_signature_form,
     state=("verified_by",),
     logged_state=_signature_verifier,
+    # A bundle-verified row that a chain-verified signature of the same owner replaced (the new
+    # row's own `signature.added` entry follows).
+    removed_by="signature.replaced",
+    removed_keys=lambda pid, payload: [key] if (key := _signature_logged_key(pid, payload)) is not None else [],
 )
 
 SCHEDULE_ENTRY = Entity(
@@ -346,7 +352,21 @@ DELEGATE = Entity(
     state=("label", "expiry"),
     logged_state=_delegate_state,
     removed_by="delegate.removed",
-    removed_keys=lambda payload: [int(i) for i in payload.get("delegate_ids", [])],
+    removed_keys=lambda pid, payload: [int(i) for i in payload.get("delegate_ids", [])],
+)
+
+DELEGATE_PROOF = Entity(
+    name="delegate proof",
+    row=DelegateProofRow,
+    tag="delegate-proof/v1",  # a delegate signature used once: what it was used for, never changed
+    fields=_fields(
+        as_is("id"), as_decimal("chain_id"), as_is("proof"), as_is("use"), as_is("safe"), as_is("delegate"),
+        as_is("delegator"), as_decimal("expiry"), as_decimal("hour"), as_is("created_at"),
+    ),
+    created_by="delegate.proof",
+    logged_key=_by_id("proof_id"),
+    row_key=lambda row: row.id,
+    describe=lambda pid: f"delegate proof {pid}",
 )
 
 MESSAGE = Entity(
@@ -379,7 +399,8 @@ MESSAGE_SIGNATURE = Entity(
 
 # In the order verify_audit_log checks them (and reports the first problem of).
 ENTITIES: tuple[Entity, ...] = (
-    PROPOSAL, SIGNATURE, SCHEDULE_ENTRY, EXECUTION, BROADCAST, REHEARSAL, DELEGATE, MESSAGE, MESSAGE_SIGNATURE,
+    PROPOSAL, SIGNATURE, SCHEDULE_ENTRY, EXECUTION, BROADCAST, REHEARSAL, DELEGATE, DELEGATE_PROOF, MESSAGE,
+    MESSAGE_SIGNATURE,
 )
 _ENTITY_OF_ROW: dict[type[Any], Entity] = {entity.row: entity for entity in ENTITIES}
 
@@ -522,7 +543,7 @@ def _record_entry(row: Any, payload: dict[str, Any], logged: dict[str, _Logged])
                 seen.created[key] = payload.get("content_hash", "")
                 seen.removed.discard(key)  # SQLite may hand a removed row's id out again
         if action == entity.removed_by and entity.removed_keys is not None:
-            for key in entity.removed_keys(payload):
+            for key in entity.removed_keys(proposal_id, payload):
                 if seen.created.pop(key, None) is None:
                     raise Broken(row.seq, f"audit entry {row.seq} removes {entity.describe(key)}, which the log never added")
                 seen.removed.add(key)

@@ -24,6 +24,7 @@ from treasury.store.schema import (
     AuditHeadRow,
     Base,
     BroadcastRow,
+    DelegateProofRow,
     DelegateRow,
     MessageRow,
     MessageSignatureRow,
@@ -112,13 +113,13 @@ def add_verifiers_delegates_and_messages(tx: WriteTx) -> None:
 
     Every version-3 signature was recovered against the chain's owners: it becomes "chain" (the
     column is outside the content hash, so no hash changes). Proposals get an index on their
-    safeTxHash alone. The three new tables are created from the current models; when a later version alters one of them, this step must go on
+    safeTxHash alone. The new tables are created from the current models; when a later version alters one of them, this step must go on
     creating the version-4 shape and leave the change to the step after it.
     """
     _rebuild_signatures(tx, _V3_SIGNATURE_COLUMNS, {"verified_by": "chain"})
     by_hash = next(i for i in Base.metadata.tables[ProposalRow.__tablename__].indexes if i.name == "ix_proposals_safe_tx_hash")
     by_hash.create(tx.session.connection(), checkfirst=True)
-    tables = [Base.metadata.tables[row.__tablename__] for row in (DelegateRow, MessageRow, MessageSignatureRow)]
+    tables = [Base.metadata.tables[row.__tablename__] for row in (DelegateRow, DelegateProofRow, MessageRow, MessageSignatureRow)]
     Base.metadata.create_all(tx.session.connection(), tables=tables)
 
 

@@ -47,7 +47,7 @@ from treasury.store.errors import (
     StoreBusy,
     UnknownProposal,
 )
-from treasury.store.integrity import AuditReport, canonical, seal, verify
+from treasury.store.integrity import AuditReport, canonical, check as check_sealed, seal, verify
 from treasury.store.lifecycle import (
     BROADCAST_STATUSES,
     BROADCAST_TRANSITIONS,
@@ -88,6 +88,7 @@ from treasury.store.schema import (
     AuditHeadRow,
     AuditRow,
     BroadcastRow,
+    DelegateProofRow,
     DelegateRow,
     ExecutionRow,
     MessageRow,
@@ -438,6 +439,8 @@ class Store:
         per (proposal, purpose, signed hash, owner): a repeat raises DuplicateSignature and the
         store is left unchanged, so a re-sent signature can never be counted twice. `verified_by`
         "bundle": recovered only against the owners an imported bundle recorded (see mark_verified).
+        A chain-verified signature of an owner whose stored one is only bundle-verified takes its
+        place (see `_insert_signature`): a bundle can never keep an owner's real signature out.
         """
         pid = valid.proposal_id(proposal_id)
         new = new_signature(owner, kind, signature, purpose=purpose, signed_hash=signed_hash,
@@ -471,13 +474,7 @@ class Store:
             signature_record(row, proposal.safe_tx_hash)  # never build on a forged row
             if row.verified_by == "chain":
                 return signature_record(row, proposal.safe_tx_hash)
-            previous, row.verified_by = row.verified_by, "chain"
-            tx.session.flush()
-            payload: dict[str, Any] = {"owner": row.owner, "verified_by_from": previous, "verified_by_to": "chain"}
-            if row.purpose != "safe_tx" or row.signed_hash is not None:
-                payload.update(purpose=row.purpose, signed_hash=row.signed_hash)
-            tx.audit(actor, "signature.verified", row.proposal_id, payload)
-            return signature_record(row, proposal.safe_tx_hash)
+            return _mark_verified(tx, row, proposal, actor)
 
         return self._write(write)
 
@@ -964,12 +961,19 @@ class Store:
         label: str,
         actor: str,
         expiry: int | None = None,
+        proof: str | None = None,
+        hour: int | None = None,
     ) -> DelegateRecord:
         """Let `delegate` propose for `safe` (None: every Safe `delegator` owns) on behalf of `delegator`.
 
         The caller checked the delegator's signature and that it is an owner. The same (chain,
         Safe, delegate, delegator) again updates the label and expiry (`delegate.updated`; nothing
         is written when both are unchanged), as Safe's service does.
+
+        `proof` (the server's: see DelegateProofRow) with the signature's totp `hour`: a proof used
+        before is only a retry of the same request (same delegation, label and expiry, still there),
+        anything else is refused; a new proof is refused when this delegation was removed in its
+        hour or later. Both checked under the write lock, with the write.
         """
         fields: dict[str, Any] = {
             "chain_id": valid.chain_id(chain_id),
@@ -984,6 +988,16 @@ class Store:
         def write(tx: _Tx) -> DelegateRecord:
             s = tx.session
             row = s.execute(select(DelegateRow).where(*_delegation(fields))).scalar_one_or_none()
+            if proof is not None:
+                used = _used_proof(s, proof)
+                if used is not None:
+                    if row is None or (used.safe, row.label, row.expiry) != (fields["safe"], text, until) \
+                            or (used.delegate, used.delegator) != (fields["delegate"], fields["delegator"]):
+                        raise InvalidInput("this delegate signature was used before; sign the delegate message again in a later hour")
+                    return delegate_record(row)  # a retry of the request that used it: nothing to write
+                signed_in = valid.uint(hour, "hour", valid.INT64_MAX)
+                _refuse_before_removal(s, fields, signed_in)
+                _add_proof(tx, actor, proof, "add", {**fields, "expiry": until, "hour": signed_in})
             if row is not None:
                 delegate_record(row)  # never build on a forged row
                 if (row.label, row.expiry) == (text, until):
@@ -1002,11 +1016,23 @@ class Store:
 
         return self._write(write)
 
-    def remove_delegate(self, *, chain_id: int, delegate: str, delegator: str, safe: str | None, actor: str) -> int:
+    def remove_delegate(
+        self,
+        *,
+        chain_id: int,
+        delegate: str,
+        delegator: str,
+        safe: str | None,
+        actor: str,
+        proof: str | None = None,
+        hour: int | None = None,
+    ) -> int:
         """Remove the delegation(s) of `delegate` by `delegator`; returns how many were removed (0: none).
 
         `safe` None removes the delegate for every Safe of the delegator (the Safe-wide ones and the
         one with no Safe), as Safe's service does when no Safe is given; a Safe removes that one only.
+        `proof` (see DelegateProofRow) is recorded with `hour`, the hour of this removal, when
+        something was removed (removing is not refused for a used signature: it only takes power away).
         """
         chain = valid.chain_id(chain_id)
         who = parse_address(delegate, "delegate")
@@ -1020,6 +1046,10 @@ class Store:
             rows = list(tx.session.execute(select(DelegateRow).where(*where).order_by(DelegateRow.id)).scalars())
             if not rows:
                 return 0
+            if proof is not None:
+                _add_proof(tx, actor, proof, "remove", {"chain_id": chain, "safe": None if safe is None else rows[0].safe,
+                                                         "delegate": who, "delegator": by, "expiry": None,
+                                                         "hour": valid.uint(hour, "hour", valid.INT64_MAX)})
             for row in rows:
                 delegate_record(row)  # a forged row is reported, not silently deleted
                 tx.session.delete(row)
@@ -1196,6 +1226,15 @@ class Store:
 
         return self._read(read)
 
+    def audit_head_seq(self) -> int:
+        """The sequence number of the newest audit entry (0: none): it grows with every write."""
+
+        def read(s: Session) -> int:
+            head = s.execute(select(AuditHeadRow.seq).where(AuditHeadRow.id == 1)).scalar_one_or_none()
+            return 0 if head is None else int(head)
+
+        return self._read(read)
+
     def verify_audit_log(self) -> AuditReport:
         """Walk the audit chain and cross-check it against the data; report the first problem.
 
@@ -1215,6 +1254,39 @@ def _delegation(fields: dict[str, Any]) -> list[Any]:
     safe = DelegateRow.safe.is_(None) if fields["safe"] is None else DelegateRow.safe == fields["safe"]
     return [DelegateRow.chain_id == fields["chain_id"], safe, DelegateRow.delegate == fields["delegate"],
             DelegateRow.delegator == fields["delegator"]]
+
+
+def _used_proof(s: Session, proof: str) -> DelegateProofRow | None:
+    row = s.execute(select(DelegateProofRow).where(DelegateProofRow.proof == valid.label(proof, "proof", 66),
+                                                   DelegateProofRow.use == "add")).scalar_one_or_none()
+    if row is not None:
+        check_sealed(row)
+    return row
+
+
+def _refuse_before_removal(s: Session, fields: dict[str, Any], hour: int) -> None:
+    """A delegation removed in hour H comes back only with a signature of a later hour (not a held-back one)."""
+    covers = DelegateProofRow.safe.is_(None) if fields["safe"] is None else \
+        (DelegateProofRow.safe.is_(None) | (DelegateProofRow.safe == fields["safe"]))
+    removal = s.execute(select(DelegateProofRow.hour).where(
+        DelegateProofRow.use == "remove", DelegateProofRow.chain_id == fields["chain_id"], covers,
+        DelegateProofRow.delegate == fields["delegate"], DelegateProofRow.delegator == fields["delegator"],
+        DelegateProofRow.hour >= hour).limit(1)).scalar_one_or_none()
+    if removal is not None:
+        raise InvalidInput(f"this delegation was removed in hour {removal}; adding it again needs a delegate signature "
+                           "made in a later hour")
+
+
+def _add_proof(tx: _Tx, actor: str, proof: str, use: str, fields: dict[str, Any]) -> None:
+    row = DelegateProofRow(proof=valid.label(proof, "proof", 66), use=use, created_at=tx.now, content_hash="", **fields)
+    tx.session.add(row)
+    tx.session.flush()
+    seal(row)
+    tx.session.flush()
+    tx.audit(actor, "delegate.proof", None, {"proof_id": row.id, "proof": row.proof, "use": use,
+                                             "chain_id": str(row.chain_id), "safe": row.safe, "delegate": row.delegate,
+                                             "delegator": row.delegator, "hour": str(row.hour),
+                                             "content_hash": row.content_hash})
 
 
 def _delegate_payload(row: DelegateRow) -> dict[str, Any]:
@@ -1302,7 +1374,13 @@ def new_signature(owner: str, kind: str, signature: bytes | str, *, purpose: str
 
 
 def _insert_signature(tx: _Tx, proposal: ProposalRow, new: NewSignature, actor: str) -> SignatureRecord:
-    """Insert one signature on an open proposal with its audit entry (DuplicateSignature on a repeat)."""
+    """Insert one signature on an open proposal with its audit entry (DuplicateSignature on a repeat).
+
+    A bundle-verified row of the same owner and subject does not block a chain-verified signature:
+    a bundle names owners from a list it picks itself, so a planted row must never keep an owner's
+    real signature out. The very same bytes are marked verified by the chain (`signature.verified`);
+    other bytes replace the row (`signature.replaced` deletes it, then `signature.added`).
+    """
     s = tx.session
     pid = proposal.id
     stored_hash = new.digest
@@ -1311,7 +1389,7 @@ def _insert_signature(tx: _Tx, proposal: ProposalRow, new: NewSignature, actor: 
             raise InvalidInput(f"signed hash {new.digest} is not proposal {pid}'s safeTxHash {proposal.safe_tx_hash}")
         stored_hash = None  # the proposal's own hash: kept in the version-1 form
     taken = s.execute(
-        select(SignatureRow.id).where(
+        select(SignatureRow).where(
             SignatureRow.proposal_id == pid,
             SignatureRow.purpose == new.purpose,
             SignatureRow.owner == new.owner,
@@ -1319,8 +1397,13 @@ def _insert_signature(tx: _Tx, proposal: ProposalRow, new: NewSignature, actor: 
         )
     ).scalar_one_or_none()
     if taken is not None:
-        over = "" if new.purpose == "safe_tx" else f" {new.purpose} hash {stored_hash} of"
-        raise DuplicateSignature(f"owner {new.owner} has already signed{over} proposal {pid}")
+        if taken.verified_by != "bundle" or new.verified_by != "chain":
+            over = "" if new.purpose == "safe_tx" else f" {new.purpose} hash {stored_hash} of"
+            raise DuplicateSignature(f"owner {new.owner} has already signed{over} proposal {pid}")
+        signature_record(taken, proposal.safe_tx_hash)  # never build on a forged row
+        if (taken.kind, bytes(taken.signature)) == (new.kind, new.raw):
+            return _mark_verified(tx, taken, proposal, actor)
+        _replace_bundle_signature(tx, taken, actor)
     row = SignatureRow(proposal_id=pid, owner=new.owner, kind=new.kind, signature=new.raw, created_at=tx.now,
                        purpose=new.purpose, signed_hash=stored_hash, intent_nonce=new.intent_nonce,
                        entry_id=new.entry_id, verified_by=new.verified_by)
@@ -1335,3 +1418,26 @@ def _insert_signature(tx: _Tx, proposal: ProposalRow, new: NewSignature, actor: 
         payload["verified_by"] = new.verified_by
     tx.audit(actor, "signature.added", pid, payload)
     return signature_record(row, proposal.safe_tx_hash)
+
+
+def _mark_verified(tx: _Tx, row: SignatureRow, proposal: ProposalRow, actor: str) -> SignatureRecord:
+    """Mark a bundle-verified row verified by the chain, with its `signature.verified` entry."""
+    previous, row.verified_by = row.verified_by, "chain"
+    tx.session.flush()
+    payload: dict[str, Any] = {"owner": row.owner, "verified_by_from": previous, "verified_by_to": "chain"}
+    if row.purpose != "safe_tx" or row.signed_hash is not None:
+        payload.update(purpose=row.purpose, signed_hash=row.signed_hash)
+    tx.audit(actor, "signature.verified", row.proposal_id, payload)
+    return signature_record(row, proposal.safe_tx_hash)
+
+
+def _replace_bundle_signature(tx: _Tx, row: SignatureRow, actor: str) -> None:
+    """Delete a bundle-verified row that a chain-verified signature of its owner replaces, logged as
+    `signature.replaced` (what was there: its kind and content hash) before the new row's entry."""
+    payload: dict[str, Any] = {"owner": row.owner, "kind": row.kind, "content_hash": row.content_hash,
+                               "verified_by": row.verified_by}
+    if row.purpose != "safe_tx" or row.signed_hash is not None:
+        payload.update(purpose=row.purpose, signed_hash=row.signed_hash)
+    tx.session.delete(row)
+    tx.session.flush()
+    tx.audit(actor, "signature.replaced", row.proposal_id, payload)

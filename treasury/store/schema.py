@@ -40,7 +40,8 @@ from treasury.store.lifecycle import (
 
 # 1: proposals, signatures, schedule, executions, audit; 2: + broadcasts, rehearsals;
 # 3: signatures say what they are over (SafeTx, a guard schedule hash, a guard cancel hash);
-# 4: signatures say how they were verified (chain, bundle); delegates; signed messages (the server)
+# 4: signatures say how they were verified (chain, bundle); delegates (and the signatures that made them); signed
+#    messages (the server)
 SCHEMA_VERSION = 4
 
 UINT256_MAX = 2**256 - 1
@@ -287,6 +288,39 @@ class DelegateRow(Base):
     delegator: Mapped[str] = mapped_column(String(42))
     label: Mapped[str] = mapped_column(String(MAX_LABEL))
     expiry: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class DelegateProofRow(Base):
+    """A delegate signature the server accepted (schema version 4), so it is never accepted again.
+
+    The delegate message names only the delegate and an hour (and the chain in its EIP-712 form),
+    not the Safe nor the expiry: without this table a signature given for one delegation could
+    create another, or re-create a removed one while its hour lasts. `proof` is keccak256 of the
+    signer and the digest it signed (so every encoding of one ECDSA signature is the same proof),
+    looked up across chains (Safe's v1 form names no chain). `use` "add": `hour` is the signature's
+    totp hour, and the store adds with one proof once (checked under its write lock: the same
+    signature may also remove, as clients sign the same message for both); "remove": `hour` is the
+    hour of the removal, and a later add needs a later hour. Immutable; never deleted.
+    """
+
+    __tablename__ = "delegate_proofs"
+    __table_args__ = (
+        Index("ix_delegate_proofs_proof", "proof"),
+        Index("ix_delegate_proofs_pair", "chain_id", "delegate", "delegator"),
+        CheckConstraint("use IN ('add', 'remove')", name="ck_delegate_proofs_use"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    proof: Mapped[str] = mapped_column(String(66))
+    use: Mapped[str] = mapped_column(String(8))
+    safe: Mapped[str | None] = mapped_column(String(42), nullable=True)
+    delegate: Mapped[str] = mapped_column(String(42))
+    delegator: Mapped[str] = mapped_column(String(42))
+    expiry: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    hour: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[str] = mapped_column(String(32))
     content_hash: Mapped[str] = mapped_column(String(64))
 
