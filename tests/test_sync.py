@@ -11,6 +11,7 @@ $SAFE_TRANSACTION_SERVICE_API_KEY and is never printed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -29,10 +30,15 @@ def policy_for(vendor: str) -> dict:
 
 
 @pytest.fixture
-def world(make_treasury, tmp_path, chain, accounts):
-    """Our treasury (local store) and a `treasury serve` over its own store: the service."""
+def world(make_treasury, tmp_path, chain, accounts, request):
+    """Our treasury (local store) and a `treasury serve` over its own store: the service.
+
+    Each test gets a Safe at its own address (a salt from its name): in a full run this module may
+    start right after tests that never touch the chain, and a Safe left by the previous test must not
+    be the one the next one deploys."""
     vendor = accounts[4]
-    treasury, _token = make_treasury(policy_for(vendor.address))
+    salt = 10_000 + int.from_bytes(hashlib.sha256(request.node.name.encode()).digest()[:3], "big")
+    treasury, _token = make_treasury(policy_for(vendor.address), salt_nonce=salt)
     remote_store = Store.open(str(tmp_path / "service.db"))
     with running_server(remote_store) as url:
         yield treasury, remote_store, url, vendor, Cli(tmp_path / "ape-config.yaml", chain)
