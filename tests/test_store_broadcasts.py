@@ -44,7 +44,8 @@ V1_TABLES = ("store_meta", "audit_head", "proposals", "signatures", "schedule_en
 
 def downgrade_to_v1(db: StoreDB) -> None:
     """Turn a store into what ape-treasury with SCHEMA_VERSION 1 left behind."""
-    db.execute("DROP TABLE message_signatures", "DROP TABLE messages", "DROP TABLE delegates",  # version 4's
+    db.execute("DROP TABLE message_signatures", "DROP TABLE messages", "DROP TABLE delegate_proofs",
+               "DROP TABLE delegates",  # version 4's
                "DROP TABLE broadcasts", "DROP TABLE rehearsals", "UPDATE store_meta SET value = '1' WHERE key = 'schema_version'")
     assert db.tables() == set(V1_TABLES)
 
@@ -80,7 +81,7 @@ def rehearse(store: Store, proposal, **overrides) -> RehearsalRecord:
 def test_fresh_store_is_version_2_with_both_new_tables(store: Store, db: StoreDB):
     assert SCHEMA_VERSION == 4  # versions 3 (signature purposes) and 4 are tests/test_store_signatures.py's and test_store_v4.py's
     assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("4",)]
-    assert db.tables() == set(V1_TABLES) | {"broadcasts", "rehearsals", "delegates", "messages", "message_signatures"}
+    assert db.tables() == set(V1_TABLES) | {"broadcasts", "rehearsals", "delegates", "delegate_proofs", "messages", "message_signatures"}
     assert any("ix_broadcasts_proposal_status" in repr(entry) for entry in db.schema("broadcasts"))
     assert store.audit_entries() == []  # nothing to migrate, nothing logged
 
