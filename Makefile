@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine with python3, pip, node and npm:
 #   make demo   - the treasury story through the `treasury` CLI on a local anvil chain
+#                 (`make demo-web` then serves the signing page to open in a browser)
 #   make test   - the test suite on anvil
 # Set-up steps are file targets, so a second run is quick.
 
@@ -11,7 +12,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(CURDIR)/.tools/bin:$(BIN):$(PATH)
 export SOLCX_BINARY_PATH := $(CURDIR)/.tools/solcx
 
-.PHONY: setup compile demo demo-library lint test bench clean artifacts guard-artifact
+.PHONY: setup compile demo demo-web demo-library lint test bench clean artifacts guard-artifact
 
 setup: .tools/.installed
 
@@ -37,6 +38,11 @@ compile: setup
 # The story through the `treasury` CLI, on one anvil that outlives the commands (scripts/demo_cli.py).
 demo: setup
 	$(BIN)/python scripts/demo_cli.py
+
+# The signing page: a guarded Safe with proposals, `treasury serve` on a free loopback port, its URLs
+# printed; serves until Ctrl-C (scripts/demo_web.py; `--once` or DEMO_WEB_ONCE=1 checks the pages and stops).
+demo-web: setup
+	$(BIN)/python scripts/demo_web.py
 
 # The same story from the Python library, in one `ape run` process.
 demo-library: setup

@@ -284,6 +284,7 @@ def main() -> int:
         if node is not None:
             node.stop()
     print(f"\n{GREEN}demo finished{RESET} in {time.monotonic() - started:.0f} s; anvil stopped")
+    print(f"Review and sign in the browser: {BOLD}make demo-web{RESET} serves the signing page and prints its URL")
     return 0
 
 

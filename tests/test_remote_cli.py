@@ -15,6 +15,7 @@ import json
 import pytest
 import requests
 import yaml
+from builders import tusd_policy
 from server_helpers import running_server
 from test_cli import Cli
 
@@ -23,12 +24,7 @@ from treasury.store import Store
 
 
 def policy_for(vendor: str) -> dict:
-    return {
-        "recipients": [vendor],
-        "calls": [{"target": "TUSD", "function": "transfer(address,uint256)"}],
-        "caps": [{"token": "TUSD", "amount": "100000", "period": "1d", "delay_threshold": "5000"}],
-        "cancel_threshold": 1,
-    }
+    return tusd_policy(vendor, amount="100000", delay_threshold="5000", cancel_threshold=1)
 
 
 def laptop(tmp_path, name: str, config_path, server: str | None = None):

@@ -15,6 +15,7 @@ import hashlib
 import json
 
 import pytest
+from builders import tusd_policy
 from server_helpers import running_server
 from test_cli import Cli
 
@@ -25,8 +26,7 @@ from treasury.store import Store
 
 
 def policy_for(vendor: str) -> dict:
-    return {"recipients": [vendor], "calls": [{"target": "TUSD", "function": "transfer(address,uint256)"}],
-            "caps": [{"token": "TUSD", "amount": "100000", "period": "1d", "delay_threshold": "50000"}]}
+    return tusd_policy(vendor, amount="100000", delay_threshold="50000")
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from treasury.server import delegates, extension, messages, transactions
 from treasury.server.auth import HttpsOnly, require_reader
 from treasury.server.context import NotASafe, ServerContext, client_host, get_context
 from treasury.server.errors import ApiError, internal_error, invalid_input, not_found, path_address, unprocessable
+from treasury.server.pages import routes as pages
 from treasury.server.ratelimit import BodyLimit, TokenBuckets, WriteLimit, client_key
 from treasury.store import StoreBusy, UnknownProposal
 
@@ -39,6 +40,7 @@ def create_app(context: ServerContext) -> FastAPI:
     app.state.context = context
     for router in (core, transactions.router, delegates.router, messages.router, extension.router):
         app.include_router(router)
+    pages.install(app)  # the HTML pages, /static, and their security headers (treasury.server.pages.routes)
     for kind, handler in _HANDLERS.items():
         app.add_exception_handler(kind, handler)
     settings = context.settings
