@@ -10,6 +10,7 @@ stored data (a proposal's title) comes back as text, never as an element.
 from __future__ import annotations
 
 import re
+import sqlite3
 
 import pytest
 import requests
@@ -224,3 +225,15 @@ def test_index_without_configured_treasuries(tmp_path):
         assert_page_headers(response)
         assert "No treasury is configured for this chain" in response.text
         assert get(f"{url}/safes/{'0x' + '12' * 20}").status_code == 404
+
+
+def test_a_tampered_proposal_gets_an_error_page_with_the_page_headers(served):
+    """A row edited behind the store's back is a 409 page saying so (not a bare 500), CSP included;
+    a request that fails outright still carries the page headers."""
+    treasury, record, url = served
+    with sqlite3.connect(treasury.store.url.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE proposals SET title = 'edited' WHERE id = ?", (record.id,))
+    response = get(f"{url}/proposals/{record.id}")
+    assert response.status_code == 409
+    assert_page_headers(response)
+    assert f"proposal {record.id} was modified outside" in text(response.text)

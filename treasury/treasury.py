@@ -527,7 +527,7 @@ class Treasury:
         record = self._open(proposal_id)
         safe_tx = self.safe_tx(record)
         owners = self.owners()
-        message = self._schedule_message_if_needed(record)
+        message = self.schedule_message_needed(record)
         already: list[str] = []
         safe_tx_signature = schedule_signature = None
         # Only a chain-verified signature counts as signed: a bundle's row for this owner (its owner
@@ -602,7 +602,7 @@ class Treasury:
                                 f"not {message.hash_hex}: is it a TreasuryGuard v2?")
         return message
 
-    def _schedule_message_if_needed(self, record: ProposalRecord) -> GuardMessage | None:
+    def schedule_message_needed(self, record: ProposalRecord) -> GuardMessage | None:
         """The schedule message when the verdict says the proposal must be queued first, else None."""
         if self.guard() is None:
             return None
@@ -625,7 +625,7 @@ class Treasury:
             purpose=message.purpose, signed_hash=message.hash, intent_nonce=message.intent_nonce, entry_id=message.entry_id,
         )
 
-    def _queued_entry(self, record: ProposalRecord) -> tuple[ContractInstance, ScheduleEntryRecord]:
+    def queued_entry(self, record: ProposalRecord) -> tuple[ContractInstance, ScheduleEntryRecord]:
         """The proposal's queued entry (store), which must be pending on chain."""
         from treasury.chain.guard import entries
 
@@ -650,7 +650,7 @@ class Treasury:
         """
         self._connected()
         record = self.get(proposal_id)
-        guard, stored = self._queued_entry(record)
+        guard, stored = self.queued_entry(record)
         if self._spent_cancellers(guard, stored.entry_id, [account.address]):
             raise InvalidInput(f"{account.address} already cancelled proposal {record.id}'s intent since it last ran: "
                                "an owner cancels an intent once until it executes")
@@ -723,14 +723,14 @@ class Treasury:
             return needs
         if record.status == "scheduled":
             try:
-                guard, stored = self._queued_entry(record)
+                guard, stored = self.queued_entry(record)
             except InvalidInput:
                 return needs
             message = self.cancel_message(stored.entry_id)
             required = int(guard.cancelSignaturesRequired(stored.entry_id))
             spent = self._spent_cancellers(guard, stored.entry_id)
         else:
-            schedule = self._schedule_message_if_needed(record)
+            schedule = self.schedule_message_needed(record)
             if schedule is None:
                 return needs
             message, required, spent = schedule, self.threshold(), frozenset()
@@ -994,7 +994,7 @@ class Treasury:
         """
         self._connected()
         record = self.get(proposal_id)
-        guard, stored = self._queued_entry(record)
+        guard, stored = self.queued_entry(record)
         message = self.cancel_message(stored.entry_id)
         required = int(guard.cancelSignaturesRequired(stored.entry_id))
         signatures = self._gather(record, message, signers, required, f"owners run `treasury sign {record.id} --cancel`",
@@ -1008,7 +1008,7 @@ class Treasury:
         as `cancel`."""
         self._connected()
         record = self.get(proposal_id)
-        guard, stored = self._queued_entry(record)
+        guard, stored = self.queued_entry(record)
         if not guard.isGuardian(guardian.address):
             raise InvalidInput(f"{guardian.address} is not a guardian of guard {guard.address}")
         if guardian.address in self._spent_cancellers(guard, stored.entry_id, [guardian.address]):

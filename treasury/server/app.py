@@ -40,7 +40,7 @@ def create_app(context: ServerContext) -> FastAPI:
     app.state.context = context
     for router in (core, transactions.router, delegates.router, messages.router, extension.router):
         app.include_router(router)
-    pages.install(app)  # the HTML pages, /static, and their security headers (treasury.server.pages.routes)
+    pages.install(app)  # the HTML pages and /static (treasury.server.pages.routes)
     for kind, handler in _HANDLERS.items():
         app.add_exception_handler(kind, handler)
     settings = context.settings
@@ -49,7 +49,8 @@ def create_app(context: ServerContext) -> FastAPI:
                        client_of=lambda scope: client_key(client_host(scope, settings)))
     if settings.behind_tls:
         app.add_middleware(HttpsOnly, settings=settings)
-    app.add_middleware(TrailingSlash)  # outermost: before anything looks at the path
+    app.add_middleware(TrailingSlash)  # before anything looks at the path
+    app.add_middleware(pages.PageHeaders)  # outermost of ours: every page response, refusals included
     return app
 
 
@@ -175,8 +176,11 @@ async def _node_down(request: Request, error: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    """A bare 500. Starlette answers it from outside every middleware, so a page's security headers
+    are added here."""
     log.error("%s %s failed", request.method, request.url.path, exc_info=error)
-    return _respond(internal_error())
+    failed = internal_error()
+    return JSONResponse(failed.body, status_code=failed.status, headers={**failed.headers, **pages.headers_for(request.url.path)})
 
 
 _HANDLERS: dict[Any, Any] = {

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from treasury.addresses import parse_address
-from treasury.errors import InvalidInput
+from treasury.errors import InvalidInput, TreasuryError
 from treasury.server.context import Ctx, ServerContext
 from treasury.server.pages import views
 from treasury.store import PROPOSAL_STATUSES
@@ -48,10 +48,14 @@ _env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=
 
 
 def install(app: FastAPI) -> None:
-    """The pages, their static files under /static, and their security headers, on `app`."""
+    """The pages and their static files under /static, on `app` (create_app adds `PageHeaders` outermost)."""
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(PageHeaders)
+
+
+def headers_for(path: str) -> dict[str, str]:
+    """The page security headers for a response to `path` (none for the API)."""
+    return {} if path.startswith("/api/") else dict(HEADERS)
 
 
 class PageHeaders:
@@ -150,9 +154,14 @@ def proposal(proposal_id: str, ctx: Ctx, request: Request) -> Response:
         record = ctx.store.get_proposal(proposal_id)
     except InvalidInput:  # UnknownProposal, or an id that is no id
         return not_found_page("There is no proposal with this id.")
+    except TreasuryError as error:  # a stored row edited outside the store (TamperedRecord)
+        return render("not_found.html", 409, title="Proposal unreadable", what=str(error))
     treasury = ctx.treasury_for(record.safe, actor="server:page") if record.chain_id == ctx.chain.chain_id else None
     if treasury is None:
         return not_found_page("There is no proposal with this id.")
-    with chain_lock(ctx):
-        page = views.proposal_page(treasury, record)
+    try:
+        with chain_lock(ctx):
+            page = views.proposal_page(treasury, record)
+    except TreasuryError as error:  # a tampered row, or a guard that does not answer as TreasuryGuard v2
+        return render("not_found.html", 409, title="Proposal unreadable", what=str(error))
     return render("proposal.html", title=f"Proposal {page.id}", page=page, sign_script=True)

@@ -120,11 +120,11 @@ def guard_messages(treasury: Treasury, record: ProposalRecord) -> tuple[GuardMes
         return None, None
     if record.status == "scheduled":
         try:
-            _guard, stored = treasury._queued_entry(record)
+            _guard, stored = treasury.queued_entry(record)
         except InvalidInput:
             return None, None
         return None, treasury.cancel_message(stored.entry_id)
-    return treasury._schedule_message_if_needed(record), None
+    return treasury.schedule_message_needed(record), None
 
 
 def signing_data(treasury: Treasury, record: ProposalRecord) -> SigningData:
