@@ -688,8 +688,8 @@ def test_concurrent_signers_in_separate_processes_lose_nothing(store: Store, tmp
     assert_linear(store)
     actors = [e.actor for e in store.audit_entries()[1:]]
     assert len(actors) == len(signatures)
-    # The writers really overlapped: the log switches between them more often than a sequential run would.
-    assert sum(a != b for a, b in itertools.pairwise(actors)) >= workers
+    # How much the writers interleave is the OS scheduler's choice (on a loaded machine one may finish
+    # before another starts), so it is not asserted: what must hold under any interleaving is above.
 
 
 def test_processes_creating_the_same_fresh_store_at_once(db: StoreDB, tmp_path: Path):
