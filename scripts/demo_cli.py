@@ -6,8 +6,8 @@ network stays `ethereum:local:foundry`, a development network, so the TEST::N ac
 The demo works in a temporary ape project (its ape-config.yaml holds the `treasury:` section) and
 stops anvil at the end, also on failure or Ctrl-C.
 
-Two steps are not treasury commands, and say so: the test token is deployed and minted, and the
-clock is moved forward, with plain JSON-RPC calls to the local node.
+Two steps are not treasury commands, and say so: the Safe gets its ETH, and the clock is moved
+forward, with plain JSON-RPC calls to the local node. The test token is `treasury dev-token`'s.
 
 Exit status: 0 when every step did what it should (the refused transfer must be refused with exit
 code 3, the delayed one must wait), 1 otherwise.
@@ -40,6 +40,7 @@ ACCOUNTS = [
     "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65", "0x9965507D1a55bcC2695C58ba16FB37d819B0A4dc",
 ]
 DEPLOYER, ALICE, BOB, CAROL, VENDOR, STRANGER = ACCOUNTS
+BOLT, CORA = "0x976EA74026E726554dB657fA54763abd0C3a0aa9", "0x14dC79964da2C08b23698B3D3cc7Ca32193d9955"  # TEST::6, TEST::7
 BOLD, DIM, GREEN, RED, RESET = ("\033[1m", "\033[2m", "\033[32m", "\033[31m", "\033[0m") if sys.stdout.isatty() else ("",) * 5
 
 
@@ -137,8 +138,11 @@ class Demo:
         entry = {
             "safe": safe, "chain_id": 31337, "version": "1.4.1",
             "tokens": {"USDC": {"address": token, "decimals": 6}},
+            # The address book: every command takes these names where it takes an address, and shows them.
+            "owners": {"alice": ALICE, "bob": BOB, "carol": CAROL},
+            "vendors": {"acme": VENDOR, "bolt": BOLT, "cora": CORA},
             "policy": {
-                "recipients": [VENDOR],
+                "recipients": ["acme", "bolt", "cora"],
                 "calls": [{"target": "USDC", "function": "transfer(address,uint256)"}],
                 "caps": [{"token": "USDC", "amount": "10,000", "period": "1d", "max_per_tx": "8,000", "delay_threshold": "5,000"},
                          {"token": "ETH", "amount": "2", "period": "1d"}],
@@ -155,18 +159,14 @@ class Demo:
         (self.workdir / "ape-config.yaml").write_text(
             "# Written by scripts/demo_cli.py: a 2-of-3 Safe whose guard enforces the policy below.\n" + yaml.safe_dump(config, sort_keys=False))
 
-    def deploy_token(self) -> str:
-        """The test token (TestToken, shipped compiled in treasury/data/) by plain JSON-RPC: not a treasury step."""
-        from eth_abi import encode
-
-        artifact = json.loads((ROOT / "treasury" / "data" / "TestToken.json").read_text())
-        code = bytes.fromhex(artifact["deploymentBytecode"]["bytecode"][2:]) + encode(["string", "string", "uint8"], ["Demo USD", "USDC", 6])
-        return self.node.send(DEPLOYER, data=code)["contractAddress"]
-
-    def mint(self, token: str, to: str, amount: int) -> None:
-        from eth_abi import encode
-
-        self.node.send(DEPLOYER, token, bytes.fromhex("40c10f19") + encode(["address", "uint256"], [to, amount]))
+    def write_payroll(self) -> Path:
+        """This month's payroll as the ops person keeps it: a spreadsheet saved as CSV, names from the book."""
+        path = self.workdir / "payroll.csv"
+        path.write_text("to,amount,token,memo\n"
+                        "acme,\"1,200\",USDC,December retainer\n"
+                        "bolt,950.50,USDC,invoice B-77\n"
+                        "cora,600,USDC,design sprint\n")
+        return path
 
     def run(self) -> None:
         self.step("1. Safe contracts at their canonical addresses (v1.4.1)")
@@ -177,15 +177,18 @@ class Demo:
                                 "--account", "TEST::0", "--manifest-dir", "deployments")
         safe = next(line.split()[-1] for line in created.stdout.splitlines() if line.startswith("predicted address:"))
 
-        self.step("3. Fund it (not a treasury step: a test token and ETH, by plain JSON-RPC to the local node)")
-        token = self.deploy_token()
-        self.mint(token, safe, 1_000_000 * USDC)
+        self.step("3. Fund it: a test token minted to the Safe (treasury dev-token), and ETH by plain JSON-RPC")
+        (self.workdir / "ape-config.yaml").write_text(
+            "name: treasury-demo\nethereum: {default_network: local, local: {default_provider: foundry}}\n")
+        minted = self.treasury("dev-token", "USDC", "--decimals", "6", "--mint", "1,000,000", "--to", safe,
+                               "--account", "TEST::0", as_json=True)
+        token = minted["address"]
         self.node.send(DEPLOYER, safe, value=10 * ETHER)
         self.note(f"test token USDC (6 decimals) at {token}; Safe {safe} holds 1,000,000 USDC and 10 ETH")
 
-        self.step("4. The treasury config, then TreasuryGuard deployed from its policy and installed")
+        self.step("4. The treasury config (an address book, a policy), then TreasuryGuard deployed from it and installed")
         self.write_config(safe, token)
-        self.note(f"wrote {self.workdir / 'ape-config.yaml'} (treasury `ops`, store treasury.db)")
+        self.note(f"wrote {self.workdir / 'ape-config.yaml'} (treasury `ops`, store treasury.db, vendors acme, bolt, cora)")
         self.treasury("policy", "show", chain=False)
         installed = self.treasury("deploy-guard", "--treasury", "ops", "--signer", "TEST::1", "--signer", "TEST::2",
                                   "--account", "TEST::0")
@@ -194,55 +197,73 @@ class Demo:
         self.note(f"added guard: {guard} to the config")
         self.treasury("policy", "check")
 
-        self.step("5. Move 1.5 ETH out of the Safe with two owner signatures")
+        self.step("5. Move 1.5 ETH out of the Safe to acme (a name from the address book) with two owner signatures")
         vendor_before = int(self.node.rpc("eth_getBalance", VENDOR, "latest"), 16)
-        eth = self.treasury("propose", "transfer", VENDOR, "1.5 ETH", "--title", "gas money", as_json=True)
-        for owner in ("TEST::1", "TEST::2"):
-            self.treasury("sign", eth["id"], "--account", owner, "--yes", show=False)
-            self.note(f"signed {eth['id']} as {owner}")
+        eth = self.treasury("propose", "transfer", "acme", "1.5 ETH", "--title", "gas money", "--account", "TEST::1",
+                            as_json=True)
+        self.note(f"proposed {eth['id']} as alice (TEST::1): her signature came with the proposal")
+        self.treasury("sign", eth["id"], "--account", "TEST::2", "--yes", show=False)
+        self.note(f"signed {eth['id']} as bob (TEST::2)")
         paid = self.treasury("execute", eth["id"], "--account", "TEST::3", "--yes", as_json=True)
         if paid["status"] != "executed" or not paid["execution"]["success"]:
             raise DemoFailed(f"the ETH transfer did not execute: {paid}")
         received = int(self.node.rpc("eth_getBalance", VENDOR, "latest"), 16) - vendor_before
         if received != 15 * ETHER // 10:
             raise DemoFailed(f"the vendor received {received} wei, expected 1.5 ETH")
-        self.note(f"{GREEN}executed{RESET} {eth['id']} in {paid['execution']['tx_hash']}: the vendor received 1.5 ETH")
+        self.note(f"{GREEN}executed{RESET} {eth['id']} in {paid['execution']['tx_hash']}: acme received 1.5 ETH")
 
-        self.step("6. Three proposals: the policy answers at once, before anyone signs")
-        allowed = self.treasury("propose", "transfer", VENDOR, "4000 USDC", "--title", "invoice 1001", as_json=True)
-        delayed = self.treasury("propose", "transfer", VENDOR, "6000 USDC", "--title", "invoice 1002", as_json=True)
-        refused = self.treasury("propose", "transfer", VENDOR, "9000 USDC", "--title", "invoice 1003", as_json=True)
-        expected = {allowed["id"]: "allow", delayed["id"]: "needs-delay", refused["id"]: "deny"}
-        for p in (allowed, delayed, refused):
+        self.step("6. Invoices: the policy answers at once, before anyone signs")
+        allowed = self.treasury("propose", "transfer", "acme", "4000 USDC", "--title", "invoice 1001", "--account", "TEST::1",
+                                as_json=True)
+        for p, expected in ((allowed, "allow"),):
             v = p["verdict"]
             colour = GREEN if v["outcome"] == "allow" else RED
             self.note(f"{p['id']}  nonce {p['nonce']}  {p['title']}: {colour}{v['outcome']}{RESET} {v['reason']}")
-            if v["outcome"] != expected[p["id"]]:
-                raise DemoFailed(f"proposal {p['id']}: verdict {v['outcome']}, expected {expected[p['id']]}")
+            if v["outcome"] != expected:
+                raise DemoFailed(f"proposal {p['id']}: verdict {v['outcome']}, expected {expected}")
+        self.step("   ... the one above the per-transaction cap is refused: nothing stored, no nonce taken (exit code 3)")
+        self.treasury("propose", "transfer", "acme", "9000 USDC", "--title", "invoice 1003", expect=3)
+        self.step("   ... --force keeps it as a draft without a nonce, for when the policy allows it")
+        kept = self.treasury("propose", "transfer", "acme", "9000 USDC", "--title", "invoice 1003", "--force", as_json=True)
+        draft = kept["draft"]["id"]
+        self.note(f"draft {draft}: {kept['verdict']['reason']}")
+
+        self.step("7. The month's payroll from a spreadsheet (CSV): one Safe transaction, totals shown before it is stored")
+        payroll_file = self.write_payroll()
+        print(payroll_file.read_text().rstrip("\n"))
+        payroll = self.treasury("propose", "batch", str(payroll_file), "--yes", "--account", "TEST::1", as_json=True)
+        if payroll["verdict"]["outcome"] != "allow":
+            raise DemoFailed(f"the payroll is not allowed: {payroll['verdict']}")
+        self.note(f"{payroll['id']}  nonce {payroll['nonce']}  {payroll['title']}: {GREEN}allow{RESET} "
+                  f"{payroll['verdict']['reason']}")
+        self.step("   ... and an invoice above the delay threshold: allowed only after the guard's 48 h delay")
+        delayed = self.treasury("propose", "transfer", "acme", "6000 USDC", "--title", "invoice 1002", "--account", "TEST::1",
+                                as_json=True)
+        self.note(f"{delayed['id']}  nonce {delayed['nonce']}  {delayed['title']}: {RED}{delayed['verdict']['outcome']}{RESET} "
+                  f"{delayed['verdict']['reason']}")
+        if delayed["verdict"]["outcome"] != "needs-delay":
+            raise DemoFailed(f"proposal {delayed['id']}: verdict {delayed['verdict']['outcome']}, expected needs-delay")
         self.treasury("list", chain=False)
 
-        self.step("7. Alice and Bob sign the allowed and the delayed payment (each sees the decoded intent and the hashes)")
-        self.treasury("sign", allowed["id"], "--account", "TEST::1", "--yes")
-        for pid, owner in ((allowed["id"], "TEST::2"), (delayed["id"], "TEST::1"), (delayed["id"], "TEST::2")):
-            self.treasury("sign", pid, "--account", owner, "--yes", show=False)
-            self.note(f"signed {pid} as {owner}")
+        self.step("8. Bob signs the invoices and the payroll (he sees the decoded intent and the hashes); Alice signed as proposer")
+        self.treasury("sign", payroll["id"], "--account", "TEST::2", "--yes")
+        for pid in (allowed["id"], delayed["id"]):
+            self.treasury("sign", pid, "--account", "TEST::2", "--yes", show=False)
+            self.note(f"signed {pid} as bob (TEST::2)")
 
-        self.step("8. Rehearse on a snapshot of the chain (a fork, on a live network): balance changes, events, gas")
-        self.treasury("rehearse", allowed["id"], "--account", "TEST::3")
-        self.step("   ... the refused one fails there too, the guard's reason in words (exit code 3)")
-        self.treasury("rehearse", refused["id"], "--account", "TEST::3", expect=3)
+        self.step("9. Rehearse on a snapshot of the chain (a fork, on a live network): balance changes, events, gas")
+        self.treasury("rehearse", payroll["id"], "--account", "TEST::3")
 
-        self.step("9. Execute: the allowed payment goes through")
-        self.treasury("execute", allowed["id"], "--account", "TEST::3", "--yes", show=False)
-        self.note(f"{GREEN}executed{RESET} {allowed['id']}: 4,000 USDC to the vendor")
+        self.step("10. Execute: the invoice and the payroll go through")
+        for pid, what in ((allowed["id"], "4,000 USDC to acme"), (payroll["id"], "2,750.5 USDC to acme, bolt and cora")):
+            self.treasury("execute", pid, "--account", "TEST::3", "--yes", show=False)
+            self.note(f"{GREEN}executed{RESET} {pid}: {what}")
 
-        self.step("10. The payment above the per-transaction cap is refused (exit code 3)")
-        self.treasury("execute", refused["id"], "--account", "TEST::3", "--yes", expect=3, show=False)
-        self.step("   ... and the one above the delay threshold must wait in the guard's queue (exit code 3)")
+        self.step("11. The invoice above the delay threshold must wait in the guard's queue (exit code 3), so it is scheduled")
         self.treasury("execute", delayed["id"], "--account", "TEST::3", "--yes", expect=3, show=False)
         self.treasury("schedule", delayed["id"], "--signer", "TEST::1", "--signer", "TEST::2", "--account", "TEST::3")
 
-        self.step("11. 48 hours pass (not a treasury step: evm_increaseTime + evm_mine on the local node)")
+        self.step("12. 48 hours pass (not a treasury step: evm_increaseTime + evm_mine on the local node)")
         self.node.rpc("evm_increaseTime", 48 * 3600 + 60)
         self.node.rpc("evm_mine")
         executed = self.treasury("execute", delayed["id"], "--account", "TEST::3", "--yes", as_json=True)
@@ -250,20 +271,18 @@ class Demo:
             raise DemoFailed(f"the delayed payment did not execute: {executed}")
         self.note(f"{GREEN}executed{RESET} {delayed['id']} after the delay in {executed['execution']['tx_hash']}")
 
-        self.step("12. The refused proposal still holds its nonce: reject it (a no-op at that nonce, two signatures)")
-        rejection = self.treasury("reject", refused["id"], as_json=True)
-        for owner in ("TEST::1", "TEST::2"):
-            self.treasury("sign", rejection["id"], "--account", owner, "--yes", show=False)
-        self.treasury("execute", rejection["id"], "--account", "TEST::3", "--yes", show=False)
-        superseded = self.treasury("show", refused["id"], as_json=True)
-        if superseded["status"] != "superseded":
-            raise DemoFailed(f"the refused proposal is {superseded['status']}, expected superseded")
-        self.note(f"{refused['id']} is now superseded: it can never execute")
+        self.step("13. The draft is not needed after all: drop it (local, no transaction)")
+        self.treasury("drop", draft, "--reason", "paid in two parts next month", chain=False)
 
-        self.step("13. Where the treasury stands, and what happened")
+        self.step("14. Where the treasury stands, and what happened")
         self.treasury("info")
         self.treasury("list", chain=False)
         self.treasury("log", chain=False)
+        self.step("15. The accounting export: every executed payment with its block time, fee and signers (CSV)")
+        history = self.treasury("history", "--csv")
+        rows = [line for line in history.stdout.splitlines() if line.strip()]
+        if len(rows) != 1 + 6:  # the header, 1.5 ETH, invoice 1001, three payroll rows, invoice 1002
+            raise DemoFailed(f"history has {len(rows) - 1} rows, expected 6:\n{history.stdout}")
 
 
 def main() -> int:

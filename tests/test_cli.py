@@ -138,14 +138,17 @@ def test_policy_show_check_and_a_refusal_exit_code(setup, accounts):
     assert shown["recipients"] == [vendor.address] and shown["caps"][0]["symbol"] == "TUSD"
     assert run.json("policy", "check")["in_sync"] is True
 
-    # Paying a stranger is denied by the policy: the proposer hears it at once, execute exits 3.
-    denied = run.json("propose", "transfer", accounts[6].address, "10 TUSD")
-    assert denied["verdict"]["outcome"] == "deny"
+    # Paying a stranger is denied by the policy: the proposer hears it at once (exit 3, nothing stored).
+    refused = run("propose", "transfer", accounts[6].address, "10 TUSD")
+    assert refused.exit_code == 3 and "denies" in refused.stderr and treasury.proposals() == []
+    # One stored anyway (the library stores what it is given): execute exits 3.
+    denied = treasury.propose_transfer(accounts[6].address, "10 TUSD")
+    assert run.json("show", denied.id)["verdict"]["outcome"] == "deny"
     for owner in ("TEST::0", "TEST::1"):
-        run.ok("sign", denied["id"], "--account", owner, "--yes")
-    result = run("execute", denied["id"], "--account", "TEST::9", "--yes")
+        run.ok("sign", denied.id, "--account", owner, "--yes")
+    result = run("execute", denied.id, "--account", "TEST::9", "--yes")
     assert result.exit_code == 3 and result.stderr.startswith("Error: policy verdict deny")
-    assert treasury.get(denied["id"]).status == "pending"
+    assert treasury.get(denied.id).status == "pending"
 
 
 def test_owner_change_is_flagged_and_rejection_spends_the_nonce(setup, accounts):
@@ -201,7 +204,7 @@ def test_propose_batch_from_yaml_and_json_files(setup, tmp_path, accounts):
     (tmp_path / "pay.yaml").write_text(
         f"# two invoices in one transaction\n- {{to: \"{vendor.address}\", amount: \"100 TUSD\"}}\n"
         f"- {{target: TUSD, function: \"transfer(address,uint256)\", args: [\"{vendor.address}\", \"200000000\"]}}\n")
-    proposed = run.json("propose", "batch", tmp_path / "pay.yaml", "--title", "two invoices")
+    proposed = run.json("propose", "batch", tmp_path / "pay.yaml", "--yes", "--title", "two invoices")
     assert proposed["operation"] == 1 and proposed["title"] == "two invoices"
     assert proposed["verdict"]["outcome"] == "allow"
     view = run.json("show", proposed["id"])
@@ -215,8 +218,10 @@ def test_propose_batch_from_yaml_and_json_files(setup, tmp_path, accounts):
 
     (tmp_path / "pay.json").write_text(json.dumps({"calls": [{"to": vendor.address, "amount": "1 TUSD"},
                                                              {"to": accounts[6].address, "amount": "1 TUSD"}]}))
-    mixed = run.json("propose", "batch", tmp_path / "pay.json")
-    assert mixed["verdict"]["outcome"] == "deny"  # one inner call pays a stranger: the whole batch is refused
+    mixed = run("propose", "batch", tmp_path / "pay.json")
+    assert mixed.exit_code == 3 and "denies" in mixed.stderr  # one inner call pays a stranger: the whole batch is refused
+    drafted = run.json("propose", "batch", tmp_path / "pay.json", "--force")
+    assert drafted["verdict"]["outcome"] == "deny" and drafted["draft"]["operation"] == 1
 
 
 def test_init_writes_a_commented_section_and_never_overwrites(tmp_path, monkeypatch):

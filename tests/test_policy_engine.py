@@ -105,7 +105,8 @@ def scheduled(to, value=0, data=b"", operation=0, entry_id=4, eta=NOW - 10, expi
 
 def test_native_value_to_a_recipient_is_allowed_and_charged():
     verdict = check("", R1, 250)
-    assert "250 of the native currency (750 left after)" in verdict.reason
+    # Without a token book the native currency is still ETH (its decimals are known): never a bare number.
+    assert "0.00000000000000025 ETH (0.00000000000000075 ETH left after)" in verdict.reason
     assert charges(POLICY, state(), R1, 250) == {NATIVE: 250}
 
 
@@ -170,14 +171,15 @@ def test_a_token_without_cap_has_no_budget():
 def test_per_transaction_limit():
     check("", TOKEN2, 0, transfer(R1, 5000))
     verdict = check("ExceedsPerTxLimit", TOKEN, 0, transfer(R1, 6001))
-    assert "6001 requested, limit 6000" in verdict.reason
+    assert f"6001 base units of {TOKEN} requested, limit 6000 base units of {TOKEN}" in verdict.reason
     assert f"ExceedsPerTxLimit(token={TOKEN.lower()}, total=6001, limit=6000)" in verdict.reason
     check("ExceedsPerTxLimit", R1, 601)
 
 
 def test_budget_left_in_token_terms():
     verdict = check("ExceedsBudget", TOKEN, 0, transfer(R1, 2500), at=state(budget_left={NATIVE: 0, TOKEN: 2000, TOKEN2: 0}))
-    assert "cap of token" in verdict.reason and "2500 requested, 2000 left" in verdict.reason
+    assert f"cap of token {TOKEN} exceeded: 2500 base units of {TOKEN} requested, 2000 base units of {TOKEN} left" \
+        in verdict.reason
     check("", TOKEN, 0, transfer(R1, 2000), at=state(budget_left={NATIVE: 0, TOKEN: 2000, TOKEN2: 0}))
 
 
@@ -194,7 +196,7 @@ def test_above_the_delay_threshold_needs_scheduling():
     data = transfer(R1, 3001)
     verdict = check("NotScheduled", TOKEN, 0, data)
     assert intent_id(TOKEN, 0, data, 0) in verdict.reason and "1 h delay" in verdict.reason
-    assert "above the delay threshold 3000" in verdict.reason
+    assert f"3001 base units of {TOKEN} is above the delay threshold of 3000 base units of {TOKEN}" in verdict.reason
 
 
 def test_a_scheduled_entry_runs_from_eta_until_before_expiry():
@@ -416,17 +418,24 @@ def test_policy_drift_names_each_difference(deployed, safe_deployer):
     )
     guard = deploy_guard(created.address, "1.4.1", other, safe_deployer)
     drift = policy_drift(policy, guard)
+
+    def units(n, of=token.address):  # a token without a book: its base units, never a bare number
+        return f"{n} base units of {of}"
+
     assert drift == [
         f"call selector 0xdeadbeef on {R1} is allowed by the policy but not by the guard",
         f"recipient {R2} is allowed by the policy but not by the guard",
-        (f"cap of token {token.address}: policy amount=10000 period=7200 max_per_tx=6000 delay_threshold=3000, "
-         f"guard amount=9000 period=7200 max_per_tx=6000 delay_threshold=3000"),
-        ("cap of the native currency: policy amount=1000 period=3600 max_per_tx=1000 "
-         f"delay_threshold={2**104 - 1}, guard amount=0 period=0 max_per_tx=0 delay_threshold=0"),
-        f"delay: policy {DELAY}, guard {2 * DELAY}",
+        (f"cap of token {token.address}: policy amount={units(10000)} period=2 h max_per_tx={units(6000)} "
+         f"delay_threshold={units(3000)}, guard amount={units(9000)} period=2 h max_per_tx={units(6000)} "
+         f"delay_threshold={units(3000)}"),
+        ("cap of ETH: policy amount=0.000000000000001 ETH period=1 h max_per_tx=0.000000000000001 ETH "
+         "delay_threshold=none, guard amount=0 ETH period=0 s max_per_tx=0 ETH delay_threshold=0 ETH"),
+        "delay: policy 1 h, guard 2 h",
     ]
     # The other way round: a token the guard caps but the policy does not.
-    assert f"token {UNCAPPED} has no cap in the policy but the guard has amount=1 period=60 max_per_tx=1 delay_threshold={2**104 - 1}" in policy_drift(other.model_copy(update={"caps": other.caps[:1]}), guard)
+    assert (f"token {UNCAPPED} has no cap in the policy but the guard has amount={units(1, UNCAPPED)} period=1 min "
+            f"max_per_tx={units(1, UNCAPPED)} delay_threshold=none") in policy_drift(
+        other.model_copy(update={"caps": other.caps[:1]}), guard)
 
 
 def test_read_guard_state_reads_allowances_and_the_threshold(deployed):
@@ -459,13 +468,13 @@ def test_policy_drift_covers_the_v2_settings(deployed, safe_deployer):
         f"call selector 0x{selector(deposit).hex()} on {R2} is allowed by the policy but not by the guard",
         f"argument rules of selector 0x{selector(deposit).hex()} on {R2}: policy [{word0}, {word1}], guard none",
         f"token {token.address}: policy an NFT collection, guard fungible",
-        f"tier of token {token.address}: policy 3 signatures above 500, guard no tier",
+        f"tier of token {token.address}: policy 3 signatures above 500 base units of {token.address}, guard no tier",
         "cancel_threshold: policy 2, guard 1",
         f"guardian {R2} is named by the policy but is not a guardian of the guard",
     ]
     assert policy_drift(policy, v2_guard) == [
         f"token {token.address}: policy fungible, guard an NFT collection",
-        f"tier of token {token.address}: policy no tier, guard 3 signatures above 500",
+        f"tier of token {token.address}: policy no tier, guard 3 signatures above 500 base units of {token.address}",
         "cancel_threshold: policy 1, guard 2",
     ]
 

@@ -537,7 +537,8 @@ def test_drift_names_each_v2_setting_that_differs():
          "guard [word 0 recipient]"),
         (f"argument rules of selector 0x{withdraw} on {VAULT}: policy [word 1 recipient, word 0 max <= 10], "
          "guard [word 1 recipient]"),
-        f"tier of token {USDC}: policy 4 signatures above {5000 * E6}, guard 2 signatures above {5000 * E6}",
+        (f"tier of token {USDC}: policy 4 signatures above {5000 * E6} base units of {USDC}, guard 2 signatures above "
+         f"{5000 * E6} base units of {USDC}"),
         f"token {NFT}: policy an NFT collection, guard fungible",
         f"token {ITEMS}: policy fungible, guard an NFT collection",
         "cancel_threshold: policy 1, guard 2",
@@ -587,7 +588,8 @@ def test_config_keys_for_the_v2_policy(tmp_path):
     policy = load_config(write_config(tmp_path)).treasury("ops").to_policy()
     deposit, withdraw = policy.calls[1], policy.calls[2]
     assert [r.model_dump() for r in deposit.arguments] == [
-        {"index": 0, "kind": "recipient", "bound": 0}, {"index": 1, "kind": "max", "bound": 500 * E6}]
+        {"index": 0, "kind": "recipient", "bound": 0, "token": None},
+        {"index": 1, "kind": "max", "bound": 500 * E6, "token": USDC}]  # the token: for the words of a verdict
     assert withdraw.arguments[0].bound == 10
     usdc, punks = policy.cap_for(USDC), policy.cap_for(NFT)
     assert (usdc.tier_above, usdc.tier_signers, usdc.nft) == (100_000 * E6, 4, False)

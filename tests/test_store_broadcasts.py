@@ -44,7 +44,8 @@ V1_TABLES = ("store_meta", "audit_head", "proposals", "signatures", "schedule_en
 
 def downgrade_to_v1(db: StoreDB) -> None:
     """Turn a store into what ape-treasury with SCHEMA_VERSION 1 left behind."""
-    db.execute("DROP TABLE message_signatures", "DROP TABLE messages", "DROP TABLE delegate_proofs",
+    db.execute("DROP TABLE drafts",  # version 5's
+               "DROP TABLE message_signatures", "DROP TABLE messages", "DROP TABLE delegate_proofs",
                "DROP TABLE delegates",  # version 4's
                "DROP TABLE broadcasts", "DROP TABLE rehearsals", "UPDATE store_meta SET value = '1' WHERE key = 'schema_version'")
     assert db.tables() == set(V1_TABLES)
@@ -79,9 +80,10 @@ def rehearse(store: Store, proposal, **overrides) -> RehearsalRecord:
 
 
 def test_fresh_store_is_version_2_with_both_new_tables(store: Store, db: StoreDB):
-    assert SCHEMA_VERSION == 4  # versions 3 (signature purposes) and 4 are tests/test_store_signatures.py's and test_store_v4.py's
-    assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("4",)]
-    assert db.tables() == set(V1_TABLES) | {"broadcasts", "rehearsals", "delegates", "delegate_proofs", "messages", "message_signatures"}
+    assert SCHEMA_VERSION == 5  # versions 3 (signature purposes), 4 and 5 are test_store_signatures.py's, test_store_v4.py's, test_drafts.py's
+    assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("5",)]
+    assert db.tables() == set(V1_TABLES) | {"broadcasts", "rehearsals", "delegates", "delegate_proofs", "messages", "message_signatures",
+                                            "drafts"}
     assert any("ix_broadcasts_proposal_status" in repr(entry) for entry in db.schema("broadcasts"))
     assert store.audit_entries() == []  # nothing to migrate, nothing logged
 
@@ -115,19 +117,20 @@ def v1_store(db: StoreDB) -> dict:
 
 def test_migration_from_v1_keeps_everything_and_is_audited(db: StoreDB, v1_store: dict):
     with Store.open(db.url) as store:
-        assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("4",)]
+        assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("5",)]
         # Not one version-1 row changed, and the audit log only grew by the migration entry.
         for table, rows in v1_store["rows"].items():
             if table != "audit_log":
                 assert db.query(f"SELECT * FROM {table} ORDER BY 1") == rows, table
         entries = store.audit_entries()
-        assert entries[:-3] == v1_store["audit"]  # then 1 -> 2 and (in the same transaction) 2 -> 3 -> 4
-        migrated = entries[-3]
+        assert entries[:-4] == v1_store["audit"]  # then 1 -> 2 and (in the same transaction) 2 -> 3 -> 4 -> 5
+        migrated = entries[-4]
         assert (migrated.seq, migrated.action, migrated.proposal_id) == (len(v1_store["audit"]) + 1, "store.migrated", None)
-        assert migrated.payload == {"from": 1, "to": 2} and [e.payload for e in entries[-2:]] == [{"from": 2, "to": 3}, {"from": 3, "to": 4}]
+        assert migrated.payload == {"from": 1, "to": 2} and [e.payload for e in entries[-3:]] == [
+            {"from": 2, "to": 3}, {"from": 3, "to": 4}, {"from": 4, "to": 5}]
         assert migrated.prev_hash == v1_store["audit"][-1].entry_hash
         report = store.verify_audit_log()
-        assert report and report.entries == len(v1_store["audit"]) + 3
+        assert report and report.entries == len(v1_store["audit"]) + 4
         first, second = v1_store["proposals"]
         assert [store.get_proposal(first.id), store.get_proposal(second.id)] == v1_store["proposals"]
         assert store.signatures(first.id) + store.signatures(second.id) == v1_store["signatures"]
@@ -143,7 +146,7 @@ def test_migration_from_v1_keeps_everything_and_is_audited(db: StoreDB, v1_store
     Store.open(fresh.url).close()
     assert db.schema("broadcasts", "rehearsals", "signatures") == fresh.schema("broadcasts", "rehearsals", "signatures")
     with Store.open(db.url) as again:  # migrated once: reopening logs nothing more
-        assert [e.action for e in again.audit_entries()].count("store.migrated") == 3
+        assert [e.action for e in again.audit_entries()].count("store.migrated") == 4
 
 
 def test_failed_migration_leaves_the_store_at_version_1(db: StoreDB, v1_store: dict, monkeypatch):
@@ -182,11 +185,11 @@ def test_processes_opening_a_v1_store_at_once_migrate_it_once(db: StoreDB, v1_st
         ids.add(json.loads(out.strip().splitlines()[-1])["id"])
     with Store.open(db.url) as store:
         entries = store.audit_entries()
-        assert [e.action for e in entries].count("store.migrated") == 3  # 1 -> 2 -> 3 -> 4, once
+        assert [e.action for e in entries].count("store.migrated") == 4  # 1 -> 2 -> 3 -> 4 -> 5, once
         assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
         assert ids <= {p.id for p in store.list_proposals()} and len(ids) == 4
         assert store.verify_audit_log()
-    assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("4",)]
+    assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("5",)]
 
 
 def test_a_new_schema_version_is_one_registered_function(db: StoreDB, monkeypatch):
@@ -195,27 +198,27 @@ def test_a_new_schema_version_is_one_registered_function(db: StoreDB, monkeypatc
         propose(store)
     monkeypatch.setattr(migrations, "MIGRATIONS", dict(migrations.MIGRATIONS))
     for module in (migrations, store_module):
-        monkeypatch.setattr(module, "SCHEMA_VERSION", 5)
+        monkeypatch.setattr(module, "SCHEMA_VERSION", 6)
 
-    @migrations.migration(4)
+    @migrations.migration(5)
     def add_notes(tx) -> None:
         tx.session.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
 
-    with pytest.raises(RuntimeError, match="two migrations from schema version 4"):
-        migrations.migration(4)(add_notes)
+    with pytest.raises(RuntimeError, match="two migrations from schema version 5"):
+        migrations.migration(5)(add_notes)
     with Store.open(db.url) as store:
         last = store.audit_entries()[-1]
-        assert (last.action, last.payload) == ("store.migrated", {"from": 4, "to": 5})
+        assert (last.action, last.payload) == ("store.migrated", {"from": 5, "to": 6})
         assert store.verify_audit_log()
     assert "notes" in db.tables()
-    assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("5",)]
+    assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("6",)]
 
 
 @pytest.mark.parametrize(
     "version, error, message",
     [
-        pytest.param("5", SchemaTooNew, "schema version 5, newer than this ape-treasury understands \\(4\\)", id="v5"),
-        pytest.param("0", TreasuryError, "schema version 0; no migration to 4 exists", id="v0"),
+        pytest.param("6", SchemaTooNew, "schema version 6, newer than this ape-treasury understands \\(5\\)", id="v6"),
+        pytest.param("0", TreasuryError, "schema version 0; no migration to 5 exists", id="v0"),
     ],
 )
 def test_unknown_schema_versions_refused_and_file_untouched(db: StoreDB, version: str, error, message):

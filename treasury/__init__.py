@@ -23,6 +23,7 @@ _EXPORTS = {
     "treasury.records": ("StoredView", "TreasuryRecords"),
     "treasury.config": ("TreasuryConfig", "TreasuryEntry", "load_config"),
     "treasury.amounts": ("Token", "TokenBook"),
+    "treasury.addressbook": ("AddressBook",),
     "treasury.addresses": ("parse_address",),
     "treasury.errors": ("DeploymentError", "InvalidInput", "TreasuryError"),
     "treasury.policy.model": ("AllowedCall", "Policy", "TokenCap"),
@@ -49,6 +50,7 @@ _EXPORTS = {
 __all__ = [
     "CALL",
     "DELEGATE_CALL",
+    "AddressBook",
     "AllowedCall",
     "AuditEntry",
     "AuditReport",
@@ -112,6 +114,7 @@ __all__ = [
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
+    from treasury.addressbook import AddressBook
     from treasury.addresses import parse_address
     from treasury.amounts import Token, TokenBook
     from treasury.chain.guard import GuardError

@@ -17,8 +17,10 @@ what the Safe is, what it holds and what it may do.
           server: https://treasury.example.org   # propose/sign/list/show/export/log against this server
           tokens:
             USDC: {address: "0xA0b8...eB48", decimals: 6}
+          vendors: {acme: "0x..."}          # the address book: names usable wherever an address is
+          owners: {alice: "0x..."}          # (names shown beside the addresses; see treasury.addressbook)
           policy:
-            recipients: ["0x..."]
+            recipients: ["0x...", acme]     # addresses or address book names
             calls:
               - {target: USDC, function: "transfer(address,uint256)"}
               - target: "0x..."               # any other call: optional rules on its argument words
@@ -32,7 +34,7 @@ what the Safe is, what it holds and what it may do.
             delay: 48h
             window: 7d
             cancel_threshold: 1               # owners (each once per intent) that cancel a queue entry
-            guardians: ["0x..."]              # may cancel each queue intent once, nothing else
+            guardians: ["0x...", alice]       # may cancel each queue intent once, nothing else
 
 Loading validates everything at once, with the limits TreasuryGuard enforces (amounts up to
 2**104 - 1, periods of 1 minute to a year, delay and window of 1 hour to 30 days), so even a command
@@ -63,6 +65,7 @@ from pydantic import (
     model_validator,
 )
 
+from treasury.addressbook import AddressBook, looks_like_ens
 from treasury.addresses import ZERO_ADDRESS, parse_address
 from treasury.amounts import TokenBook
 from treasury.chain.artifacts import DEFAULT_VERSION, check_version
@@ -141,12 +144,13 @@ class ArgumentConfig(_Section):
         if isinstance(self.amount, int):
             bound = self.amount
         else:
-            bound = book.parse(self.amount, allow_zero=True)[1]  # a string names its token: "500 USDC"
+            token, bound = book.parse(self.amount, allow_zero=True)  # a string names its token: "500 USDC"
+            return {"index": self.index, "kind": self.kind, "bound": bound, "token": token.address}
         return {"index": self.index, "kind": self.kind, "bound": bound}
 
 
 class CallConfig(_Section):
-    target: str  # a token symbol from the book, or an address
+    target: str  # a token symbol from the book, an address book name, or an address
     function: str  # "transfer(address,uint256)" or a 0x selector
     arguments: list[ArgumentConfig] = Field(default_factory=list)
 
@@ -177,11 +181,19 @@ class PolicyConfig(_Section):
     cancel_threshold: Count = Field(default=1, ge=1, le=255)  # owners (each once per intent) that cancel an entry
     guardians: list[str] = Field(default_factory=list)  # may cancel each queue intent once, nothing else
 
-    def to_policy(self, book: TokenBook) -> Policy:
-        """The policy in base units, every symbol resolved through the token book."""
+    def to_policy(self, book: TokenBook, addresses: AddressBook | None = None) -> Policy:
+        """The policy in base units, every symbol resolved through the token book and every name
+        (recipients, guardians, call targets) through the address book: the guard only knows addresses."""
+        names = addresses if addresses is not None else AddressBook.of(None, book)
 
         def target(name: str) -> str:
-            return parse_address(name, "call target") if name.startswith("0x") else book.by_symbol(name).address
+            if name.strip().lower().startswith("0x") or names.lookup(name.strip()) is not None or looks_like_ens(name.strip()):
+                return str(_listed(names, name, "call target"))
+            token = next((t for symbol, t in book.tokens.items() if symbol.upper() == name.strip().upper()), None)
+            if token is None:
+                raise InvalidInput(f"call target {name!r} is neither an address, a token symbol ({', '.join(sorted(book.tokens))}) "
+                                   f"nor an address book name ({', '.join(sorted(names.names)) or 'none configured'})")
+            return token.address
 
         caps = [TokenCap(
             token=book.resolve(cap.token).address,
@@ -194,7 +206,7 @@ class PolicyConfig(_Section):
             tier_signers=cap.tier_signers,
         ) for cap in self.caps]
         return Policy.model_validate({
-            "recipients": self.recipients,
+            "recipients": [_listed(names, r, "recipient") for r in self.recipients],
             "calls": [{"target": target(c.target), "selector": c.function,
                        "arguments": [a.to_rule(book) for a in c.arguments]} for c in self.calls],
             "caps": caps,
@@ -202,8 +214,19 @@ class PolicyConfig(_Section):
             "window": parse_duration(self.window),
             "allow_refunds": self.allow_refunds,
             "cancel_threshold": self.cancel_threshold,
-            "guardians": self.guardians,
+            "guardians": [_listed(names, g, "guardian") for g in self.guardians],
         })
+
+
+def _listed(names: AddressBook, value: object, what: str) -> object:
+    """An allowlist entry: a book name becomes its address; anything else goes to the policy's own
+    address check unchanged (so its wording of a bad address stays the one place for it)."""
+    if isinstance(value, str) and not value.strip().lower().startswith("0x"):
+        if looks_like_ens(value.strip()) and names.lookup(value.strip()) is None:
+            raise InvalidInput(f"{what} {value!r} is an ENS name: the policy takes addresses and address book names "
+                               "only (whoever controls an ENS name can re-point it)")
+        return names.resolve(value, what)
+    return value
 
 
 def _units(book: TokenBook, token_name: str, value: str | int, what: str) -> int:
@@ -230,8 +253,11 @@ class TreasuryEntry(_Section):
     server: str | None = Field(default=None, pattern=r"^https?://\S+$")  # a `treasury serve` URL: no local store
     confirmations: Count | None = Field(default=None, ge=0, le=1000)  # blocks to wait after execute
     tokens: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    vendors: dict[str, Any] = Field(default_factory=dict)  # the address book: name -> address
+    owners: dict[str, Any] = Field(default_factory=dict)  # named owners, in the same book (names unique across both)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     _book: TokenBook = PrivateAttr()
+    _addresses: AddressBook = PrivateAttr()
     _policy: Policy = PrivateAttr()
 
     @field_validator("safe", "guard", mode="before")
@@ -251,10 +277,12 @@ class TreasuryEntry(_Section):
 
     @model_validator(mode="after")
     def _whole(self) -> TreasuryEntry:
-        """Build the token book and the policy now: a config is valid only if the guard could enforce it."""
+        """Build the token book, the address book and the policy now: a config is valid only if the
+        guard could enforce it and every name in it means one address."""
         try:
             self._book = TokenBook.of(self.tokens)
-            self._policy = self.policy.to_policy(self._book)
+            self._addresses = AddressBook.of({**self.owners, **_unique(self.vendors, self.owners)}, self._book)
+            self._policy = self.policy.to_policy(self._book, self._addresses)
         except InvalidInput as error:
             raise ValueError(str(error)) from None
         except ValidationError as error:
@@ -264,8 +292,20 @@ class TreasuryEntry(_Section):
     def token_book(self) -> TokenBook:
         return self._book
 
+    def address_book(self) -> AddressBook:
+        """Owners and vendors by name (case-insensitive), token symbols beside them for labels."""
+        return self._addresses
+
     def to_policy(self) -> Policy:
         return self._policy
+
+
+def _unique(vendors: Mapping[str, Any], owners: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The vendors, refused when one has the name of an owner (a merged dict would drop it silently)."""
+    for name in vendors:
+        if name.upper() in {owner.upper() for owner in owners}:
+            raise InvalidInput(f"address book name {name!r} is both a vendor and an owner")
+    return vendors
 
 
 class RetryConfig(_Section):

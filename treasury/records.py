@@ -50,6 +50,7 @@ from treasury.store import (
 from treasury.types import OPEN_STATUS_VALUES
 
 if TYPE_CHECKING:
+    from treasury.addressbook import AddressBook
     from treasury.amounts import TokenBook
     from treasury.config import TreasuryConfig, TreasuryEntry
     from treasury.decode.calls import DecodedProposal
@@ -137,6 +138,11 @@ class TreasuryRecords:
     @cached_property
     def book(self) -> TokenBook:
         return self.entry.token_book()
+
+    @cached_property
+    def addresses(self) -> AddressBook:
+        """The address book (owners, vendors, token symbols): names shown beside addresses."""
+        return self.entry.address_book()
 
     @cached_property
     def policy(self) -> Policy:

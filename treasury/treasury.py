@@ -12,11 +12,12 @@ import getpass
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from safe_eth.safe.safe_signature import SafeSignature
 from safe_eth.safe.safe_tx import SafeTx
 
+from treasury.addressbook import AddressBook
 from treasury.addresses import ZERO_ADDRESS, parse_address
 from treasury.amounts import TokenBook
 from treasury.config import TreasuryEntry, load_config
@@ -34,12 +35,14 @@ from treasury.signatures.exchange import (
 from treasury.signatures.signing import sign as sign_with
 from treasury.signatures.verification import kind_of, parse_signature, verify
 from treasury.store import (
+    DraftRecord,
     ExecutionRecord,
     ProposalRecord,
     ScheduleEntryRecord,
     SignatureRecord,
     Store,
     TamperedRecord,
+    UnknownProposal,
     new_signature,
 )
 from treasury.types import OPEN_STATUS_VALUES, ProposalStatus, SignatureKind
@@ -68,6 +71,32 @@ class PolicyRefusal(TreasuryError):
     def __init__(self, verdict: Verdict):
         self.verdict = verdict
         super().__init__(f"policy verdict {verdict.outcome}: {verdict.reason}".rstrip(": "))
+
+
+class Drafted(PolicyRefusal):
+    """The policy denied a new proposal and it was kept as a draft (no nonce, no safeTxHash), as asked
+    with `if_denied="draft"`: nothing was proposed, so the Safe's queue is not blocked by it."""
+
+    def __init__(self, verdict: Verdict, draft: DraftRecord):
+        self.draft = draft
+        super().__init__(verdict)
+
+
+# What `Treasury.propose` does with an intent the policy denies (see its docstring).
+IfDenied = Literal["store", "refuse", "draft"]
+IF_DENIED: tuple[IfDenied, ...] = get_args(IfDenied)
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """What `Treasury.drop` did: a proposal marked cancelled locally (its nonce freed for the next
+    proposal unless another open proposal holds it) or a draft marked dropped."""
+
+    kind: str  # "proposal" or "draft"
+    id: str
+    nonce: int | None  # the proposal's; None for a draft
+    freed: bool  # the nonce is free again (no other open proposal holds it)
+    waiting: tuple[str, ...]  # open proposals with a higher nonce: they wait until that nonce is used
 
 
 @dataclass(frozen=True)
@@ -170,6 +199,9 @@ class Treasury:
         # Who signs each new proposal as its proposer (Safe's rule for a server: a proposal comes with
         # its sender's signature); None: proposals are stored unsigned (a local store only).
         self.proposer: AccountAPI | None = None
+        # What `propose` does with an intent the policy denies when not told: "store" for library
+        # users and the test suite; the CLI asks for "refuse" (or "draft" with --force) per call.
+        self.if_denied: IfDenied = "store"
 
     @classmethod
     def load(cls, name: str, config_path: Path | None = None, store: Store | str | None = None) -> Treasury:
@@ -204,6 +236,28 @@ class Treasury:
     @property
     def chain_id(self) -> int:
         return self.entry.chain_id
+
+    @property
+    def addresses(self) -> AddressBook:
+        """The address book: owners and vendors by name, token symbols beside them for labels."""
+        return self.entry.address_book()
+
+    def resolve_address(self, text: str, what: str = "address") -> str:
+        """A checksummed address from what a person typed: an address, an address book name, or an
+        ENS name (looked up on the connected chain when it has ENS; refused in one line elsewhere).
+
+        The book comes first, so a name the team configured never depends on the chain, and an
+        address never needs one.
+        """
+        from treasury.addressbook import looks_like_ens
+
+        typed = text.strip() if isinstance(text, str) else text
+        if not isinstance(typed, str) or typed.lower().startswith("0x") or self.addresses.lookup(typed) is not None \
+                or not looks_like_ens(typed):
+            return self.addresses.resolve(typed, what)
+        from treasury.chain.ens import resolve_ens
+
+        return resolve_ens(self._connected().provider, typed, what)
 
     def _connected(self):
         from ape import chain
@@ -309,15 +363,30 @@ class Treasury:
     # --- proposals --------------------------------------------------------------------------------
 
     def next_nonce(self, chain_nonce: int | None = None) -> int:
-        """The first nonce after the chain's and after every open proposal's."""
+        """The smallest nonce at or after the chain's that no open proposal holds.
+
+        So a nonce freed by `drop` (or a cancelled proposal) is used again at once: the proposals
+        after it cannot run until some transaction spends it.
+        """
         nonce = self.onchain_nonce() if chain_nonce is None else chain_nonce
-        for record in self.store.list_proposals(safe=self.safe, chain_id=self.chain_id):
-            if record.status in OPEN and record.nonce >= nonce:
-                nonce = record.nonce + 1
+        held = {r.nonce for r in self.store.list_proposals(safe=self.safe, chain_id=self.chain_id)
+                if r.status in OPEN and r.nonce >= nonce}
+        while nonce in held:
+            nonce += 1
         return nonce
 
-    def propose(self, intent: Intent, title: str = "", nonce: int | None = None) -> ProposalRecord:
-        """Number the intent, hash it, store it. The nonce defaults to the next free one."""
+    def propose(self, intent: Intent, title: str = "", nonce: int | None = None, *, if_denied: IfDenied | None = None,
+                from_draft: str | None = None) -> ProposalRecord:
+        """Number the intent, hash it, store it. The nonce defaults to the next free one.
+
+        `if_denied`: what happens when the policy denies the intent now. "store" (the default, from
+        `self.if_denied`: the test suite and library users rely on storing whatever they propose)
+        stores it like any other; "refuse" raises PolicyRefusal with nothing stored and no nonce
+        taken (the CLI's default: a denied proposal would otherwise hold a nonce and block every
+        proposal after it); "draft" keeps it as a draft without a nonce and raises Drafted (the
+        CLI's --force). `from_draft`: the draft this proposal promotes (see `propose_draft`).
+        """
+        self._judge_new(intent, title, if_denied or self.if_denied)
         chain_nonce = self.onchain_nonce()
         if nonce is None:
             nonce = self.next_nonce(chain_nonce)
@@ -327,11 +396,111 @@ class Treasury:
         fields: dict[str, Any] = dict(
             chain_id=self.chain_id, safe=self.safe, nonce=nonce, to=intent.to, value=intent.value,
             data=intent.data, operation=intent.operation, safe_tx_hash=safe_tx.safe_tx_hash.to_0x_hex(),
-            title=title or intent.summary[:200], description=intent.summary, proposer=self.actor, actor=self.actor,
+            title=title or intent.summary[:200], description=intent.summary, actor=self.actor,
+            # The signing account when one proposes (--account), else the OS user (shown as "local user …").
+            proposer=self.proposer.address if self.proposer is not None else self.actor,
         )
+        if from_draft is not None:
+            fields["from_draft"] = from_draft
         if self.proposer is None and not getattr(self.store, "is_remote", False):
             return self.store.add_proposal(**fields)
         return self._propose_signed(safe_tx, fields)
+
+    def _judge_new(self, intent: Intent, title: str, if_denied: IfDenied) -> None:
+        """Before numbering: refuse a denied intent, or keep it as a draft, as `if_denied` says."""
+        if if_denied not in IF_DENIED:
+            raise InvalidInput(f"if_denied {if_denied!r} is not one of {', '.join(IF_DENIED)}")
+        if if_denied == "store":
+            return
+        verdict = self.verdict_for(intent.to, intent.value, intent.data, intent.operation)
+        if verdict.outcome != "deny":
+            return
+        if if_denied == "refuse":
+            raise PolicyRefusal(verdict)
+        self._require_local("drafts")
+        draft = self.store.add_draft(
+            chain_id=self.chain_id, safe=self.safe, to=intent.to, value=intent.value, data=intent.data,
+            operation=intent.operation, title=title or intent.summary[:200], description=intent.summary,
+            proposer=self.actor, actor=self.actor, reason=verdict.reason[:2000],
+        )
+        raise Drafted(verdict, draft)
+
+    def _require_local(self, what: str) -> None:
+        if getattr(self.store, "is_remote", False):
+            raise InvalidInput(f"{what} are kept in a local store only: not against a server (run without --server)")
+
+    # --- drafts and dropping ----------------------------------------------------------------------
+
+    def draft(self, draft_id: str) -> DraftRecord:
+        """The draft, refused if it belongs to another Safe or chain than this treasury's."""
+        self._require_local("drafts")
+        record = self.store.get_draft(draft_id)
+        if (record.chain_id, record.safe) != (self.chain_id, self.safe):
+            raise InvalidInput(f"draft {record.id} belongs to Safe {record.safe} on chain {record.chain_id}, not to {self.name}")
+        return record
+
+    def drafts(self) -> list[DraftRecord]:
+        """This treasury's open drafts, oldest first (none against a server)."""
+        if getattr(self.store, "is_remote", False):
+            return []
+        return self.store.drafts(safe=self.safe, chain_id=self.chain_id)
+
+    def propose_draft(self, draft_id: str) -> ProposalRecord:
+        """Turn an open draft into a proposal with the next free nonce, if the policy allows it now.
+
+        Still denied: PolicyRefusal, the draft kept as it is. The draft is marked promoted in the
+        same store transaction that adds the proposal.
+        """
+        record = self.draft(draft_id)
+        if record.status != "draft":
+            where = f" as proposal {record.proposal_id}" if record.proposal_id else ""
+            raise InvalidInput(f"draft {record.id} is {record.status}{where}; only an open draft can be proposed")
+        intent = Intent(record.to, record.value, record.data, record.operation, record.description)
+        return self.propose(intent, record.title, if_denied="refuse", from_draft=record.id)
+
+    def drop(self, item_id: str, reason: str = "") -> Dropped:
+        """Drop a proposal locally (no chain transaction) while its nonce is unused, or drop a draft.
+
+        A pending proposal, or a scheduled one with no live guard queue entry, is marked cancelled
+        with `reason` in the audit log. Refused when its nonce was used on chain, it executed, it
+        has a queued guard entry (`cancel` it on chain) or an execution is in flight: the owners
+        could otherwise still run a proposal the store calls cancelled.
+        """
+        self._require_local("drafts and dropped proposals")
+        try:
+            record = self.get(item_id)
+        except UnknownProposal:
+            return self._drop_draft(item_id, reason)
+        self._connected()  # reconciles first: an execution the store missed shows as executed
+        record = self.get(record.id)
+        self._check_droppable(record)
+        note = reason or "dropped locally"
+        self.store.set_status(record.id, "cancelled", self.actor, f"dropped: {note}")
+        still = [r for r in self.proposals() if r.status in OPEN]
+        freed = all(r.nonce != record.nonce for r in still)
+        waiting = tuple(r.id for r in still if r.nonce > record.nonce) if freed else ()
+        return Dropped("proposal", record.id, record.nonce, freed, waiting)
+
+    def _drop_draft(self, draft_id: str, reason: str) -> Dropped:
+        record = self.draft(draft_id)
+        if record.status != "draft":
+            raise InvalidInput(f"draft {record.id} is {record.status}; only an open draft can be dropped")
+        self.store.drop_draft(record.id, self.actor, reason or "dropped")
+        return Dropped("draft", record.id, None, False, ())
+
+    def _check_droppable(self, record: ProposalRecord) -> None:
+        """One line saying why a proposal cannot be dropped locally, if it cannot."""
+        if record.status not in OPEN:
+            raise InvalidInput(f"proposal {record.id} is {record.status}; only a pending or scheduled proposal can be dropped")
+        chain_nonce = self.onchain_nonce()
+        if record.nonce < chain_nonce:
+            raise InvalidInput(f"proposal {record.id} has nonce {record.nonce}, already used on chain (the Safe is at "
+                               f"{chain_nonce}): there is nothing to drop")
+        if any(e.status == "queued" for e in self.store.schedule_entries(record.id)):
+            raise InvalidInput(f"proposal {record.id} has a live guard queue entry: cancel it on chain with "
+                               f"`treasury cancel {record.id} --drop`")
+        if self.store.broadcasts(record.id, status="sent"):
+            raise InvalidInput(f"proposal {record.id} has an execution in flight: wait for it (`treasury reconcile`)")
 
     def _propose_signed(self, safe_tx: SafeTx, fields: dict[str, Any]) -> ProposalRecord:
         """Propose with the proposer's signature of the safeTxHash: to a server in one request (its
@@ -347,26 +516,60 @@ class Treasury:
         return self.store.add_proposal(**fields, signatures=[new_signature(signature.owner, "eip712", raw)])
 
     def propose_transfer(self, to: str, amount: str, title: str = "") -> ProposalRecord:
-        """Native or ERC-20 transfer from a human amount: "1.5 ETH", "250000 USDC"."""
-        return self.propose(build.token_transfer(self.safe, self.book, to, amount), title)
+        """Native or ERC-20 transfer from a human amount: "1.5 ETH", "250000 USDC". `to`: an address,
+        an address book name or an ENS name (`resolve_address`)."""
+        typed, to = to, self.resolve_address(to, "recipient")
+        return self.propose(self._ens_noted(build.token_transfer(self.safe, self.book, to, amount), typed), title)
+
+    def _ens_noted(self, intent: Intent, *typed: object) -> Intent:
+        """The intent with the ENS names it was resolved from in its summary ("... (vitalik.eth via
+        ENS)"): the stored title and description show signers the name the proposer typed beside the
+        address it pointed to when proposed (a name can be re-pointed later; the address is what is signed)."""
+        from dataclasses import replace
+
+        from treasury.addressbook import looks_like_ens
+
+        names = [t.strip() for t in typed if isinstance(t, str) and looks_like_ens(t.strip())
+                 and self.addresses.lookup(t.strip()) is None]
+        return replace(intent, summary=f"{intent.summary} ({', '.join(names)} via ENS)") if names else intent
 
     def propose_nft_transfer(self, collection: str, to: str, token_id: int, title: str = "") -> ProposalRecord:
+        collection, to = self._call_target(collection, "collection"), self.resolve_address(to, "recipient")
         return self.propose(build.nft_transfer(self.safe, collection, to, token_id), title)
 
     def propose_call(self, target: str, signature: str, args: Sequence[Any] = (), value: int = 0, title: str = "") -> ProposalRecord:
-        return self.propose(build.contract_call(target, signature, args, value), title)
+        """Call `signature` on `target`: an address, a token symbol of the book, a book name or an ENS
+        name; address arguments may be book or ENS names too (resolved before anything is built)."""
+        from treasury.proposal.arguments import parse_arguments
+
+        typed, target = target, self._call_target(target, "call target")
+        args = parse_arguments(signature, args, resolve=self.resolve_address)
+        return self.propose(self._ens_noted(build.contract_call(target, signature, args, value), typed), title)
+
+    def _call_target(self, text: str, what: str) -> str:
+        """A contract named as people name it: a token symbol of the book first (as the policy's call
+        targets are written), then whatever `resolve_address` takes."""
+        if isinstance(text, str) and not text.strip().lower().startswith("0x") and self.addresses.lookup(text.strip()) is None:
+            token = next((t for s, t in self.book.tokens.items() if s.upper() == text.strip().upper()), None)
+            if token is not None and not token.is_native:
+                return token.address
+        return self.resolve_address(text, what)
 
     def propose_batch(self, intents: Sequence[Intent], title: str = "") -> ProposalRecord:
         return self.propose(build.batch(intents, self.version), title)
 
     def propose_add_owner(self, owner: str, threshold: int, title: str = "") -> ProposalRecord:
-        return self.propose(build.add_owner(self.safe, self.owners(), owner, threshold), title)
+        """Owners may be given as addresses, address book names or ENS names (`resolve_address`)."""
+        typed, owner = owner, self.resolve_address(owner, "owner")
+        return self.propose(self._ens_noted(build.add_owner(self.safe, self.owners(), owner, threshold), typed), title)
 
     def propose_remove_owner(self, owner: str, threshold: int, title: str = "") -> ProposalRecord:
+        owner = self.resolve_address(owner, "owner")
         return self.propose(build.remove_owner(self.safe, self.owners(), owner, threshold), title)
 
     def propose_swap_owner(self, old: str, new: str, title: str = "") -> ProposalRecord:
-        return self.propose(build.swap_owner(self.safe, self.owners(), old, new), title)
+        typed, (old, new) = (old, new), (self.resolve_address(old, "owner"), self.resolve_address(new, "owner"))
+        return self.propose(self._ens_noted(build.swap_owner(self.safe, self.owners(), old, new), *typed), title)
 
     def propose_threshold(self, threshold: int, title: str = "") -> ProposalRecord:
         return self.propose(build.change_threshold(self.safe, self.owners(), threshold), title)
@@ -380,7 +583,8 @@ class Treasury:
         """Switch the Safe's fallback handler (default: TreasuryFallbackHandler); on a guarded Safe it waits the delay."""
         from treasury.chain.handler import handler_address
 
-        return self.propose(build.fallback_handler_change(self.safe, handler or handler_address()), title)
+        handler = self.resolve_address(handler, "fallback handler") if handler else handler_address()
+        return self.propose(build.fallback_handler_change(self.safe, handler), title)
 
     def propose_guard_install(self, guard: str | None = None, title: str = "") -> ProposalRecord:
         """Install `guard` (default: the configured one) as one proposal owners sign asynchronously.
@@ -394,7 +598,7 @@ class Treasury:
         guard = guard or self.entry.guard
         if not guard:
             raise InvalidInput(f"treasury {self.name} has no guard configured: name the deployed guard to install")
-        guard = parse_address(guard, "guard")
+        guard = self.resolve_address(guard, "guard")
         self._connected()
         try:
             bound = guard_at(guard).SAFE()
@@ -480,7 +684,8 @@ class Treasury:
         state = read_guard_state(guard, self.policy)  # queue entries are looked up when a verdict needs one
         # A handler that signs arbitrary messages lets owners move funds without any proposal at all.
         warning = handler_warning(classify_handler(installed_handler(self.safe)), guarded=True)
-        verdicts = [evaluate(self.policy, state, to, value, data, operation, gas_price, book=self.book)
+        label = self.addresses.label  # names beside addresses in every reason ("acme (0x…)")
+        verdicts = [evaluate(self.policy, state, to, value, data, operation, gas_price, book=self.book, label=label)
                     for to, value, data, operation, gas_price in transactions]
         return [replace(v, warnings=(*v.warnings, warning)) for v in verdicts] if warning else verdicts
 
@@ -1109,11 +1314,24 @@ class Treasury:
         from treasury.execution.reconcile import record_receipt
 
         receipt = dict(self._connected().provider.web3.eth.get_transaction_receipt(tx_hash))
-        record_receipt(self, record, receipt, executor)
+        try:
+            record_receipt(self, record, receipt, executor)
+        except InvalidInput:
+            # Another process (a second `execute`, any command's reconcile) recorded our transaction
+            # first: it is still ours, and ours succeeded or failed as recorded. Anything else: raise.
+            mine = self._recorded_execution(record.id, tx_hash)
+            if mine is None:
+                raise
+            return mine
         for other in self.proposals():
             if other.id != record.id and other.status in OPEN and other.nonce == record.nonce:
                 self.store.set_status(other.id, "superseded", actor=self.actor, note=f"nonce {record.nonce} used by {record.id}")
         return self.store.executions(record.id)[-1]
+
+    def _recorded_execution(self, proposal_id: str, tx_hash: str) -> ExecutionRecord | None:
+        """The stored execution of `proposal_id` by transaction `tx_hash`, if one is recorded."""
+        wanted = tx_hash.lower()
+        return next((e for e in self.store.executions(proposal_id) if str(e.tx_hash).lower() == wanted), None)
 
     # --- rehearsal --------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import email.utils
 import http.client
 import json
 import logging
+import os
 import random
 import socket
 import time
@@ -383,3 +384,72 @@ def _one_line(text: str, limit: int) -> str:
     """Collapse whitespace and bound the length of text a server sent, for a one-line message."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- before connecting: is anyone there? ------------------------------------------------------------
+
+NODE_HELP = 'treasury never starts a node itself: start one (e.g. anvil) and point ape at it, see the README, "Getting started on your own anvil"'
+
+
+class NodeNotFound(TreasuryError):
+    """Nobody answers at the node URL the chosen network names: nothing was started in its place."""
+
+    def __init__(self, network: str, failure: RPCUnavailable) -> None:
+        self.network, self.node, self.cause = network, failure.node, failure.cause
+        tries = "1 attempt" if failure.attempts == 1 else f"{failure.attempts} attempts"
+        super().__init__(f"no node answers at {failure.node} (network {network}): {failure.cause}, after {tries} "
+                         f"in {failure.elapsed:.1f} s; {NODE_HELP}")
+
+
+def node_url(provider: Any) -> str | None:
+    """The HTTP URL an ape provider is about to connect to, or None when there is nothing to probe.
+
+    None for providers that need no node (ape's in-process test chain), for IPC/WebSocket nodes and
+    for fork networks, whose anvil ape starts on purpose (the user asked for a fork). ape-foundry's
+    `host: auto` on a local network names no node: it means "start a fresh anvil", which treasury
+    refuses (NodeNotFound is raised by check_node).
+    """
+    if getattr(provider, "_web3", None) is not None or str(provider.network.name).endswith("-fork"):
+        return None  # already connected (e.g. the test session's own node), or a fork ape starts
+    if provider.name == "foundry":
+        host = os.environ.get("APE_FOUNDRY_HOST") or provider.settings.host
+        if host == "auto":
+            return "auto"
+        host = host or provider.uri  # unset: ape-foundry's default, http://127.0.0.1:8545
+        return host if "://" in host else f"http://{host}"
+    if not hasattr(provider, "http_uri"):
+        return None  # not a node provider (ape's EthTester, an in-process chain)
+    try:
+        uri = provider.http_uri
+    except Exception:  # noqa: BLE001 - a provider without a configured URL: let ape say so when it connects
+        return None
+    return uri if isinstance(uri, str) and uri.startswith(("http://", "https://")) else None
+
+
+def check_node(provider: Any, policy: RetryPolicy | None = None) -> None:
+    """Before ape connects: make sure a node answers at the URL, under the retry policy.
+
+    ape-foundry starts a fresh anvil when nobody answers on a loopback URL (so a typo in the port, or
+    a stopped anvil, silently becomes an empty chain), and ape's own first request (its connection
+    probe) is not retried: one 503 there ends the command with "No (supported) node found". Asking
+    eth_chainId here first, through a hardened client, fixes both: transient failures are retried
+    like every later call, and a node that stays silent is one line naming it (scheme, host and
+    port only: never an API key in a path or a password in the URL).
+    """
+    url = node_url(provider)
+    if url is None:
+        return
+    network = str(getattr(provider.network, "choice", None) or provider.network.name)
+    if url == "auto":
+        raise TreasuryError(f"network {network} names no node (ape-foundry `host: auto` would start a fresh, empty "
+                            f"anvil); {NODE_HELP}")
+    web3 = Web3(HTTPProvider(url))
+    harden(web3, policy or RetryPolicy())
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # the outcome is one line, attempts counted in it: no line per retry
+    try:
+        _ = web3.eth.chain_id  # the cheapest question every node answers
+    except RPCUnavailable as failure:
+        raise NodeNotFound(network, failure) from None
+    finally:
+        logger.setLevel(level)

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rehearse": ("treasury.cli.rehearsal:rehearse", "Execute a proposal on a fork of the current block and report"),
     "reconcile": ("treasury.cli.rehearsal:reconcile", "Record executions and used nonces the store has missed"),
     "reject": ("treasury.cli.proposals:reject", "Propose the no-op that spends a proposal's nonce"),
+    "drop": ("treasury.cli.proposals:drop", "Drop a pending proposal (unused nonce) or a draft locally, no transaction"),
     "policy": ("treasury.cli.policy:policy", "Show the configured policy, or check it against the guard"),
     "log": ("treasury.cli.records:log", "Show the audit log and verify its hash chain"),
     "info": ("treasury.cli.info:info", "Show the Safe, its guard, balances, budgets left and the delay queue"),
@@ -36,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("treasury.cli.init:init", "Write a commented `treasury:` config for a Safe"),
     "sync": ("treasury.cli.sync:sync", "Push proposals to, or pull them from, a Safe Transaction Service"),
     "serve": ("treasury.cli.serve:serve", "Serve the Safe Transaction Service API over the store"),
+    "history": ("treasury.cli.history:history", "Executed transactions for accounting: CSV or JSON, by date and token"),
+    "dev-token": ("treasury.cli.devtoken:dev_token", "Deploy and mint a test ERC-20 on a development chain"),
 }
 
 # Names the ape scripts import from this module, built on first access (PEP 562).

@@ -45,6 +45,32 @@ class ChainCommand(OneLineErrors, ConnectedProviderCommand):
             ape_log_to_stderr()  # stdout carries the JSON only
         if self.check_input is not None:
             self.check_input(**{k: v for k, v in ctx.params.items() if k not in _CONNECTION_PARAMS})
+        provider = _chosen_provider(ctx)
+        if provider is not None:
+            from treasury.chain.rpc import check_node
+
+            check_node(provider, _retry_policy(ctx.params.get("config_path")))
+
+
+def _chosen_provider(ctx: click.Context) -> Any:
+    """The provider ape is about to connect (parsed from --network, or ape's default), if known yet."""
+    from ape.api.providers import ProviderAPI
+    from ape.cli.options import NETWORK_META_KEY
+
+    chosen = (ctx.meta.get(NETWORK_META_KEY) or {}).get("provider") or ctx.params.get("network")
+    return chosen if isinstance(chosen, ProviderAPI) else None
+
+
+def _retry_policy(config_path: Any) -> Any:
+    """The configured retry policy (treasury `rpc:`), or the defaults when the config cannot be read
+    (the command then reports the config problem itself, after this check)."""
+    from treasury.chain.rpc import RetryPolicy
+    from treasury.config import load_config
+
+    try:
+        return load_config(config_path).rpc.policy()
+    except Exception:  # noqa: BLE001 - the config's own error is the command's to report
+        return RetryPolicy()
 
 
 def chain_command(name: str | None = None, **kwargs: Any) -> Callable[[Callable], click.Command]:
@@ -67,5 +93,11 @@ def connected(network: str, as_json: bool = False) -> Iterator[Any]:
 
     if as_json:
         ape_log_to_stderr()
-    with ManagerAccessMixin.network_manager.parse_network_choice(network, disconnect_on_exit=True) as provider:
+    from treasury.chain.rpc import check_node
+
+    choice = ManagerAccessMixin.network_manager.parse_network_choice(network, disconnect_on_exit=True)
+    chosen = getattr(choice, "_provider", None)  # ape's ProviderContextManager keeps it there
+    if chosen is not None:
+        check_node(chosen)  # a silent node is one line; no fresh anvil in its place
+    with choice as provider:
         yield provider

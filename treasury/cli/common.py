@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from treasury.addresses import ZERO_ADDRESS
 from treasury.errors import InvalidInput, one_line
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ def treasury_name(name: str | None, config_path: Path | None) -> str:
 SERVER = "treasury.server"  # click ctx.meta keys set by server_options / proposer_option
 SERVER_TOKEN_FILE = "treasury.server_token_file"
 PROPOSER = "treasury.proposer"
+IF_DENIED = "treasury.if_denied"  # set by treasury.cli.proposals' --force handling: Treasury.if_denied
 
 
 def _remember(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
@@ -165,8 +167,14 @@ def open_treasury(name: str | None, config_path: Path | None) -> Treasury:
     treasury = _remote_treasury(name, config_path) or Treasury.load(name, config_path)
     _close_on_exit(treasury.store.close)
     ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get(IF_DENIED):  # a propose command: refuse a denied proposal, or draft it
+        treasury.if_denied = ctx.meta[IF_DENIED]
     if ctx is not None and ctx.meta.get(PROPOSER):
-        treasury.proposer = account(ctx.meta[PROPOSER])
+        from treasury.signatures.accounts import unlock
+
+        proposer = account(ctx.meta[PROPOSER])
+        # Against a server the proposer signs: one passphrase prompt at most (or ape's variable), no "Sign:".
+        treasury.proposer = unlock(proposer) if getattr(treasury.store, "is_remote", False) else proposer
     return treasury
 
 
@@ -296,8 +304,31 @@ def verdict_dict(verdict: Any) -> dict[str, Any] | None:
 NO_VERDICT = "pass --network to evaluate the policy verdict"
 
 
-def view_dict(view: Any) -> dict[str, Any]:
-    """A proposal view as JSON: `verdict` and `threshold` are null when it was read from the store only."""
+def labeller(treasury: Any) -> Callable[[str], str]:
+    """How `treasury` (a Treasury or a TreasuryRecords) shows an address: its address book's
+    "acme (0x…)", or the address itself where there is no book (a test double, an old object)."""
+    from treasury.wording import plain
+
+    book = getattr(treasury, "addresses", None)
+    return book.label if book is not None else plain
+
+
+def execution_dict(treasury: Any, record: ProposalRecord) -> dict[str, Any] | None:
+    """The proposal's last mined execTransaction as JSON (null if none, or if the store cannot say:
+    a server's store does not list executions)."""
+    read = getattr(getattr(treasury, "store", None), "executions", None)
+    found = read(record.id) if read is not None else []
+    if not found:
+        return None
+    run = found[-1]
+    return {"tx_hash": run.tx_hash, "block_number": run.block_number, "gas_used": run.gas_used,
+            "success": run.success, "executor": run.executor}
+
+
+def view_dict(view: Any, treasury: Any = None) -> dict[str, Any]:
+    """A proposal view as JSON: `verdict` and `threshold` are null when it was read from the store
+    only; with `treasury`, `execution` is the mined execTransaction (null if none) and `names` the
+    address book's name of each address it knows in the proposal."""
     decoded = view.decoded
     data = {
         **proposal_dict(view.record),
@@ -323,7 +354,24 @@ def view_dict(view: Any) -> dict[str, Any]:
         data["signatures_note"] = OWNER_STATUS_NOTE
     if view.verdict is None:
         data["verdict_note"] = NO_VERDICT
+    if treasury is not None:
+        data["execution"] = execution_dict(treasury, view.record)
+        data["names"] = _names(treasury, [view.record.safe, view.record.to, view.record.proposer,
+                                          *(c.to for c in decoded.calls), *view.signers])
     return data
+
+
+def _names(treasury: Any, addresses: list[str]) -> dict[str, str]:
+    """{address: name} for the addresses the treasury's address book names (JSON readers get the names too)."""
+    book = getattr(treasury, "addresses", None)
+    if book is None:
+        return {}
+    found = {}
+    for address in addresses:
+        name = book.name_of(address) if address.startswith("0x") else None
+        if name is not None:
+            found[address] = name
+    return found
 
 
 VERDICT_STYLE = {"allow": "green", "needs-delay": "yellow", "deny": "bold red"}
@@ -341,8 +389,10 @@ def _allowlisted(treasury: Any, to: str, data: bytes) -> bool:
     return any(call.target == to and call.selector == bytes(data[:4]) for call in policy.calls)
 
 
-def _signature_rows(view: Any) -> str:
+def _signature_rows(view: Any, label: Callable[[str], str]) -> str:
     """"2 of 3" and the signers (with the chain's threshold), or what the store holds (without it)."""
+    from rich.markup import escape
+
     stored = getattr(view, "signatures", None)
     if view.threshold is not None:
         head = f"{len(view.signers)} of {view.threshold}"
@@ -351,10 +401,10 @@ def _signature_rows(view: Any) -> str:
     if stored is not None:
         from treasury.records import OWNER_STATUS_NOTE, UNVERIFIED_NOTE, verified_offline
 
-        rows = "".join(f"\n  {s.owner} ({s.kind})" + ("" if verified_offline(s) else f" [yellow]{UNVERIFIED_NOTE}[/]")
-                       for s in stored)
+        rows = "".join(f"\n  {escape(label(s.owner))} ({s.kind})"
+                       + ("" if verified_offline(s) else f" [yellow]{UNVERIFIED_NOTE}[/]") for s in stored)
         return head + rows + (f"\n  [dim]{OWNER_STATUS_NOTE}[/]" if stored else "")
-    return head + "".join(f"\n  {s}" for s in view.signers)
+    return head + "".join(f"\n  {escape(label(s))}" for s in view.signers)
 
 
 def print_view(treasury: Any, view: Any) -> None:
@@ -366,17 +416,20 @@ def print_view(treasury: Any, view: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from treasury.wording import amount, labelled, proposer
+
     out = console()
+    label = labeller(treasury)
     record, decoded, verdict = view.record, view.decoded, view.verdict
     table = Table(title=f"Proposal {record.id}: {escape(printable(record.title))}", show_header=False, title_justify="left")
     table.add_row("treasury", f"{treasury.name}: Safe {record.safe} (chain {record.chain_id})")
     table.add_row("nonce", str(record.nonce))
     table.add_row("status", f"[{STATUS_STYLE.get(record.status, '')}]{record.status}[/]")
-    table.add_row("proposer", escape(printable(record.proposer)))
-    table.add_row("to", record.to)
-    table.add_row("value", f"{record.value} wei" if record.value else "0")
+    table.add_row("proposer", escape(printable(proposer(record.proposer, label))))
+    table.add_row("to", escape(label(record.to)))
+    table.add_row("value", amount(treasury.book, ZERO_ADDRESS, record.value) if record.value else "0")
     table.add_row("operation", "[bold red]DELEGATECALL[/]" if record.operation == 1 else "call")
-    table.add_row("signatures", _signature_rows(view))
+    table.add_row("signatures", _signature_rows(view, label))
     out.print(table)
 
     calls = Table(title="What it does", title_justify="left")
@@ -387,8 +440,8 @@ def print_view(treasury: Any, view: Any) -> None:
         notes = [f"[bold red]{escape(w)}[/]" for w in call.warnings]
         if police and not _allowlisted(treasury, call.to, call.data) and call.function != "multiSend":
             notes.append("[bold red]target not on the allowlist[/]")
-        to = f"[bold red]{call.to}[/]" if call.operation == 1 else call.to
-        calls.add_row(str(index), to, escape(call.description), "\n".join(notes))
+        to = f"[bold red]{escape(label(call.to))}[/]" if call.operation == 1 else escape(label(call.to))
+        calls.add_row(str(index), to, escape(labelled(call.description, label)), "\n".join(notes))
     out.print(calls)
     for warning in decoded.warnings:
         out.print(f"[bold red]warning[/] {escape(warning)}")
@@ -456,3 +509,28 @@ def confirm(question: str, yes: bool, default: bool = True) -> None:
         raise InvalidInput("no answer to the confirmation (no terminal?): pass --yes to confirm; nothing done") from None
     if not answer:
         raise InvalidInput("not confirmed: nothing done")
+
+
+# --- unattended signing (ape keystore accounts) ------------------------------------------------------
+
+
+def passphrase_option(fn: Callable) -> Callable:
+    """--passphrase-file on a command that signs or sends with ape keystore accounts."""
+    return click.option("--passphrase-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                        help="file whose first line is the passphrase of the ape keystore account(s) this command "
+                             "uses (chmod 600); default: $APE_ACCOUNTS_<alias>_PASSPHRASE, else one prompt")(fn)
+
+
+def unlocked(accounts: Any, passphrase_file: Path | None, yes: bool = False) -> None:
+    """Unlock every keystore account in `accounts` once, before any spinner is drawn.
+
+    ape's keystore asks "Sign:", the passphrase and "Leave unlocked?" for every signature; after
+    this, treasury's own confirmation is the only question, and the passphrase is asked at most once
+    per account (or read from the file or ape's environment variable for scripts; with --yes
+    nothing is asked, so a missing passphrase is one line at once).
+    """
+    from treasury.signatures.accounts import read_passphrase_file, unlock
+
+    passphrase = read_passphrase_file(passphrase_file) if passphrase_file is not None else None
+    for item in accounts:
+        unlock(item, passphrase, ask=not yes)

@@ -17,16 +17,13 @@ def policy():
 
 def _token_name(treasury, address: str) -> str:
     token = treasury.book.by_address(address)
-    return token.symbol if token else address
+    return token.symbol if token else treasury.addresses.label(address)
 
 
 def _amount(treasury, address: str, units: int | None) -> str | None:
-    from treasury.amounts import format_units
+    from treasury.wording import amount
 
-    if units is None:
-        return None
-    token = treasury.book.by_address(address)
-    return f"{format_units(units, token.decimals)} {token.symbol}" if token else f"{units} (base units)"
+    return None if units is None else amount(treasury.book, address, units)
 
 
 def policy_dict(treasury) -> dict:
@@ -37,6 +34,9 @@ def policy_dict(treasury) -> dict:
         "chain_id": treasury.chain_id,
         "guard": treasury.entry.guard,
         "recipients": list(p.recipients),
+        "guardians": list(p.guardians),
+        "names": {a: treasury.addresses.name_of(a) for a in (*p.recipients, *p.guardians, *(c.target for c in p.calls))
+                  if treasury.addresses.name_of(a)},  # the address book's names of the addresses above
         "calls": [{"target": c.target, "selector": "0x" + c.selector.hex()} for c in p.calls],
         "caps": [{"token": c.token, "symbol": _token_name(treasury, c.token), "amount": str(c.amount), "period": c.period,
                   "max_per_tx": None if c.max_per_tx is None else str(c.max_per_tx),
@@ -52,6 +52,8 @@ def show(name, config_path, as_json, verbose):
     """Print the policy of the treasury's config, amounts in token units. No chain needed."""
     from rich.table import Table
 
+    from treasury.wording import duration
+
     treasury = open_treasury(name, config_path)
     if as_json:
         emit_json(policy_dict(treasury))
@@ -64,7 +66,7 @@ def show(name, config_path, as_json, verbose):
     for column in ("token", "per period", "period", "max per tx", "waits the delay above"):
         caps.add_column(column)
     for c in p.caps:
-        caps.add_row(_token_name(treasury, c.token), _amount(treasury, c.token, c.amount), f"{c.period}s",
+        caps.add_row(_token_name(treasury, c.token), _amount(treasury, c.token, c.amount), duration(c.period, exact=True),
                      _amount(treasury, c.token, c.max_per_tx) or "the cap", _amount(treasury, c.token, c.delay_threshold) or "never")
     out.print(caps)
     calls = Table(title="Allowed calls", title_justify="left")
@@ -73,8 +75,11 @@ def show(name, config_path, as_json, verbose):
     for call in p.calls:  # not `c`: that name is a TokenCap above
         calls.add_row(f"{_token_name(treasury, call.target)}", "0x" + call.selector.hex())
     out.print(calls)
-    out.print("Allowed recipients: " + (", ".join(p.recipients) or "none"))
-    out.print(f"Delay {p.delay}s, window {p.window}s, gas refunds {'allowed' if p.allow_refunds else 'refused'}")
+    out.print("Allowed recipients: " + (", ".join(map(treasury.addresses.label, p.recipients)) or "none"))
+    if p.guardians:
+        out.print("Guardians (may cancel a queued intent once): " + ", ".join(map(treasury.addresses.label, p.guardians)))
+    out.print(f"Delay {duration(p.delay, exact=True)}, window {duration(p.window, exact=True)}, "
+              f"gas refunds {'allowed' if p.allow_refunds else 'refused'}")
 
 
 @chain_command("check")
@@ -86,7 +91,7 @@ def check(name, config_path, as_json, verbose):
     guard = treasury.guard()
     if guard is None:
         raise InvalidInput(f"treasury {treasury.name} has no guard configured: nothing to check")
-    drift = policy_drift(treasury.policy, guard)
+    drift = policy_drift(treasury.policy, guard, book=treasury.book, label=treasury.addresses.label)
     if as_json:
         emit_json({"treasury": treasury.name, "safe": treasury.safe, "guard": guard.address, "in_sync": not drift,
                    "drift": drift})

@@ -21,10 +21,12 @@ from treasury.cli.common import (
     console,
     emit_json,
     open_treasury,
+    passphrase_option,
     print_view,
     proposal_dict,
     proposer_option,
     server_options,
+    unlocked,
     verdict_dict,
 )
 from treasury.errors import InvalidInput
@@ -42,11 +44,13 @@ def _proposed(treasury, record, as_json: bool) -> None:
         return
     from rich.markup import escape
 
-    from treasury.cli.common import VERDICT_STYLE
+    from treasury.cli.common import VERDICT_STYLE, labeller
+    from treasury.wording import proposer
 
     out = console()
     out.print(f"proposed [bold]{record.id}[/]: {escape(record.title)}")
     out.print(f"  Safe {record.safe}  nonce {record.nonce}  safeTxHash {record.safe_tx_hash}")
+    out.print(f"  proposer: {escape(proposer(record.proposer, labeller(treasury)))}")
     out.print(f"  policy verdict: [{VERDICT_STYLE.get(verdict.outcome, '')}]{verdict.outcome}[/] {escape(verdict.reason)}")
     out.print(f"  next: treasury sign {record.id} --account ALIAS")
 
@@ -56,8 +60,9 @@ def _proposed(treasury, record, as_json: bool) -> None:
 
 @click.group(short_help="Propose a transfer, a call or an owner/threshold change")
 def propose():
-    """Propose a Safe transaction. It is numbered with the next free nonce, stored, and checked
-    against the policy at once; nothing is signed or sent.
+    """Propose a Safe transaction. It is checked against the policy, numbered with the next free
+    nonce and stored; nothing is signed or sent. One the policy denies is refused (exit 3, nothing
+    stored) unless --force keeps it as a draft without a nonce (`treasury propose draft ID` later).
 
     \b
     treasury propose transfer 0xRecipient "250 USDC"
@@ -68,17 +73,20 @@ def propose():
 
 
 def _check_call(signature, args, **_):
-    """Before connecting: the ABI arguments parse (a mistyped address is refused with no RPC spent)."""
+    """Before connecting: the ABI arguments parse (a mistyped address is refused with no RPC spent;
+    a name in an address's place is the treasury's to resolve, once connected)."""
+    from treasury.addresses import ZERO_ADDRESS
     from treasury.proposal.arguments import parse_arguments
 
-    parse_arguments(signature, args)
+    parse_arguments(signature, args, resolve=lambda _name, _what: ZERO_ADDRESS)
 
 
 def _check_batch(file, **_):
-    """Before connecting: the batch file reads (bounded) and holds a list of items."""
-    from treasury.proposal.batchfile import read_batch_file
+    """Before connecting: the batch file reads (bounded) and has a batch's shape (CSV rows, items, or
+    a Transaction Builder file whose checksum holds)."""
+    from treasury.proposal.batchfile import load_batch
 
-    read_batch_file(file)
+    load_batch(file)
 
 
 def _title_option(fn):
@@ -92,7 +100,8 @@ def _title_option(fn):
 def propose_transfer(name, config_path, as_json, verbose, to, amount, title):
     """Send AMOUNT ("1.5 ETH", "250000 USDC") from the Safe to TO.
 
-    Tokens are those of the treasury's `tokens:` config; ETH is the native currency.
+    TO is an address, a name of the address book (`vendors:` / `owners:` in the config) or an ENS
+    name on a chain with ENS. Tokens are those of the treasury's `tokens:` config; ETH is the native currency.
     """
     treasury = open_treasury(name, config_path)
     _proposed(treasury, treasury.propose_transfer(to, amount, title), as_json)
@@ -108,12 +117,13 @@ def propose_call(name, config_path, as_json, verbose, target, signature, args, v
     """Call SIGNATURE (e.g. "setFee(uint256)") on TARGET with ARGS.
 
     Integers may be decimal or 0x-hex, bools true/false, bytes 0x-hex, arrays and tuples JSON;
-    a mixed-case address must carry a valid EIP-55 checksum.
+    a mixed-case address must carry a valid EIP-55 checksum. TARGET and address arguments may also
+    be address book names or ENS names; TARGET may be a token symbol of the book.
     """
     from treasury.proposal.arguments import parse_arguments
 
     treasury = open_treasury(name, config_path)
-    parsed = parse_arguments(signature, args)
+    parsed = parse_arguments(signature, args, resolve=treasury.resolve_address)
     wei = 0
     if value is not None:
         token, wei = treasury.book.parse(value, default_symbol="ETH")
@@ -127,7 +137,9 @@ def propose_call(name, config_path, as_json, verbose, target, signature, args, v
 @click.option("--threshold", type=int, required=True, help="the threshold after the change")
 @_title_option
 def propose_add_owner(name, config_path, as_json, verbose, owner, threshold, title):
-    """Add OWNER to the Safe and set the threshold (a configuration change: it waits the delay)."""
+    """Add OWNER to the Safe and set the threshold (a configuration change: it waits the delay).
+
+    OWNER (here and in remove-owner, swap-owner) is an address, an address book name or an ENS name."""
     treasury = open_treasury(name, config_path)
     _proposed(treasury, treasury.propose_add_owner(owner, threshold, title), as_json)
 
@@ -164,22 +176,30 @@ def propose_threshold(name, config_path, as_json, verbose, threshold, title):
 @chain_command("batch", check_input=_check_batch)
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @_title_option
-def propose_batch(name, config_path, as_json, verbose, file, title):
+@click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation after the count and totals (for scripts)")
+def propose_batch(name, config_path, as_json, verbose, file, title, yes):
     """Several transfers and calls in one Safe transaction (through MultiSendCallOnly).
 
     \b
     FILE is YAML or JSON: a list of items, each a transfer or a call:
-      - {to: "0xVendor", amount: "250 USDC"}
-      - {to: "0xVendor", amount: "0.5 ETH"}
+      - {to: "0xVendor", amount: "250 USDC", memo: "invoice 7"}
+      - {to: acme, amount: "0.5 ETH"}
       - {target: "0xPool", function: "setFee(uint256)", args: [30]}
       - {target: USDC, function: "approve(address,uint256)", args: ["0xSpender", 1000000]}
-    A target may be a token symbol of the book.
+    or a payroll CSV (*.csv) with a header row: to,amount[,token][,memo]
+    or a Safe{Wallet} Transaction Builder JSON file (its chainId must be the treasury's).
+    A recipient may be an address book name or an ENS name, a target a token symbol of the book.
+    The count and the total per token are shown before anything is stored.
     """
-    from treasury.proposal.batchfile import batch_intents, read_batch_file
+    from treasury.proposal.batchfile import load_batch, plan_batch
 
     treasury = open_treasury(name, config_path)
-    intents = batch_intents(treasury.safe, treasury.book, read_batch_file(file))
-    _proposed(treasury, treasury.propose_batch(intents, title), as_json)
+    plan = plan_batch(load_batch(file), treasury.safe, treasury.book, chain_id=treasury.chain_id,
+                      version=treasury.version, resolve=treasury.resolve_address)
+    for line in plan.summary(treasury.book):
+        click.echo(line, err=as_json)  # with --json, stdout carries the JSON only
+    confirm(f"Propose these {len(plan.calls)} transaction(s) as one Safe transaction?", yes)
+    _proposed(treasury, treasury.propose(plan.intent, title or plan.title), as_json)
 
 
 @chain_command("handler")
@@ -203,9 +223,99 @@ def propose_guard_install(name, config_path, as_json, verbose, guard, title):
     _proposed(treasury, treasury.propose_guard_install(guard, title), as_json)
 
 
+@chain_command("draft")
+@click.argument("draft_id")
+def propose_draft(name, config_path, as_json, verbose, draft_id):
+    """Turn the draft DRAFT_ID (a denied proposal kept with --force) into a proposal with the next
+    free nonce, if the policy allows it now; still denied: exit 3 and the draft is kept."""
+    treasury = open_treasury(name, config_path)
+    _proposed(treasury, treasury.propose_draft(draft_id), as_json)
+
+
+def _drafted(drafted, as_json: bool) -> None:
+    """After `propose --force` of a denied intent: the draft kept, and how to go on."""
+    draft = drafted.draft
+    if as_json:
+        from treasury.cli.records import draft_dict
+
+        emit_json({"draft": draft_dict(draft), "verdict": verdict_dict(drafted.verdict)})
+        return
+    from rich.markup import escape
+
+    out = console()
+    out.print(f"[red]the policy denies this proposal[/]: {escape(drafted.verdict.reason)}")
+    out.print(f"kept as draft [bold]{draft.id}[/]: {escape(draft.title)} (no nonce taken, nothing to sign)")
+    out.print(f"  next: treasury propose draft {draft.id}  (once the policy allows it), or treasury drop {draft.id}")
+
+
+def _with_denial_handling(command: click.Command) -> click.Command:
+    """--force on a propose command, and what the policy's deny becomes: exit 3 with nothing stored and
+    no nonce taken (a denied proposal would hold its nonce and block every later one), or with --force
+    a draft without a nonce (exit 0)."""
+    import functools
+
+    from treasury.cli.common import IF_DENIED
+    from treasury.treasury import Drafted, PolicyRefusal
+
+    def remember(ctx: click.Context, _param: click.Parameter, force: bool) -> bool:
+        ctx.meta[IF_DENIED] = "draft" if force else "refuse"
+        return force
+
+    inner = command.callback
+    assert inner is not None
+
+    @functools.wraps(inner)
+    def callback(*args, **kwargs):
+        try:
+            return inner(*args, **kwargs)
+        except Drafted as drafted:
+            _drafted(drafted, bool(kwargs.get("as_json")))
+        except PolicyRefusal as refusal:
+            hint = "; the draft is kept" if command.name == "draft" else "; --force keeps it as a draft"
+            raise PolicyRefused(f"the policy denies this proposal, nothing stored: {refusal.verdict.reason}{hint}") from None
+
+    command.callback = callback
+    if command.name != "draft":
+        command.params.append(click.Option(["--force"], is_flag=True, expose_value=False, callback=remember,
+                                           help="when the policy denies it, keep it as a draft (no nonce) instead of refusing"))
+    return command
+
+
 for _command in (propose_transfer, propose_call, propose_batch, propose_add_owner, propose_remove_owner, propose_swap_owner,
-                 propose_threshold, propose_handler, propose_guard_install):
-    propose.add_command(server_options(proposer_option(_command)))
+                 propose_threshold, propose_handler, propose_guard_install, propose_draft):
+    propose.add_command(server_options(proposer_option(_with_denial_handling(_command))))
+
+
+@chain_command("drop")
+@server_options
+@click.argument("item_id", metavar="ID")
+@click.option("--reason", default="", help="why, for the audit log")
+def drop(name, config_path, as_json, verbose, item_id, reason):
+    """Drop the pending proposal or the draft ID locally: no chain transaction.
+
+    A proposal whose nonce the chain has not used is marked cancelled (audited, with --reason) and
+    its nonce is free for the next proposal. Refused when the nonce was used, the proposal executed,
+    or it has a live guard queue entry (then: `treasury cancel ID --drop`). To make sure a proposal
+    someone may have signed can never run, spend its nonce with `treasury reject ID` instead.
+    """
+    treasury = open_treasury(name, config_path)
+    dropped = treasury.drop(item_id, reason)
+    if as_json:
+        emit_json({"kind": dropped.kind, "id": dropped.id, "nonce": dropped.nonce, "freed": dropped.freed,
+                   "waiting": list(dropped.waiting)})
+        return
+    out = console()
+    if dropped.kind == "draft":
+        out.print(f"draft {dropped.id} dropped")
+        return
+    out.print(f"proposal {dropped.id} dropped locally (marked cancelled; no transaction sent)")
+    if not dropped.freed:
+        out.print(f"  another open proposal still holds nonce {dropped.nonce}")
+    elif dropped.waiting:
+        out.print(f"  nonce {dropped.nonce} is free again and the next proposal takes it; "
+                  f"{', '.join(dropped.waiting)} wait until nonce {dropped.nonce} is used")
+    else:
+        out.print(f"  nonce {dropped.nonce} is free again: the next proposal takes it")
 
 
 # list, show and export (store-only commands) are in treasury.cli.records.
@@ -222,7 +332,8 @@ for _command in (propose_transfer, propose_call, propose_batch, propose_add_owne
 @click.option("--cancel", "for_cancel", is_flag=True,
               help="sign the cancellation of the proposal's queued guard entry instead (a minority of owners cancels)")
 @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation (for scripts)")
-def sign(name, config_path, as_json, verbose, proposal_id, alias, kind, for_cancel, yes):
+@passphrase_option
+def sign(name, config_path, as_json, verbose, proposal_id, alias, kind, for_cancel, yes, passphrase_file):
     """Sign PROPOSAL_ID as the owner ALIAS, after showing what it does and what the policy says.
 
     One confirmation signs everything the proposal needs from this owner: the SafeTx and, when the
@@ -241,6 +352,7 @@ def sign(name, config_path, as_json, verbose, proposal_id, alias, kind, for_canc
         print_view(treasury, view)
     if for_cancel:
         confirm(f"Sign the cancellation of proposal {pid}'s queued guard entry as {signer.address}?", yes)
+        unlocked([signer], passphrase_file, yes)
         stored = treasury.sign_cancel(pid, signer, kind)
         need = next((n for n in treasury.signature_needs(pid) if n.purpose == "cancel"), None)
         signed = [_signed_dict(stored)]
@@ -256,6 +368,7 @@ def sign(name, config_path, as_json, verbose, proposal_id, alias, kind, for_canc
     delayed = treasury.entry.guard and view.verdict.error in SCHEDULE_ERRORS
     what = " (the SafeTx and the guard's schedule hash)" if delayed else ""
     confirm(f"Sign proposal {pid} as {signer.address}{what}?", yes, default=view.verdict.outcome != "deny")
+    unlocked([signer], passphrase_file, yes)  # at most one passphrase prompt, and no "Sign:" per signature
     done = treasury.sign_all(pid, signer, kind)
     signers = [s.owner for s in treasury.store.signatures(pid)]
     needs = treasury.signature_needs(pid)
@@ -297,7 +410,8 @@ def _need_dict(need) -> dict:
 @click.option("--signer", "signers", multiple=True,
               help="owner alias that signs the queue entry now (repeat); default: only the stored signatures")
 @click.option("--account", "alias", default=None, help="ape account alias that pays (default on a local chain: test account 0)")
-def schedule(name, config_path, as_json, verbose, proposal_id, signers, alias):
+@passphrase_option
+def schedule(name, config_path, as_json, verbose, proposal_id, signers, alias, passphrase_file):
     """Queue PROPOSAL_ID in the guard's delay queue, when the policy says it must wait.
 
     Uses the schedule signatures owners stored with `treasury sign` (plus those of any --signer),
@@ -306,18 +420,21 @@ def schedule(name, config_path, as_json, verbose, proposal_id, signers, alias):
     treasury = open_treasury(name, config_path)
     owners = [account(s) for s in signers]
     sender = account(alias)
+    unlocked([*owners, sender], passphrase_file)  # prompts, if any, before the spinner
     with console().status("scheduling: waiting for the receipt..."):
         entry = treasury.schedule(proposal_id, sender, owners)
     record = treasury.get(proposal_id)
-    data = {**proposal_dict(record), "schedule": _schedule_dict(entry)}
+    from ape import chain
+
+    from treasury.wording import due, expires
+
+    now = int(chain.blocks.head.timestamp)  # the chain's clock (the block that queued it), not this machine's
+    words = {"due": due(now, entry.eta), "until": expires(now, entry.expiry)}
+    data = {**proposal_dict(record), "schedule": {**_schedule_dict(entry), **words}}
     if as_json:
         emit_json(data)
     else:
-        from datetime import UTC, datetime
-
-        when = lambda t: datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")  # noqa: E731
-        console().print(f"proposal {record.id} queued as entry {entry.entry_id}: executable from {when(entry.eta)} "
-                        f"until {when(entry.expiry)}")
+        console().print(f"proposal {record.id} queued as entry {entry.entry_id}: {words['due']}; {words['until']}")
 
 
 def _schedule_dict(entry) -> dict:
@@ -336,7 +453,8 @@ def _check_cancel(signers, guardian, **_):
 @click.option("--guardian", default=None, help="ape account alias of a guardian of the guard, who cancels alone (and pays)")
 @click.option("--account", "alias", default=None, help="ape account alias that pays (default on a local chain: test account 0)")
 @click.option("--drop", is_flag=True, help="cancel the proposal for good (default: it goes back to pending)")
-def cancel(name, config_path, as_json, verbose, proposal_id, signers, guardian, alias, drop):
+@passphrase_option
+def cancel(name, config_path, as_json, verbose, proposal_id, signers, guardian, alias, drop, passphrase_file):
     """Cancel the guard's queue entry of the scheduled PROPOSAL_ID.
 
     A minority veto: the guard needs only its cancelSignaturesRequired of owner signatures, the ones
@@ -345,12 +463,14 @@ def cancel(name, config_path, as_json, verbose, proposal_id, signers, guardian, 
     The proposal goes back to pending (it can be scheduled again) or, with --drop, is cancelled.
     """
     treasury = open_treasury(name, config_path)
+    payers = [account(guardian)] if guardian is not None else [account(alias)]
+    owners = [account(s) for s in signers] if guardian is None else []
+    unlocked([*owners, *payers], passphrase_file)  # prompts, if any, before the spinner
     with console().status("cancelling: waiting for the receipt..."):
         if guardian is not None:
-            entry = treasury.cancel_as_guardian(proposal_id, account(guardian), reopen=not drop)
+            entry = treasury.cancel_as_guardian(proposal_id, payers[0], reopen=not drop)
         else:
-            owners = [account(s) for s in signers]
-            entry = treasury.cancel(proposal_id, account(alias), owners, reopen=not drop)
+            entry = treasury.cancel(proposal_id, payers[0], owners, reopen=not drop)
     record = treasury.get(proposal_id)
     if as_json:
         emit_json({**proposal_dict(record), "schedule": _schedule_dict(entry), "guardian": guardian is not None})
@@ -367,7 +487,9 @@ def cancel(name, config_path, as_json, verbose, proposal_id, signers, guardian, 
 @click.option("--skip-rehearsal", is_flag=True, help="on a live network, send without rehearsing on a fork first")
 @click.option("--confirmations", type=click.IntRange(min=0), default=None,
               help="blocks to wait for after inclusion (default: the treasury's or the network's setting)")
-def execute(name, config_path, as_json, verbose, proposal_id, alias, yes, force, skip_rehearsal, confirmations):
+@passphrase_option
+def execute(name, config_path, as_json, verbose, proposal_id, alias, yes, force, skip_rehearsal, confirmations,
+            passphrase_file):
     """Execute PROPOSAL_ID: show it, check the verdict, rehearse (live networks), simulate, send, wait.
 
     Refuses (exit code 3) when the policy denies it, it must wait for the delay, or (on a live
@@ -393,6 +515,7 @@ def execute(name, config_path, as_json, verbose, proposal_id, alias, yes, force,
             if not rehearsal.success:
                 raise PolicyRefused(f"rehearsal fails, nothing sent: {rehearsal.reason}")
         confirm(f"Execute proposal {view.record.id} from {sender.address}?", yes)
+        unlocked([sender], passphrase_file, yes)  # the passphrase prompt, if any, before the spinner
         with console().status("executing: waiting for the receipt..."):
             execution = treasury.execute(view.record.id, sender, force=force, confirmations=confirmations,
                                          skip_rehearsal=skip_rehearsal)

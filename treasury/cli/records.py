@@ -15,6 +15,7 @@ import click
 from treasury.cli.common import (
     console,
     emit_json,
+    labeller,
     local_command,
     open_records,
     open_treasury,
@@ -33,16 +34,52 @@ STATUSES = ("pending", "scheduled", "executed", "failed", "rejected", "supersede
 
 @local_command("list")
 @server_options
-@click.option("--status", type=click.Choice(STATUSES), default=None, help="only proposals in this status")
+@click.option("--status", type=click.Choice((*STATUSES, "draft")), default=None,
+              help="only proposals in this status (draft: only the drafts)")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="at most this many")
 def list_proposals(name, config_path, as_json, verbose, status, limit):
-    """List the treasury's proposals by nonce. Reads the store only: no chain, no network."""
+    """List the treasury's proposals by nonce, then its open drafts (denied proposals kept with
+    `propose --force`, no nonce). Reads the store only: no chain, no network."""
     records = open_records(name, config_path)
-    found = records.proposals(status=status, limit=limit)
+    found = [] if status == "draft" else records.proposals(status=status, limit=limit)
+    drafts = open_drafts(records) if status in (None, "draft") else []
     if as_json:
-        emit_json([proposal_dict(r) for r in found])
-    else:
-        print_records(found, f"{records.name}: Safe {records.safe} on chain {records.chain_id}" + (f" ({status})" if status else ""))
+        emit_json([proposal_dict(r) for r in found] + [draft_dict(d) for d in drafts])
+        return
+    title = f"{records.name}: Safe {records.safe} on chain {records.chain_id}" + (f" ({status})" if status else "")
+    if status != "draft":
+        print_records(found, title)
+    if drafts or status == "draft":
+        _print_drafts(drafts)
+
+
+def open_drafts(records: Any) -> list[Any]:
+    """The treasury's open drafts, oldest first; none against a server (drafts are local only)."""
+    if getattr(records.store, "is_remote", False) or not hasattr(records.store, "drafts"):
+        return []
+    return list(records.store.drafts(safe=records.safe, chain_id=records.chain_id))
+
+
+def draft_dict(draft: Any) -> dict[str, Any]:
+    """A draft as JSON: what it would do, why it was denied, where it stands (`kind` tells it from a proposal)."""
+    return {"id": draft.id, "kind": "draft", "status": draft.status, "chain_id": draft.chain_id, "safe": draft.safe,
+            "to": draft.to, "value": str(draft.value), "data": "0x" + draft.data.hex(), "operation": draft.operation,
+            "title": draft.title, "description": draft.description, "proposer": draft.proposer, "reason": draft.reason,
+            "proposal_id": draft.proposal_id, "created_at": draft.created_at.isoformat()}
+
+
+def _print_drafts(drafts: list[Any]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="drafts (denied, no nonce: `treasury propose draft ID` or `treasury drop ID`)", title_justify="left")
+    for column in ("id", "title", "denied because"):
+        table.add_column(column, overflow="fold")
+    for d in drafts:
+        table.add_row(d.id, escape(d.title), escape(d.reason))
+    console().print(table)
+    if not drafts:
+        console().print("no drafts")
 
 
 @local_command("show")
@@ -66,10 +103,10 @@ def show(name, config_path, as_json, verbose, proposal_id, network):
 def _show(treasury: Any, view: Any, as_json: bool) -> None:
     sets = signature_sets(treasury, view.record)
     if as_json:
-        emit_json({**view_dict(view), "signature_sets": sets})
+        emit_json({**view_dict(view, treasury), "signature_sets": sets})
     else:
         print_view(treasury, view)
-        _print_sets(sets)
+        _print_sets(sets, labeller(treasury))
 
 
 def _over(purpose: str, signature: Any) -> str:
@@ -109,14 +146,15 @@ def signature_sets(treasury: Any, record: Any) -> list[dict[str, Any]]:
     return sorted(sets.values(), key=lambda e: (order[e["purpose"]], e["over"]))
 
 
-def _print_sets(sets: list[dict[str, Any]]) -> None:
+def _print_sets(sets: list[dict[str, Any]], label: Any) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="Signatures by what they are over", title_justify="left")
     for column in ("purpose", "over", "signed by", "needed"):
         table.add_column(column, overflow="fold")
     for entry in sets:
-        signers = "\n".join(f"{s['owner']} ({s['kind']})" for s in entry["signers"]) or "none yet"
+        signers = "\n".join(f"{escape(label(s['owner']))} ({s['kind']})" for s in entry["signers"]) or "none yet"
         if entry["required"] is not None:
             valid = len(entry.get("valid_signers", entry["signers"]))
             needed = f"{valid} of {entry['required']}" + (f", {entry['missing']} missing" if entry["missing"] else ", enough")
@@ -131,18 +169,34 @@ def _print_sets(sets: list[dict[str, Any]]) -> None:
 @local_command("export")
 @server_options
 @click.argument("proposal_id")
-@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False), required=False)
 @optional_network("connect (as ape's --network) to verify each signature against the Safe's current owners first")
 @click.option("--force", is_flag=True, help="overwrite FILE if it exists")
-def export(name, config_path, as_json, verbose, proposal_id, file, network, force):
+@click.option("--format", "file_format", type=click.Choice(("bundle", "tx-builder")), default="bundle", show_default=True,
+              help="bundle: the proposal and its signatures, for `treasury import`; tx-builder: its calls as a "
+                   "Safe{Wallet} Transaction Builder file (no nonce, no signatures)")
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="the file to write (instead of FILE); a tx-builder file without one goes to stdout")
+def export(name, config_path, as_json, verbose, proposal_id, file, network, force, file_format, output):
     """Write PROPOSAL_ID and its signatures to FILE (JSON), for an offline signer.
 
     From the store alone, every signature is checked to be its owner's over the proposal's
     safeTxHash; with --network, also that each signer is still an owner (and on-chain approvals).
     An existing FILE is never replaced without --force.
+
+    With --format tx-builder, the proposal's calls (a batch's inner calls, or the one call) are
+    written as a file Safe{Wallet}'s Transaction Builder app loads; `treasury propose batch` reads it back.
     """
-    if file.exists() and not force:
+    if file is not None and output is not None:
+        raise InvalidInput("give the file once: as FILE or as -o FILE")
+    file = file or output
+    if file is not None and file.exists() and not force:
         raise InvalidInput(f"{file} exists: nothing written (use --force to overwrite it)")
+    if file_format == "tx-builder":
+        _export_tx_builder(name, config_path, as_json, proposal_id, file, network)
+        return
+    if file is None:
+        raise InvalidInput("a bundle needs a file to write: treasury export ID FILE (or -o FILE)")
     if network is not None:
         from treasury.cli.chain import connected
 
@@ -178,6 +232,33 @@ def export(name, config_path, as_json, verbose, proposal_id, file, network, forc
     else:
         also = f" and {queue} schedule/cancel signature(s)" if queue else ""
         console().print(f"wrote {file}: proposal {record.id} with {count} signature(s){also}")
+
+
+def _export_tx_builder(name, config_path, as_json, proposal_id, file, network) -> None:
+    """`export --format tx-builder`: the proposal's calls as a Safe{Wallet} Transaction Builder file."""
+    from rich.markup import escape
+
+    from treasury.formats.tx_builder import proposal_file, tx_builder_text, write_tx_builder
+
+    if network is not None:
+        raise InvalidInput("--network verifies signatures, and a Transaction Builder file carries none: leave it out")
+    records = open_records(name, config_path)
+    record = records.get(proposal_id)
+    records.hashes(record)  # a record whose fields no longer hash to its safeTxHash is never exported
+    data = proposal_file(record)
+    if file is None:
+        click.echo(tx_builder_text(data), nl=False)
+        return
+    write_tx_builder(data, file)
+    count = len(data["transactions"])
+    if as_json:
+        emit_json({**proposal_dict(record), "file": str(file), "format": "tx-builder", "transactions": count,
+                   "checksum": data["meta"]["checksum"]})
+        return
+    console().print(f"wrote {escape(str(file))}: proposal {record.id} as a Safe{{Wallet}} Transaction Builder file "
+                    f"with {count} transaction(s) for chain {record.chain_id}", highlight=False)
+    console().print("  Safe{Wallet} numbers it with a nonce of its own; signatures are not part of this format "
+                    "(--format bundle carries them)", highlight=False)
 
 
 @local_command("import")
@@ -262,22 +343,27 @@ def log(name, config_path, as_json, verbose, proposal_id, limit):
                        {"seq": e.seq, "at": e.at.isoformat(), "actor": e.actor, "action": e.action,
                         "proposal_id": e.proposal_id, "payload": e.payload, "entry_hash": e.entry_hash} for e in entries]})
     else:
-        _print_log(entries, report)
+        _print_log(entries, report, labeller(records))
     if not report.ok:
         raise click.ClickException(f"audit log broken at entry {report.first_bad_seq}: {report.problem}")
 
 
-def _print_log(entries: list, report: Any) -> None:
+def _print_log(entries: list, report: Any, label: Any) -> None:
+    """The log as a table, with the address book's name beside every address an entry mentions."""
     from rich.markup import escape
     from rich.table import Table
+
+    from treasury.wording import labelled
 
     table = Table(title="Audit log", title_justify="left")
     for column in ("seq", "at", "actor", "action", "proposal", "details"):
         table.add_column(column, overflow="fold")
     for e in entries:
         details = ", ".join(f"{k}={v}" for k, v in sorted(e.payload.items()) if k not in ("data", "content_hash"))
-        table.add_row(str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"), escape(e.actor), e.action, e.proposal_id or "",
-                      escape(details[:120]))
+        details = labelled(details, label)  # before clipping: an address cut in half would get no name
+        details = details if len(details) <= 200 else details[:200] + "…"
+        table.add_row(str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"), escape(labelled(e.actor, label)), e.action,
+                      e.proposal_id or "", escape(details))
     console().print(table)
     if report.ok:
         console().print(f"[green]verified[/]: {report.entries} entries, hash chain intact")

@@ -17,7 +17,8 @@ from treasury.cli.chain import ChainCommand
 @click.option("--version", "versions", multiple=True, type=click.Choice(SUPPORTED_VERSIONS), help="Safe version (repeatable; default: all)")
 @click.option("--account", "alias", default=None, help="ape account alias that pays (default on a local chain: test account 0)")
 @click.option("--allow-noncanonical", is_flag=True, help="On a live chain, deploy contracts whose published build cannot land at the canonical address")
-@click.option("--manifest-dir", type=click.Path(path_type=Path), default=Path("deployments"), show_default=True)
+@click.option("--manifest-dir", type=click.Path(path_type=Path), default=Path("deployments"), show_default=True,
+              help="folder of the deployment manifests (JSON records of what was deployed where)")
 def deploy(provider, versions, alias, allow_noncanonical, manifest_dir):
     from treasury.chain.infrastructure import deploy_infrastructure
     from treasury.chain.manifest import record_infrastructure
@@ -47,12 +48,14 @@ def _check_safe_spec(owners, threshold, salt_nonce, version, fallback_handler, l
 @network_option()
 @click.option("--owner", "owners", multiple=True, required=True, help="owner address (repeat for each owner)")
 @click.option("--threshold", type=int, required=True, help="signatures required to execute")
-@click.option("--salt-nonce", type=int, default=0, show_default=True)
+@click.option("--salt-nonce", type=int, default=0, show_default=True,
+              help="CREATE2 salt nonce: another value gives another address for the same owners and threshold")
 @click.option("--version", default=DEFAULT_VERSION, show_default=True, help="Safe version: 1.3.0, 1.4.1 or 1.5.0")
 @click.option("--fallback-handler", default=None, help="default: the toolkit's TreasuryFallbackHandler (signs only what the guard approved)")
 @click.option("--l2/--l1", default=None, help="singleton flavour (default: L2 except on Ethereum mainnet)")
 @click.option("--account", "alias", default=None, help="ape account alias that pays (default on a local chain: test account 0)")
-@click.option("--manifest-dir", type=click.Path(path_type=Path), default=Path("deployments"), show_default=True)
+@click.option("--manifest-dir", type=click.Path(path_type=Path), default=Path("deployments"), show_default=True,
+              help="folder of the deployment manifests (JSON records of what was deployed where)")
 def create_safe(provider, owners, threshold, salt_nonce, version, fallback_handler, l2, alias, manifest_dir):
     from treasury.chain.manifest import record_safe
     from treasury.chain.report import print_safe

@@ -22,7 +22,7 @@ from safe_eth.safe.safe_tx import SafeTx
 from treasury.addresses import ZERO_ADDRESS
 from treasury.amounts import TokenBook
 from treasury.chain.localnode import free_local_url
-from treasury.errors import TreasuryError, one_line
+from treasury.errors import TreasuryError, one_line, worded_safe_codes
 from treasury.types import RehearsalOutcome
 
 if TYPE_CHECKING:
@@ -213,7 +213,7 @@ def _rehearse(rehearsal: Rehearsal, proposal_id: str, network: str) -> Rehearsal
     executor = _impersonate(rehearsal.executor)
     outcome = simulate(safe_tx, signatures, executor.address, rehearsal.version)
     if outcome.reverted:
-        reason = explain_revert(outcome.revert_data, rehearsal.book) if outcome.revert_data else outcome.message
+        reason = explain_revert(outcome.revert_data, rehearsal.book) if outcome.revert_data else worded_safe_codes(outcome.message)
         return RehearsalReport(success=False, reason=reason, gas_used=None, filled=filled, **report)
     safe = safe_instance(safe_tx.safe_address, rehearsal.version)
     receipt = safe.execTransaction(*exec_arguments(safe_tx, signatures), sender=executor)

@@ -24,9 +24,10 @@ from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_
 from treasury.addresses import ZERO_ADDRESS, parse_address
 from treasury.chain.guard import guard_at
 from treasury.errors import InvalidInput
-from treasury.policy.model import NATIVE, ArgumentRule, Policy, TokenCap
+from treasury.policy.model import MAX_AMOUNT, NATIVE, ArgumentRule, Policy, TokenCap
 from treasury.policy.verdict import Verdict
 from treasury.proposal.multisend import MULTI_SEND, MalformedBatch, iter_batch
+from treasury.wording import Labeller, amount, default_book, due, duration, plain, when
 
 if TYPE_CHECKING:
     from ape.contracts import ContractInstance
@@ -193,15 +194,17 @@ def intent_id(to: str, value: int, data: bytes, operation: int) -> str:
 
 def evaluate(
     policy: Policy, state: GuardState, to: str, value: int = 0, data: bytes | str = b"",
-    operation: int = 0, gas_price: int = 0, *, book: TokenBook | None = None,
+    operation: int = 0, gas_price: int = 0, *, book: TokenBook | None = None, label: Labeller | None = None,
 ) -> Verdict:
     """The guard's verdict on a Safe transaction: allow, needs-delay (NotScheduled, NotYetDue,
-    EntryExpired) or deny, with the guard's error name and a sentence in token terms (through
-    `book` when given). Notes state the approvals rule and the tier; warnings what the guard cannot
-    hold (an enabled module)."""
+    EntryExpired) or deny, with the guard's error name and a sentence a person reads: amounts in
+    token units through `book` (a token it lacks: "N base units of 0x…"), addresses through
+    `label` (the address book's "acme (0x…)"; default: the plain address), waits as durations
+    and UTC times. Notes state the approvals rule and the tier; warnings what the guard cannot
+    hold (an enabled module). The bracketed guard error keeps the raw fields, as the guard says them."""
     to, data = parse_address(to, "to"), _as_bytes(data)
     _check_ranges(value, operation, gas_price)
-    check = _Check(policy, state, book)
+    check = _Check(policy, state, book, label)
     try:
         entry = check.run(to, value, data, operation, gas_price)
     except PolicyViolation as violation:
@@ -226,8 +229,10 @@ def charges(
 class _Check:
     """One evaluation: walks the calls, collects per-token totals and why a delay is needed."""
 
-    def __init__(self, policy: Policy, state: GuardState, book: TokenBook | None = None):
-        self.policy, self.state, self.book = policy, state, book
+    def __init__(self, policy: Policy, state: GuardState, book: TokenBook | None = None, label: Labeller | None = None):
+        self.policy, self.state = policy, state
+        self.book = book if book is not None else default_book()
+        self.label: Labeller = label or plain
         self.recipients = frozenset(policy.recipients)
         self.allowed_calls = frozenset((call.target, call.selector) for call in policy.calls)
         self.rules: dict[tuple[str, bytes], tuple[ArgumentRule, ...]] = {
@@ -285,10 +290,10 @@ class _Check:
             if not data:
                 return
         if len(data) < 4:
-            raise PolicyViolation("MalformedCalldata", f"calldata to {to} is {len(data)} bytes: no selector", to=to)
+            raise PolicyViolation("MalformedCalldata", f"calldata to {self.label(to)} is {len(data)} bytes: no selector", to=to)
         selector = data[:4]
         if (to, selector) not in self.allowed_calls:
-            raise PolicyViolation("CallNotAllowed", f"{_selector_text(selector)} on {to} is not an allowlisted call",
+            raise PolicyViolation("CallNotAllowed", f"{_selector_text(selector)} on {self.label(to)} is not an allowlisted call",
                                   target=to, selector=selector)
         if selector in TOKEN_CALLS:
             self.token_call(to, selector, data)
@@ -300,7 +305,7 @@ class _Check:
         selector = data[:4] if len(data) >= 4 else bytes(4)
         setting = GUARD_SETTINGS.get(selector) if len(data) >= 4 else None
         if value != 0:
-            raise PolicyViolation("GuardCallNotAllowed", f"a call to the guard carries native value {value}",
+            raise PolicyViolation("GuardCallNotAllowed", f"a call to the guard carries native value {self.amount_text(NATIVE, value)}",
                                   selector=selector)
         if setting is None:
             what = f"{len(data)} bytes of calldata" if len(data) < 4 else _selector_text(selector)
@@ -315,27 +320,27 @@ class _Check:
         for rule in self.rules.get((target, selector), ()):
             end = 4 + 32 * (rule.index + 1)
             if len(data) < end:
-                raise PolicyViolation("MalformedCalldata", f"{_selector_text(selector)} calldata to {target} is "
+                raise PolicyViolation("MalformedCalldata", f"{_selector_text(selector)} calldata to {self.label(target)} is "
                                       f"{len(data)} bytes: argument word {rule.index} needs {end}", to=target)
             value = int.from_bytes(data[end - 32:end], "big")
             if rule.kind == "recipient":
                 if value >> 160 == 0 and to_checksum_address(value.to_bytes(20, "big")) in self.recipients:
                     continue
                 problem = (f"is not a clean address (0x{value:064x})" if value >> 160 else
-                           f"{to_checksum_address(value.to_bytes(20, 'big'))} is not an allowlisted recipient")
+                           f"{self.label(_addr(value))} is not an allowlisted recipient")
             else:
                 if value <= rule.bound:
                     continue
-                problem = f"{value} is above the bound {rule.bound}"
+                problem = self.bound_text(rule, value)
             raise PolicyViolation("ArgumentNotAllowed", f"argument word {rule.index} of {_selector_text(selector)} on "
-                                  f"{target}: {problem}", target=target, selector=selector, index=rule.index)
+                                  f"{self.label(target)}: {problem}", target=target, selector=selector, index=rule.index)
 
     def token_call(self, token: str, selector: bytes, data: bytes) -> None:
         """The standard token calls, decoded strictly; recipients checked, approvals ruled, amounts charged."""
         name, types = TOKEN_CALLS[selector]
         args = _strict_decode(types, data)
         if args is None:
-            raise PolicyViolation("MalformedCalldata", f"{name} calldata to {token} does not decode strictly as "
+            raise PolicyViolation("MalformedCalldata", f"{name} calldata to {self.token_text(token)} does not decode strictly as "
                                   f"{name}({','.join(types)}) (length, dirty words, offsets or padding)", to=token)
         cap = self.policy.cap_for(token)
         nft = cap is not None and cap.nft
@@ -345,7 +350,8 @@ class _Check:
         elif selector in (APPROVE, INCREASE_ALLOWANCE):
             self.approval(token, name, _addr(args[0]), args[1], nft and selector == APPROVE)
         elif selector == DECREASE_ALLOWANCE:
-            self.notes.append(f"decreaseAllowance of {_addr(args[0])} on {token}: decreases are always allowed, "
+            self.notes.append(f"decreaseAllowance of {self.label(_addr(args[0]))} on {self.token_text(token)}: decreases "
+                              "are always allowed, "
                               "no charge")
         elif selector in (SAFE_TRANSFER_FROM, SAFE_TRANSFER_FROM_DATA):
             self.require_recipient(_addr(args[1]), "the token recipient")
@@ -354,15 +360,17 @@ class _Check:
             operator = _addr(args[0])
             if args[1]:
                 self.require_recipient(operator, "the operator")
-                self.delay_reasons.append(f"it approves {operator} for all of {token} (setApprovalForAll)")
-                self.notes.append(f"setApprovalForAll hands {operator} every token of {token}, now and later, "
+                self.delay_reasons.append(f"it approves {self.label(operator)} for all of {self.token_text(token)} "
+                                          "(setApprovalForAll)")
+                self.notes.append(f"setApprovalForAll hands {self.label(operator)} every token of "
+                                  f"{self.token_text(token)}, now and later, "
                                   "without a charge: hence the delay; revoking it (false) is always allowed at once")
         elif selector == SAFE_TRANSFER_FROM_1155:
             self.require_recipient(_addr(args[1]), "the token recipient")
             self.add(token, args[3])
         elif selector == SAFE_BATCH_TRANSFER_FROM:
             if len(args[2]) != len(args[3]):
-                raise PolicyViolation("MalformedCalldata", f"safeBatchTransferFrom calldata to {token} has "
+                raise PolicyViolation("MalformedCalldata", f"safeBatchTransferFrom calldata to {self.token_text(token)} has "
                                       f"{len(args[2])} ids but {len(args[3])} amounts", to=token)
             self.require_recipient(_addr(args[1]), "the token recipient")
             self.add(token, sum(args[3]))
@@ -373,7 +381,8 @@ class _Check:
         """approve / increaseAllowance: charged in full when made, refused while an older one is unspent."""
         if nft:
             if spender == ZERO_ADDRESS:
-                self.notes.append(f"{name} to the zero address on {token}: a revocation, always allowed, no charge")
+                self.notes.append(f"{name} to the zero address on {self.token_text(token)}: a revocation, always allowed, "
+                                  "no charge")
                 return
             self.require_recipient(spender, "the spender")
             self.add(token, 1)
@@ -381,13 +390,14 @@ class _Check:
                               f"revoking it later gives nothing back")
             return
         if amount == 0:
-            self.notes.append(f"{name} of 0 to {spender} on {token}: a revocation, always allowed, no charge")
+            self.notes.append(f"{name} of 0 to {self.label(spender)} on {self.token_text(token)}: a revocation, always "
+                              "allowed, no charge")
             return
         self.require_recipient(spender, "the spender")
         outstanding = self.state.allowance_of(token, spender)
         if outstanding != 0:
-            raise PolicyViolation("ApprovalOutstanding", f"the Safe's allowance to {spender} on {token} is still "
-                                  f"{outstanding}: a new approval is refused while an older one is unspent (revoke it "
+            raise PolicyViolation("ApprovalOutstanding", f"the Safe's allowance to {self.label(spender)} is still "
+                                  f"{self.amount_text(token, outstanding)}: a new approval is refused while an older one is unspent (revoke it "
                                   "with approve(spender, 0) first)", token=token, spender=spender,
                                   outstanding=outstanding)
         self.add(token, amount)
@@ -395,24 +405,25 @@ class _Check:
 
     def permit2_approval(self, permit2: str, token: str, spender: str, amount: int) -> None:
         if amount == 0:
-            self.notes.append(f"Permit2 approval of 0 to {spender} on {token}: a revocation, always allowed, no charge")
+            self.notes.append(f"Permit2 approval of 0 to {self.label(spender)} on {self.token_text(token)}: a "
+                              "revocation, always allowed, no charge")
             return
         self.require_recipient(spender, "the spender")
         current, expiration = self.state.permit2_allowance_of(permit2, token, spender)
         if current != 0 and expiration >= self.state.now:
-            raise PolicyViolation("ApprovalOutstanding", f"the Safe's Permit2 allowance to {spender} on {token} is "
-                                  f"still {current} until {expiration}: a new approval is refused while an older one "
+            raise PolicyViolation("ApprovalOutstanding", f"the Safe's Permit2 allowance to {self.label(spender)} is "
+                                  f"still {self.amount_text(token, current)} until {when(expiration)}: a new approval is refused while an older one "
                                   "is live", token=token, spender=spender, outstanding=current)
         self.add(token, amount)
         self.notes.append(self.approval_note(token, spender, amount))
 
     def approval_note(self, token: str, spender: str, amount: int) -> str:
-        return (f"approval charged in full now: {self.amount_text(token, amount)}; a new approval to {spender} "
+        return (f"approval charged in full now: {self.amount_text(token, amount)}; a new approval to {self.label(spender)} "
                 "is refused while this one is unspent")
 
     def require_recipient(self, address: str, role: str) -> None:
         if address not in self.recipients:
-            raise PolicyViolation("RecipientNotAllowed", f"{address} ({role}) is not an allowlisted recipient",
+            raise PolicyViolation("RecipientNotAllowed", f"{self.label(address)} ({role}) is not an allowlisted recipient",
                                   recipient=address)
 
     def add(self, token: str, amount: int) -> None:
@@ -430,7 +441,7 @@ class _Check:
         after every earlier entry was checked, exactly where the guard reverts.
         """
         if to != self.state.multisend_call_only:
-            raise PolicyViolation("DelegateCallNotAllowed", f"delegatecall to {to}: only MultiSendCallOnly "
+            raise PolicyViolation("DelegateCallNotAllowed", f"delegatecall to {self.label(to)}: only MultiSendCallOnly "
                                   f"{self.state.multisend_call_only} may be delegatecalled", to=to)
         if value != 0:
             self.invalid_multisend(f"the delegatecall carries value {value}")
@@ -448,34 +459,37 @@ class _Check:
     # --- caps, the queue and the tiers -----------------------------------------------------------
 
     def charge(self, token: str, total: int) -> None:
+        """The cap's rules in the guard's order, worded in token units ("12,000 USDC requested")."""
         cap = self.policy.cap_for(token)
-        label = _token_text(token)
+        name, spent = self.token_text(token), self.amount_text(token, total)
         if cap is None:
-            raise PolicyViolation("CapNotSet", f"{label} has no cap, so no budget: {total} requested", token=token)
+            raise PolicyViolation("CapNotSet", f"{name} has no cap, so no budget: {spent} requested", token=token)
         if total > cap.per_tx_limit:
-            raise PolicyViolation("ExceedsPerTxLimit", f"per-transaction limit of {label} exceeded: {total} requested, "
-                                  f"limit {cap.per_tx_limit}", token=token, total=total, limit=cap.per_tx_limit)
+            raise PolicyViolation("ExceedsPerTxLimit", f"per-transaction limit of {name} exceeded: {spent} requested, "
+                                  f"limit {self.amount_text(token, cap.per_tx_limit)}", token=token, total=total,
+                                  limit=cap.per_tx_limit)
         if total > cap.delay_above:
-            self.delay_reasons.append(f"{total} of {label} is above the delay threshold {cap.delay_above}")
+            self.delay_reasons.append(f"{spent} is above the delay threshold of {self.amount_text(token, cap.delay_above)}")
         left = self.state.budget_of(token)
         if total > left:
-            raise PolicyViolation("ExceedsBudget", f"cap of {label} exceeded: {total} requested, {left} left",
-                                  token=token, total=total, left=left)
+            raise PolicyViolation("ExceedsBudget", f"cap of {name} exceeded: {spent} requested, "
+                                  f"{self.amount_text(token, left)} left", token=token, total=total, left=left)
 
     def consume(self, intent: str) -> PendingEntry:
         """The due, unexpired pending entry a delayed transaction must consume."""
-        why, wait = "; ".join(self.delay_reasons), _duration(self.policy.delay)
+        why, wait = "; ".join(self.delay_reasons), duration(self.policy.delay, exact=True)
         entry = self.state.entry_of(intent)
         if entry is None:
             raise PolicyViolation("NotScheduled", f"needs a {wait} delay ({why}): schedule intent {intent} first",
                                   intentId=bytes.fromhex(intent[2:]))
         entry_id, eta, expiry = entry
         if self.state.now < eta:
-            raise PolicyViolation("NotYetDue", f"needs the delay ({why}): entry {entry_id} is due in "
-                                  f"{_duration(eta - self.state.now)}, at {eta}", entryId=entry_id, eta=eta)
+            raise PolicyViolation("NotYetDue", f"needs the delay ({why}): entry {entry_id} is "
+                                  f"{due(self.state.now, eta)}", entryId=entry_id, eta=eta)
         if self.state.now >= expiry:
-            raise PolicyViolation("EntryExpired", f"needs the delay ({why}): entry {entry_id} expired at {expiry}; "
-                                  "schedule it again", entryId=entry_id, expiry=expiry)
+            raise PolicyViolation("EntryExpired", f"needs the delay ({why}): entry {entry_id} expired "
+                                  f"{duration(self.state.now - expiry)} ago, at {when(expiry)}; schedule it again",
+                                  entryId=entry_id, expiry=expiry)
         return entry
 
     def tier(self) -> None:
@@ -507,15 +521,23 @@ class _Check:
 
     def spent_text(self, token: str, total: int) -> str:
         left = self.state.budget_of(token) - total
-        if self.book is not None and self.book.by_address(token) is not None:
-            return f"{self.book.format(token, total)} ({self.book.format(token, left)} left after)"
-        return f"{total} of {_token_text(token)} ({left} left after)"
+        return f"{self.amount_text(token, total)} ({self.amount_text(token, left)} left after)"
 
-    def amount_text(self, token: str, amount: int) -> str:
-        """'500 USDC' through the book, else '500 of token 0x..'."""
-        if self.book is not None and self.book.by_address(token) is not None:
-            return self.book.format(token, amount)
-        return f"{amount} of {_token_text(token)}"
+    def amount_text(self, token: str, units: int) -> str:
+        """'500 USDC' through the book, else '500 base units of 0x..' (never a bare number)."""
+        return amount(self.book, token, units)
+
+    def token_text(self, token: str) -> str:
+        """A token as a sentence names it: its symbol ('USDC', 'ETH'), else 'token <label>'."""
+        known = self.book.by_address(token)
+        return known.symbol if known is not None else f"token {self.label(token)}"
+
+    def bound_text(self, rule: ArgumentRule, value: int) -> str:
+        """A 'max' rule broken: in the rule's token when the config named one ('600 USDC is above the bound
+        500 USDC'), else the raw words."""
+        if rule.token is not None:
+            return f"{self.amount_text(rule.token, value)} is above the bound {self.amount_text(rule.token, rule.bound)}"
+        return f"{value} is above the bound {rule.bound}"
 
 
 def _strict_decode(types: tuple[str, ...], data: bytes) -> list[Any] | None:
@@ -619,24 +641,29 @@ def read_guard_state(
     )
 
 
-def policy_drift(policy: Policy, guard: ContractInstance | str) -> list[str]:
+def policy_drift(policy: Policy, guard: ContractInstance | str, *, book: TokenBook | None = None,
+                 label: Labeller | None = None) -> list[str]:
     """Where the guard's settings differ from the policy, one line each ([] when in sync).
 
     The guard cannot list its allowlists, so what the policy names is checked: each allowed call
     (and its argument rules) and recipient, each cap (with its NFT kind and tier), that tokens
     the policy leaves uncapped have no cap on chain, the queue's settings and each guardian. A
     guard without one of the views (a v1 guard) gets a line saying what cannot be compared.
+    Amounts are worded through `book` and addresses through `label`, as in a verdict.
     """
     contract = guard_at(guard) if isinstance(guard, str) else guard
-    lines = [f"call {_selector_text(call.selector)} on {call.target} is allowed by the policy but not by the guard"
+    named = label or plain
+    lines = [f"call {_selector_text(call.selector)} on {named(call.target)} is allowed by the policy but not by the guard"
              for call in policy.calls if not contract.isAllowedCall(call.target, call.selector)]
     lines += _argument_drift(policy, contract)
-    lines += [f"recipient {recipient} is allowed by the policy but not by the guard"
+    lines += [f"recipient {named(recipient)} is allowed by the policy but not by the guard"
               for recipient in policy.recipients if not contract.isRecipient(recipient)]
-    lines += _cap_drift(policy, contract)
-    settings = (("delay", policy.delay, contract.delay()), ("window", policy.window, contract.window()),
-                ("allow_refunds", policy.allow_refunds, contract.allowRefunds()))
-    lines += [f"{name}: policy {wanted}, guard {actual}" for name, wanted, actual in settings if wanted != actual]
+    lines += _cap_drift(policy, contract, book)
+    windows = (("delay", policy.delay, int(contract.delay())), ("window", policy.window, int(contract.window())))
+    lines += [f"{name}: policy {duration(wanted, exact=True)}, guard {duration(actual, exact=True)}"
+              for name, wanted, actual in windows if wanted != actual]
+    if policy.allow_refunds != contract.allowRefunds():
+        lines.append(f"allow_refunds: policy {policy.allow_refunds}, guard {contract.allowRefunds()}")
     lines += _queue_drift(policy, contract)
     return lines
 
@@ -674,28 +701,30 @@ def _argument_drift(policy: Policy, contract: Any) -> list[str]:
     return lines
 
 
-def _cap_drift(policy: Policy, contract: ContractInstance) -> list[str]:
+def _cap_drift(policy: Policy, contract: ContractInstance, book: TokenBook | None) -> list[str]:
     lines = []
     for cap in policy.caps:
         wanted = (cap.amount, cap.period, cap.per_tx_limit, cap.delay_above)
         actual = tuple(int(v) for v in contract.capConfig(cap.token))
         if actual != wanted:
-            lines.append(f"cap of {_token_text(cap.token)}: policy {_cap_text(wanted)}, guard {_cap_text(actual)}")
+            lines.append(f"cap of {_token_text(cap.token, book)}: policy {_cap_text(wanted, cap.token, book)}, guard "
+                         f"{_cap_text(actual, cap.token, book)}")
     capped = {cap.token for cap in policy.caps}
     uncapped = {NATIVE} | {call.target for call in policy.calls if call.selector in TOKEN_CALLS}
     for token in sorted(uncapped - capped):
         actual = tuple(int(v) for v in contract.capConfig(token))
         if any(actual):
-            lines.append(f"{_token_text(token)} has no cap in the policy but the guard has {_cap_text(actual)}")
-    lines += _kind_and_tier_drift(policy.caps, contract)
+            lines.append(f"{_token_text(token, book)} has no cap in the policy but the guard has "
+                         f"{_cap_text(actual, token, book)}")
+    lines += _kind_and_tier_drift(policy.caps, contract, book)
     return lines
 
 
-def _kind_and_tier_drift(caps: Iterable[TokenCap], contract: Any) -> list[str]:
+def _kind_and_tier_drift(caps: Iterable[TokenCap], contract: Any, book: TokenBook | None) -> list[str]:
     lines: list[str] = []
     nft_view = tier_view = True
     for cap in caps:
-        label = _token_text(cap.token)
+        label = _token_text(cap.token, book)
         if nft_view:
             try:
                 nft = bool(_read(contract, "isNft", cap.token))
@@ -709,8 +738,8 @@ def _kind_and_tier_drift(caps: Iterable[TokenCap], contract: Any) -> list[str]:
             try:
                 amount, signers = (int(v) for v in _read(contract, "tierConfig", cap.token))
                 if (signers, amount if signers else 0) != (cap.tier_signers, cap.tier_amount if cap.tier_signers else 0):
-                    lines.append(f"tier of {label}: policy {_tier_text(cap.tier_signers, cap.tier_amount)}, guard "
-                                 f"{_tier_text(signers, amount)}")
+                    lines.append(f"tier of {label}: policy {_tier_text(cap.tier_signers, cap.tier_amount, cap.token, book)}, "
+                                 f"guard {_tier_text(signers, amount, cap.token, book)}")
             except _MissingView:
                 tier_view = False
                 lines.append(_missing("tierConfig", "tiers"))
@@ -774,8 +803,9 @@ def _word_text(value: Any) -> str:
     return str(value)
 
 
-def _token_text(token: str) -> str:
-    return "the native currency" if token == ZERO_ADDRESS else f"token {token}"
+def _token_text(token: str, book: TokenBook | None = None) -> str:
+    known = (book if book is not None else default_book()).by_address(token)
+    return known.symbol if known is not None else f"token {token}"
 
 
 def _selector_text(selector: bytes) -> str:
@@ -784,13 +814,19 @@ def _selector_text(selector: bytes) -> str:
     return f"{name} (0x{selector.hex()})" if name else f"selector 0x{selector.hex()}"
 
 
-def _cap_text(config: tuple[int, ...]) -> str:
-    amount, period, max_per_tx, threshold = config
-    return f"amount={amount} period={period} max_per_tx={max_per_tx} delay_threshold={threshold}"
+def _cap_text(config: tuple[int, ...], token: str, book: TokenBook | None) -> str:
+    """A cap as the guard stores it, in the token's units; the guard's "none" (2**104 - 1) said as such."""
+    cap, period, max_per_tx, threshold = config
+
+    def units(value: int) -> str:
+        return "none" if value >= MAX_AMOUNT else amount(book, token, value)
+
+    return (f"amount={units(cap)} period={duration(period, exact=True)} max_per_tx={units(max_per_tx)} "
+            f"delay_threshold={units(threshold)}")
 
 
-def _tier_text(signers: int, amount: int) -> str:
-    return f"{signers} signatures above {amount}" if signers else "no tier"
+def _tier_text(signers: int, units: int, token: str, book: TokenBook | None) -> str:
+    return f"{signers} signatures above {amount(book, token, units)}" if signers else "no tier"
 
 
 def _rules_text(words: list[int]) -> str:
@@ -804,8 +840,3 @@ def _rules_text(words: list[int]) -> str:
         shown.append(f"word {index} {name}" + (f" <= {bound}" if kind == 2 else ""))
     return "[" + ", ".join(shown) + "]"
 
-
-def _duration(seconds: int) -> str:
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    return f"{seconds} s"

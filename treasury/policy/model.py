@@ -58,6 +58,9 @@ class ArgumentRule(_Frozen):
     index: int
     kind: ArgumentKind
     bound: int = 0
+    # The token a "max" bound was written in ("500 USDC"), so a verdict can say it in that token's
+    # units; words only: the guard's rule word (`word`) does not carry it.
+    token: str | None = None
 
     @model_validator(mode="after")
     def _bounds(self) -> ArgumentRule:

@@ -9,7 +9,7 @@ EIP-55 checksum is a typo caught, never an address encoded into calldata someone
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from treasury.addresses import parse_address
@@ -21,6 +21,7 @@ MAX_TYPE_DEPTH = 16
 _SIGNATURE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\((.*)\)$")
 _HEX = re.compile(r"^(?:0x)?(?:[0-9a-fA-F]{2})*$")
 _INTEGER = re.compile(r"^(?:0[xX][0-9a-fA-F]+|[0-9]+)$")
+Resolve = Callable[[str, str], str]  # (what was typed, what it is) -> checksummed address: names, ENS
 
 
 def argument_types(signature: str) -> list[str]:
@@ -50,19 +51,22 @@ def split_types(inner: str) -> list[str]:
     return types
 
 
-def parse_arguments(signature: str, values: Sequence[object], where: str = "") -> list[Any]:
-    """Every argument of `signature` parsed; the count must match. `where` prefixes errors (a batch item)."""
+def parse_arguments(signature: str, values: Sequence[object], where: str = "", resolve: Resolve | None = None) -> list[Any]:
+    """Every argument of `signature` parsed; the count must match. `where` prefixes errors (a batch item).
+
+    `resolve` (e.g. `Treasury.resolve_address`) takes an address argument that is not 0x-hex: an
+    address book or ENS name. Without it only 0x-hex addresses are addresses."""
     types = argument_types(signature)
     prefix = f"{where}: " if where else ""
     if len(types) != len(values):
         raise InvalidInput(f"{prefix}{signature} takes {len(types)} arguments, {len(values)} given")
     try:
-        return [parse_argument(kind, value) for kind, value in zip(types, values, strict=True)]
+        return [parse_argument(kind, value, resolve) for kind, value in zip(types, values, strict=True)]
     except InvalidInput as error:
         raise InvalidInput(f"{prefix}{error}") from None
 
 
-def parse_argument(kind: str, value: object) -> Any:
+def parse_argument(kind: str, value: object, resolve: Resolve | None = None) -> Any:
     """One argument: ints (decimal or 0x), bools, bytes as 0x-hex, addresses checked, arrays and tuples as JSON."""
     from eth_abi.grammar import parse as parse_type
 
@@ -72,10 +76,10 @@ def parse_argument(kind: str, value: object) -> Any:
         raise InvalidInput(f"{kind!r} is not an ABI type") from None
     if isinstance(value, str) and (abi.is_array or _is_tuple(abi)):
         value = load_json(value, f"argument {_short(value)} for {kind}")
-    return _convert(abi, value)
+    return _convert(abi, value, resolve)
 
 
-def _convert(abi: Any, value: object) -> Any:
+def _convert(abi: Any, value: object, resolve: Resolve | None = None) -> Any:
     kind = abi.to_type_str()
     if abi.is_array:
         if not isinstance(value, (list, tuple)):
@@ -83,16 +87,18 @@ def _convert(abi: Any, value: object) -> Any:
         size = abi.arrlist[-1]
         if size and len(value) != size[0]:
             raise InvalidInput(f"argument {_short(value)} is not a valid {kind}: {len(value)} items, not {size[0]}")
-        return [_convert(abi.item_type, item) for item in value]
+        return [_convert(abi.item_type, item, resolve) for item in value]
     if _is_tuple(abi):
         if not isinstance(value, (list, tuple)) or len(value) != len(abi.components):
             raise InvalidInput(f"argument {_short(value)} is not a valid {kind}: expected a list of {len(abi.components)}")
-        return tuple(_convert(component, item) for component, item in zip(abi.components, value, strict=True))
-    return _basic(abi.base, kind, value)
+        return tuple(_convert(component, item, resolve) for component, item in zip(abi.components, value, strict=True))
+    return _basic(abi.base, kind, value, resolve)
 
 
-def _basic(base: str, kind: str, value: object) -> Any:
+def _basic(base: str, kind: str, value: object, resolve: Resolve | None = None) -> Any:
     if base == "address":
+        if resolve is not None and isinstance(value, str) and not value.strip().lower().startswith("0x"):
+            return resolve(value.strip(), "address argument")
         return parse_address(value, "address argument")
     if base in ("uint", "int"):
         return _integer(kind, value)

@@ -79,7 +79,9 @@ def path_address(value: str) -> str:
 
 def invalid_input(error: InvalidInput) -> ApiError:
     """The library's one-line refusal as a 400 non-field error."""
-    return bad_request(str(error) or type(error).__name__)
+    from treasury.errors import worded_safe_codes
+
+    return bad_request(worded_safe_codes(str(error)) or type(error).__name__)  # a bare GS026 in words
 
 
 async def send_error(send, error: ApiError) -> None:

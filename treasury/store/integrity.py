@@ -35,6 +35,7 @@ from treasury.store.schema import (
     BroadcastRow,
     DelegateProofRow,
     DelegateRow,
+    DraftRow,
     ExecutionRow,
     MessageRow,
     MessageSignatureRow,
@@ -397,10 +398,38 @@ MESSAGE_SIGNATURE = Entity(
     describe=lambda sid: f"message signature {sid}",
 )
 
+def _draft_state(action: str, pid: str | None, payload: dict[str, Any]) -> tuple[Key, tuple[Any, ...]] | None:
+    """`draft.added` starts a draft as "draft"; `draft.promoted` and `draft.dropped` log where it went.
+
+    Draft entries name the draft in the payload (`draft_id`): the audit log's proposal column holds
+    proposal ids only; a promotion's entry names its new proposal there as well.
+    """
+    if "draft_status_to" not in payload:
+        return None
+    return str(payload.get("draft_id", "")), (payload["draft_status_to"], payload.get("promoted_to"), payload.get("note", ""))
+
+
+DRAFT = Entity(
+    name="draft",
+    row=DraftRow,
+    tag="draft/v1",  # what was proposed and why it was denied; where it went moves on
+    fields=_fields(
+        as_is("id"), as_decimal("chain_id"), as_is("safe"), as_is("to_address", "to"), as_decimal("value"),
+        as_digest("data"), as_is("operation"), as_is("title"), as_is("description"), as_is("proposer"),
+        as_is("reason"), as_is("created_at"),
+    ),
+    created_by="draft.added",
+    logged_key=lambda pid, payload: str(payload.get("draft_id", "")),
+    row_key=lambda row: row.id,
+    describe=lambda did: f"draft {did}",
+    state=("status", "proposal_id", "note"),
+    logged_state=_draft_state,
+)
+
 # In the order verify_audit_log checks them (and reports the first problem of).
 ENTITIES: tuple[Entity, ...] = (
     PROPOSAL, SIGNATURE, SCHEDULE_ENTRY, EXECUTION, BROADCAST, REHEARSAL, DELEGATE, DELEGATE_PROOF, MESSAGE,
-    MESSAGE_SIGNATURE,
+    MESSAGE_SIGNATURE, DRAFT,
 )
 _ENTITY_OF_ROW: dict[type[Any], Entity] = {entity.row: entity for entity in ENTITIES}
 

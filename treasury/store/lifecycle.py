@@ -41,6 +41,12 @@ SIGNATURE_PURPOSES: tuple[SignaturePurpose, ...] = get_args(SignaturePurpose)
 Verifier = Literal["chain", "bundle"]
 VERIFIERS: tuple[Verifier, ...] = get_args(Verifier)
 
+# A draft (schema version 5) is a denied proposal kept without a nonce: it becomes a proposal once
+# the policy allows it ("promoted") or is dropped; both are final.
+DraftStatus = Literal["draft", "promoted", "dropped"]
+DRAFT_STATUSES: tuple[DraftStatus, ...] = get_args(DraftStatus)
+DRAFT_TRANSITIONS: dict[str, frozenset[str]] = {"draft": frozenset({"promoted", "dropped"})}
+
 SCHEDULE_STATUSES = SCHEDULE_STATUS_VALUES
 SCHEDULE_TRANSITIONS: dict[str, frozenset[str]] = {"queued": frozenset({"executed", "cancelled", "expired"})}
 

@@ -26,6 +26,7 @@ from treasury.store.schema import (
     BroadcastRow,
     DelegateProofRow,
     DelegateRow,
+    DraftRow,
     MessageRow,
     MessageSignatureRow,
     MetaRow,
@@ -121,6 +122,16 @@ def add_verifiers_delegates_and_messages(tx: WriteTx) -> None:
     by_hash.create(tx.session.connection(), checkfirst=True)
     tables = [Base.metadata.tables[row.__tablename__] for row in (DelegateRow, DelegateProofRow, MessageRow, MessageSignatureRow)]
     Base.metadata.create_all(tx.session.connection(), tables=tables)
+
+
+@migration(4)
+def add_drafts(tx: WriteTx) -> None:
+    """Version 5 adds the `drafts` table (denied proposals kept without a nonce); no existing row changes.
+
+    Created from the current model; when a later version alters the table, this step must go on
+    creating the version-5 shape and leave the change to the step after it.
+    """
+    Base.metadata.create_all(tx.session.connection(), tables=[Base.metadata.tables[DraftRow.__tablename__]])
 
 
 def schema_version(session: Session, shown_url: str) -> int | None:

@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any, cast
 from treasury.errors import InvalidInput
 from treasury.files import load_json
 from treasury.store.errors import TamperedRecord
-from treasury.store.integrity import PROPOSAL, SIGNATURE, check
+from treasury.store.integrity import DRAFT, PROPOSAL, SIGNATURE, check
 from treasury.store.lifecycle import (
     BROADCAST_STATUSES,
+    DRAFT_STATUSES,
     PROPOSAL_STATUSES,
     SIGNATURE_PURPOSES,
     VERIFIERS,
+    DraftStatus,
     SignaturePurpose,
     Verifier,
 )
@@ -27,6 +29,7 @@ from treasury.store.schema import (
     AuditRow,
     BroadcastRow,
     DelegateRow,
+    DraftRow,
     ExecutionRow,
     MessageRow,
     MessageSignatureRow,
@@ -65,6 +68,31 @@ class ProposalRecord:
     status: ProposalStatus
     created_at: datetime
     content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class DraftRecord:
+    """A Safe transaction the policy denied, kept without a nonce (schema version 5).
+
+    `reason`: the verdict that denied it. `status` "draft" until it is "promoted" (to proposal
+    `proposal_id`) or "dropped" (`note` says why).
+    """
+
+    id: str
+    chain_id: int
+    safe: str
+    to: str
+    value: int
+    data: bytes = field(repr=False)
+    operation: Operation
+    title: str
+    description: str
+    proposer: str
+    reason: str
+    status: DraftStatus
+    proposal_id: str | None
+    note: str
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,6 +417,29 @@ def message_record(row: MessageRow, signatures: list[MessageSignatureRow]) -> Me
         proposed_by=row.proposed_by,
         created_at=datetime.fromisoformat(row.created_at),
         signatures=tuple(records),
+    )
+
+
+def draft_record(row: DraftRow | Row[Any]) -> DraftRecord:
+    """From an ORM row or a plain row of the table, checked against its content hash."""
+    DRAFT.check(row)
+    _known_status(row, DRAFT_STATUSES, f"draft {row.id}")
+    return DraftRecord(
+        id=row.id,
+        chain_id=row.chain_id,
+        safe=row.safe,
+        to=row.to_address,
+        value=row.value,
+        data=bytes(row.data),
+        operation=cast(Operation, row.operation),  # the CHECK constraint allows 0 and 1 only
+        title=row.title,
+        description=row.description,
+        proposer=row.proposer,
+        reason=row.reason,
+        status=cast(DraftStatus, row.status),
+        proposal_id=row.proposal_id,
+        note=row.note,
+        created_at=datetime.fromisoformat(row.created_at),
     )
 
 

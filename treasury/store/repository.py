@@ -51,6 +51,8 @@ from treasury.store.integrity import AuditReport, canonical, check as check_seal
 from treasury.store.lifecycle import (
     BROADCAST_STATUSES,
     BROADCAST_TRANSITIONS,
+    DRAFT_STATUSES,
+    DRAFT_TRANSITIONS,
     OPEN_STATUSES,
     PROPOSAL_STATUSES,
     SCHEDULE_STATUSES,
@@ -65,6 +67,7 @@ from treasury.store.records import (
     AuditEntry,
     BroadcastRecord,
     DelegateRecord,
+    DraftRecord,
     ExecutionRecord,
     MessageRecord,
     MessageSignatureRecord,
@@ -75,6 +78,7 @@ from treasury.store.records import (
     audit_record,
     broadcast_record,
     delegate_record,
+    draft_record,
     execution_record,
     message_record,
     message_signature_record,
@@ -90,6 +94,7 @@ from treasury.store.schema import (
     BroadcastRow,
     DelegateProofRow,
     DelegateRow,
+    DraftRow,
     ExecutionRow,
     MessageRow,
     MessageSignatureRow,
@@ -257,11 +262,14 @@ class Store:
         title: str = "",
         description: str = "",
         signatures: Sequence[NewSignature] = (),
+        from_draft: str | None = None,
     ) -> ProposalRecord:
         """Store a new proposal (status `pending`) and its `proposal.added` audit entry.
 
         `signatures` (see `new_signature`), already checked by the caller, are stored in the same
         transaction: a proposal that arrived with its proposer's signature never exists without it.
+        `from_draft`: the draft this proposal turns into, marked "promoted" in the same transaction
+        (so a draft is never both still open and already proposed); it must still be a draft.
 
         The caller computed `safe_tx_hash` from these fields (the store cannot: it depends on the Safe
         version's EIP-712 domain). One proposal per (chain, Safe, safeTxHash): a repeat raises
@@ -291,6 +299,7 @@ class Store:
         first = tuple(signatures)
         if any(n.purpose != "safe_tx" for n in first) or len({n.owner for n in first}) != len(first):
             raise InvalidInput("a new proposal's signatures are SafeTx signatures, one per owner")
+        draft_id = None if from_draft is None else valid.proposal_id(from_draft)
 
         def write(tx: _Tx) -> ProposalRecord:
             s = tx.session
@@ -327,6 +336,8 @@ class Store:
             )
             for new in first:
                 _insert_signature(tx, row, new, actor)
+            if draft_id is not None:
+                _move_draft(tx, draft_id, "promoted", actor, "", promoted_to=row.id)
             return proposal_record(row)
 
         return self._write(write)
@@ -412,6 +423,93 @@ class Store:
             return proposal_record(row)
 
         return self._write(write)
+
+    # ---- drafts (schema version 5) ---------------------------------------------------------------
+
+    def add_draft(
+        self,
+        *,
+        chain_id: int,
+        safe: str,
+        to: str,
+        proposer: str,
+        actor: str,
+        reason: str,
+        value: int = 0,
+        data: bytes | str = b"",
+        operation: int = 0,
+        title: str = "",
+        description: str = "",
+    ) -> DraftRecord:
+        """Keep a Safe transaction the policy denied as a draft (no nonce, no safeTxHash), audited as
+        `draft.added`: it holds no place in the Safe's queue until `add_proposal(from_draft=...)`."""
+        fields: dict[str, Any] = {
+            "chain_id": valid.chain_id(chain_id),
+            "safe": parse_address(safe, "Safe"),
+            "to_address": parse_address(to, "recipient"),
+            "value": valid.uint(value, "value"),
+            "data": valid.raw_bytes(data, "data"),
+            "operation": operation,
+            "title": valid.label(title, "title", required=False),
+            "description": valid.label(description, "description", valid.MAX_DESCRIPTION, required=False),
+            "proposer": valid.label(proposer, "proposer"),
+            "reason": valid.label(reason, "reason", valid.MAX_NOTE, required=False),
+        }
+        if isinstance(operation, bool) or operation not in (0, 1):
+            raise InvalidInput(f"operation {operation!r} is neither CALL (0) nor DELEGATECALL (1)")
+        actor = valid.label(actor, "actor")
+
+        def write(tx: _Tx) -> DraftRecord:
+            s = tx.session
+            new_id = secrets.token_hex(8)
+            while s.get(DraftRow, new_id) is not None or s.get(ProposalRow, new_id) is not None:  # one id names one thing
+                new_id = secrets.token_hex(8)
+            row = DraftRow(id=new_id, status="draft", proposal_id=None, note="", created_at=tx.now, **fields)
+            seal(row)
+            s.add(row)
+            s.flush()
+            tx.audit(actor, "draft.added", None, {
+                "draft_id": row.id, "content_hash": row.content_hash, "chain_id": str(row.chain_id), "safe": row.safe,
+                "reason": row.reason, "draft_status_to": "draft",
+            })
+            return draft_record(row)
+
+        return self._write(write)
+
+    def get_draft(self, draft_id: str) -> DraftRecord:
+        """The draft with this id; raises UnknownProposal, or TamperedRecord if it was edited."""
+        did = valid.proposal_id(draft_id)
+
+        def read(s: Session) -> DraftRecord:
+            return draft_record(_load_draft(s, did))
+
+        return self._read(read)
+
+    def drafts(self, safe: str | None = None, chain_id: int | None = None, status: str | None = "draft") -> list[DraftRecord]:
+        """Drafts matching every given filter (default: the open ones), oldest first; each integrity-checked."""
+        rows = DraftRow.__table__.c
+        query = select(DraftRow.__table__)
+        if chain_id is not None:
+            query = query.where(rows.chain_id == valid.chain_id(chain_id))
+        if safe is not None:
+            query = query.where(rows.safe == parse_address(safe, "Safe"))
+        if status is not None:
+            if status not in DRAFT_STATUSES:
+                raise InvalidInput(f"draft status {status!r} is not one of {', '.join(DRAFT_STATUSES)}")
+            query = query.where(rows.status == status)
+        query = query.order_by(rows.created_at, rows.id)
+
+        def read(s: Session) -> list[DraftRecord]:
+            return [draft_record(row) for row in s.connection().execute(query)]
+
+        return self._read(read)
+
+    def drop_draft(self, draft_id: str, actor: str, note: str = "") -> DraftRecord:
+        """Mark a draft "dropped" (final), audited as `draft.dropped` with `note` saying why."""
+        did = valid.proposal_id(draft_id)
+        actor = valid.label(actor, "actor")
+        note = valid.label(note, "note", valid.MAX_NOTE, required=False)
+        return self._write(lambda tx: _move_draft(tx, did, "dropped", actor, note))
 
     # ---- signatures ----------------------------------------------------------------------------
 
@@ -1325,6 +1423,27 @@ def _load_message(session: Session, chain_id: int, digest: str) -> MessageRow:
     if row is None:
         raise UnknownProposal(f"no message {digest} on chain {chain_id} in the store")
     return row
+
+
+def _load_draft(session: Session, did: str) -> DraftRow:
+    row = session.get(DraftRow, did)
+    if row is None:
+        raise UnknownProposal(f"no draft {did} in the store")
+    return row
+
+
+def _move_draft(tx: _Tx, did: str, status: str, actor: str, note: str, promoted_to: str | None = None) -> DraftRecord:
+    """Move an open draft on to `status` (promoted or dropped), audited; refused if it is not open."""
+    row = _load_draft(tx.session, did)
+    draft_record(row)  # refuse to build on a tampered row
+    if status not in DRAFT_TRANSITIONS.get(row.status, frozenset()):
+        raise InvalidTransition(f"draft {did} is {row.status}, which is final; it cannot become {status}")
+    row.status, row.proposal_id, row.note = status, promoted_to, note
+    tx.session.flush()
+    tx.audit(actor, f"draft.{status}", promoted_to, {
+        "draft_id": did, "draft_status_from": "draft", "draft_status_to": status, "promoted_to": promoted_to, "note": note,
+    })
+    return draft_record(row)
 
 
 def _load_proposal(session: Session, pid: str) -> ProposalRow:

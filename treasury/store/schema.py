@@ -31,6 +31,7 @@ from treasury.errors import InvalidInput
 from treasury.store.errors import TamperedRecord
 from treasury.store.lifecycle import (
     BROADCAST_STATUSES,
+    DRAFT_STATUSES,
     PROPOSAL_STATUSES,
     SCHEDULE_STATUSES,
     SIGNATURE_KINDS,
@@ -42,7 +43,8 @@ from treasury.store.lifecycle import (
 # 3: signatures say what they are over (SafeTx, a guard schedule hash, a guard cancel hash);
 # 4: signatures say how they were verified (chain, bundle); delegates (and the signatures that made them); signed
 #    messages (the server)
-SCHEMA_VERSION = 4
+# 5: drafts (proposals the policy denied, kept without a nonce at the proposer's request)
+SCHEMA_VERSION = 5
 
 UINT256_MAX = 2**256 - 1
 UINT256_DIGITS = 78  # len(str(2**256 - 1))
@@ -366,6 +368,41 @@ class MessageSignatureRow(Base):
     signature: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[str] = mapped_column(String(32))
     content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class DraftRow(Base):
+    """A Safe transaction the policy denied, kept at the proposer's request (schema version 5).
+
+    A draft has no nonce and no safeTxHash: it holds no place in the Safe's queue, so it never
+    blocks the proposals after it. `status` "draft" until it becomes a proposal ("promoted",
+    `proposal_id` names it) or is dropped ("dropped"); both are final. `status`, `proposal_id` and
+    `note` move on, so they stay out of the content hash and are checked against the log. `reason`
+    is the verdict that denied it, as the proposer saw it.
+    """
+
+    __tablename__ = "drafts"
+    __table_args__ = (
+        Index("ix_drafts_listing", "chain_id", "safe", "status"),
+        CheckConstraint("operation IN (0, 1)", name="ck_drafts_operation"),
+        CheckConstraint(_one_of("status", DRAFT_STATUSES), name="ck_drafts_status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    safe: Mapped[str] = mapped_column(String(42))
+    to_address: Mapped[str] = mapped_column(String(42))
+    value: Mapped[int] = mapped_column(Uint256)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    operation: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(MAX_LABEL))
+    description: Mapped[str] = mapped_column(Text)
+    proposer: Mapped[str] = mapped_column(String(MAX_LABEL))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    proposal_id: Mapped[str | None] = mapped_column(ForeignKey("proposals.id"), nullable=True)
+    note: Mapped[str] = mapped_column(Text)
 
 
 class AuditRow(Base):

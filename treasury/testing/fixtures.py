@@ -68,6 +68,8 @@ def make_test_treasury(
     token_amount: int = 1_000_000,
     token_symbol: str = "TUSD",
     token_decimals: int = 6,
+    vendors: Mapping[str, str] | None = None,
+    named_owners: Mapping[str, str] | None = None,
 ) -> tuple[Treasury, ContractInstance]:
     """A configured Treasury on the connected (local) chain, and its funded test token.
 
@@ -75,6 +77,8 @@ def make_test_treasury(
     funds the Safe with `eth` ETH and `token_amount` tokens, writes `directory/ape-config.yaml`
     (store `directory/store.db`) with the token in the book and `policy` (config syntax: tokens by
     symbol, human amounts), and, if `guarded`, deploys and installs TreasuryGuard from that policy.
+    `vendors` and `named_owners` (name -> address) are the config's address book (`vendors:`,
+    `owners:`), so the policy may name its recipients and guardians.
     """
     import yaml
     from ape import chain
@@ -94,6 +98,7 @@ def make_test_treasury(
         deployer.transfer(created.address, eth * 10**18)
     entry = {"safe": created.address, "chain_id": chain.chain_id, "version": version,
              "tokens": {token_symbol: {"address": token.address, "decimals": token_decimals}}, "policy": dict(policy or {})}
+    entry.update({key: dict(book) for key, book in (("vendors", vendors), ("owners", named_owners)) if book})
     config = {"treasury": {"store": str(directory / "store.db"), "treasuries": {name: entry}}}
     path = directory / "ape-config.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -9,10 +9,9 @@ name the treasury knows them by, and every string is data: the templates escape 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from treasury.amounts import format_units
+from treasury import delay_queue, wording
 from treasury.errors import TreasuryError
 from treasury.types import DELEGATE_CALL, OPEN_STATUS_VALUES
 
@@ -57,6 +56,7 @@ class QueueRow:
     expiry: str
     status: str
     countdown: str  # "due in 1 d 23 h", "due now", "expired", "executed"
+    title: str = ""  # the proposal's title ("" when the entry is not this store's)
 
 
 @dataclass(frozen=True)
@@ -177,38 +177,9 @@ class ProposalPage:
 # --- building them --------------------------------------------------------------------------------------
 
 
-def _when(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def countdown(eta: int, now: int) -> str:
-    """"due in 1 d 23 h" (days and hours; minutes under an hour), or "due now" once `eta` is reached."""
-    left = eta - now
-    if left <= 0:
-        return "due now"
-    days, rest = divmod(left, 86_400)
-    hours, rest = divmod(rest, 3_600)
-    minutes = rest // 60
-    if days:
-        return f"due in {days} d {hours} h"
-    if hours:
-        return f"due in {hours} h {minutes} min"
-    return f"due in {max(minutes, 1)} min" if left >= 60 else f"due in {left} s"
-
-
-def _period(seconds: int) -> str:
-    for unit, size in (("d", 86_400), ("h", 3_600), ("min", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
-
-
-def _units(treasury: Treasury, symbol_or_address: str, amount: int) -> str:
-    token = treasury.book.tokens.get(symbol_or_address) or (
-        treasury.book.by_address(symbol_or_address) if symbol_or_address.startswith("0x") else None)
-    if token is None:
-        return f"{amount} base units of {symbol_or_address}"
-    return f"{format_units(amount, token.decimals)} {token.symbol}"
+    """"due in 1 d 23 h", or "due now" once `eta` is reached (treasury.wording words it for every surface)."""
+    return wording.countdown(now, eta)
 
 
 def latest_timestamp() -> int:
@@ -219,7 +190,8 @@ def latest_timestamp() -> int:
 
 
 def address_names(treasury: Treasury, owners: tuple[str, ...] = ()) -> dict[str, str]:
-    """What the treasury calls the addresses it knows: its Safe, guard, tokens, owners, guardians, recipients."""
+    """What the treasury calls the addresses it knows: its Safe, guard, tokens, address book names,
+    owners, guardians, recipients."""
     names: dict[str, str] = {}
     for address in treasury.policy.recipients:
         names[address.lower()] = "allowlisted recipient"
@@ -227,6 +199,11 @@ def address_names(treasury: Treasury, owners: tuple[str, ...] = ()) -> dict[str,
         names[address.lower()] = "guardian"
     for address in owners:
         names[address.lower()] = "owner"
+    book = treasury.addresses
+    for address, name in ((a, book.name_of(a)) for a in book.names.values()):
+        if name is not None:  # the address book's name first: "acme, allowlisted recipient"
+            role = names.get(address.lower())
+            names[address.lower()] = f"{name}, {role}" if role else name
     for symbol, token in treasury.book.tokens.items():
         if not token.is_native:
             names[token.address.lower()] = f"token {symbol}"
@@ -274,7 +251,7 @@ def safe_page(treasury: Treasury) -> SafePage:
         guard, guard_ok = f"{status.installed_guard} (not in the config)", False
     modules = tuple((m, bool(module_warnings(status.version, (m,), status.installed_guard, status.module_guard)))
                     for m in status.modules)
-    balances = tuple((symbol, _units(treasury, symbol, units)) for symbol, units in status.balances.items())
+    balances = tuple((symbol, wording.units_of(treasury.book, symbol, units)) for symbol, units in status.balances.items())
     budgets = []
     for cap in treasury.policy.caps:
         token = treasury.book.by_address(cap.token)
@@ -283,16 +260,13 @@ def safe_page(treasury: Treasury) -> SafePage:
             continue
         left = status.budgets[key]
         percent = max(0, min(100, left * 100 // cap.amount)) if cap.amount else 0
-        budgets.append(Budget(key, _units(treasury, key, left), _units(treasury, key, cap.amount), _period(cap.period), percent))
-    by_entry: dict[int, str] = {}
-    for record in treasury.proposals():
-        if record.status in ("scheduled", "executed", "cancelled", "pending"):
-            for stored in treasury.store.schedule_entries(record.id):
-                by_entry[stored.entry_id] = record.id
-    queue = []
-    for e in status.entries:
-        due = countdown(e.eta, now) if e.status == "pending" else e.status
-        queue.append(QueueRow(e.entry_id, e.intent_id, by_entry.get(e.entry_id), _when(e.eta), _when(e.expiry), e.status, due))
+        budgets.append(Budget(key, wording.amount(treasury.book, cap.token, left),
+                              wording.amount(treasury.book, cap.token, cap.amount),
+                              wording.duration(cap.period, exact=True), percent))
+    lines = delay_queue.queue_lines(status.entries, now, treasury.proposals(), treasury.store, status.guard)
+    queue = [QueueRow(line.entry_id, line.intent_id, line.proposal_id, wording.when(line.eta), wording.when(line.expiry),
+                      line.status, countdown(line.eta, now) if line.status == "pending" else line.status, line.title)
+             for line in lines]
     counts: dict[str, int] = {}
     for record in treasury.proposals():
         counts[record.status] = counts.get(record.status, 0) + 1
@@ -301,7 +275,7 @@ def safe_page(treasury: Treasury) -> SafePage:
         threshold=status.threshold, nonce=status.nonce, guard=guard, guard_ok=guard_ok, modules=modules,
         warnings=tuple(status.warnings()), balances=balances, budgets=tuple(budgets), queue=tuple(reversed(queue)),
         cancel_by=_cancel_by(treasury) if status.guard else (), guardians=treasury.policy.guardians,
-        counts=tuple(sorted(counts.items())), now=_when(now),
+        counts=tuple(sorted(counts.items())), now=wording.when(now),
     )
 
 
@@ -358,9 +332,10 @@ def next_steps(treasury: Treasury, record: ProposalRecord, verdict: Any, needs: 
     if record.status == "scheduled" and queued:
         entry = queued[-1]
         if now < entry.eta:
-            steps.append(f"Wait until {_when(entry.eta)} ({countdown(entry.eta, now)}): queue entry {entry.entry_id} "
+            steps.append(f"Wait until {wording.when(entry.eta)} ({countdown(entry.eta, now)}): queue entry {entry.entry_id} "
                          f"can be cancelled until then by {' or by '.join(_cancel_by(treasury))}.")
-        steps.append(f"Execute from {_when(entry.eta)} until {_when(entry.expiry)}: `treasury execute {record.id}`.")
+        steps.append(f"Execute from {wording.when(entry.eta)} until {wording.when(entry.expiry)}: "
+                     f"`treasury execute {record.id}`.")
     elif verdict.allowed and not safe_tx.missing:
         if record.nonce > chain_nonce:
             steps.append(f"Execute after the proposals of nonces {chain_nonce} to {record.nonce - 1}: "
@@ -391,11 +366,11 @@ def proposal_page(treasury: Treasury, record: ProposalRecord) -> ProposalPage:
             signing = signing_data(treasury, record)
         except TreasuryError as error:  # e.g. a guard that hashes otherwise: say so, offer nothing to sign
             signing_error = str(error)
-    value = f"{format_units(record.value, 18)} ETH" if record.value else "0"
+    value = wording.amount(treasury.book, ZERO, record.value) if record.value else "0"
     return ProposalPage(
         name=treasury.name, safe=treasury.safe, chain_id=treasury.chain_id, id=record.id, title=record.title,
         description=record.description, status=record.status, open=record.status in OPEN_STATUS_VALUES, nonce=record.nonce,
-        chain_nonce=chain_nonce, proposer=record.proposer, to=_named(record.to, names), value=value,
+        chain_nonce=chain_nonce, proposer=wording.proposer(record.proposer, treasury.addresses.label), to=_named(record.to, names), value=value,
         operation="DELEGATECALL" if record.operation == DELEGATE_CALL else "call", delegatecall=record.operation == DELEGATE_CALL,
         calls=_calls(treasury, decoded, names), warnings=tuple(decoded.warnings), verdict_outcome=verdict.outcome,
         verdict_words=VERDICT_WORDS.get(verdict.outcome, verdict.outcome), verdict_reason=verdict.reason,
