@@ -114,15 +114,18 @@ class Demo:
     def note(self, text: str) -> None:
         print(f"   {text}", flush=True)
 
-    def treasury(self, *args: str, expect: int = 0, as_json: bool = False, chain: bool = True, show: bool = True):
+    def treasury(self, *args: str, expect: int = 0, as_json: bool = False, chain: bool = True, show: bool = True,
+                 notes: bool = False):
         """Run `treasury ARGS` in the demo project; the exit code must be `expect`."""
         words = ["treasury", *args] + (["--network", NETWORK] if chain else []) + (["--json"] if as_json else [])
+        if os.environ.get("DEMO_VERBOSE") and args[0] not in ("deploy", "create-safe", "deploy-guard"):
+            words.append("--verbose")  # a failing step shows its traceback
         print(f"{DIM}$ {shlex.join(words)}{RESET}", flush=True)
         done = subprocess.run([str(BIN / "treasury"), *words[1:]], cwd=self.workdir, env=self.env, capture_output=True, text=True)
         if show and not as_json:
             print(done.stdout.rstrip("\n"))
-        if done.stderr.strip() and (done.returncode != 0 or not as_json):
-            print(done.stderr.rstrip("\n"))
+        if done.stderr.strip() and (done.returncode != 0 or not as_json or notes):  # notes: what --json puts on stderr
+            print("\n".join(line for line in done.stderr.splitlines() if not line.startswith("INFO:")))
         if done.returncode != expect:
             raise DemoFailed(f"`{shlex.join(words)}` exited {done.returncode}, expected {expect}:\n{done.stdout}{done.stderr}")
         if as_json and expect == 0:
@@ -213,7 +216,7 @@ class Demo:
         self.note(f"{GREEN}executed{RESET} {eth['id']} in {paid['execution']['tx_hash']}: acme received 1.5 ETH")
 
         self.step("6. Invoices: the policy answers at once, before anyone signs")
-        allowed = self.treasury("propose", "transfer", "acme", "4000 USDC", "--title", "invoice 1001", "--account", "TEST::1",
+        allowed = self.treasury("propose", "transfer", "acme", "1,200 USDC", "--title", "invoice 1001", "--account", "TEST::1",
                                 as_json=True)
         for p, expected in ((allowed, "allow"),):
             v = p["verdict"]
@@ -231,7 +234,8 @@ class Demo:
         self.step("7. The month's payroll from a spreadsheet (CSV): one Safe transaction, totals shown before it is stored")
         payroll_file = self.write_payroll()
         print(payroll_file.read_text().rstrip("\n"))
-        payroll = self.treasury("propose", "batch", str(payroll_file), "--yes", "--account", "TEST::1", as_json=True)
+        payroll = self.treasury("propose", "batch", str(payroll_file), "--yes", "--account", "TEST::1", as_json=True,
+                                notes=True)
         if payroll["verdict"]["outcome"] != "allow":
             raise DemoFailed(f"the payroll is not allowed: {payroll['verdict']}")
         self.note(f"{payroll['id']}  nonce {payroll['nonce']}  {payroll['title']}: {GREEN}allow{RESET} "
@@ -255,7 +259,7 @@ class Demo:
         self.treasury("rehearse", payroll["id"], "--account", "TEST::3")
 
         self.step("10. Execute: the invoice and the payroll go through")
-        for pid, what in ((allowed["id"], "4,000 USDC to acme"), (payroll["id"], "2,750.5 USDC to acme, bolt and cora")):
+        for pid, what in ((allowed["id"], "1,200 USDC to acme"), (payroll["id"], "2,750.5 USDC to acme, bolt and cora")):
             self.treasury("execute", pid, "--account", "TEST::3", "--yes", show=False)
             self.note(f"{GREEN}executed{RESET} {pid}: {what}")
 

@@ -196,13 +196,18 @@ def test_ens_names_resolve_on_a_chain_with_ens(named, ens, accounts):
     proposed = run.json("propose", "transfer", "Vitalik.ETH", "1 TUSD")  # ENSIP-15 normalizes the case
     assert proposed["to"] == token.address and word(vendor.address) in proposed["data"]
     assert proposed["verdict"]["outcome"] == "allow"  # the same address as the allowlist's "acme"
-    assert proposed["title"].endswith(f"{vendor.address} (Vitalik.ETH via ENS)")  # signers see the name typed
+    assert proposed["title"].endswith(f"{vendor.address} (vitalik.eth via ENS)")  # the name resolved, normalized
 
     unknown = run("propose", "transfer", "nobody.eth", "1 TUSD")
     assert unknown.exit_code == 1 and unknown.stderr.strip().startswith("Error: ENS name 'nobody.eth' has no resolver")
     invalid = run("propose", "transfer", "a_b.eth", "1 TUSD")
     assert invalid.exit_code == 1 and "Error: recipient 'a_b.eth' is not a valid ENS name" in invalid.stderr
     assert [p.id for p in treasury.store.list_proposals()] == [proposed["id"]]  # the refused ones stored nothing
+
+    ens("vitaiik.eth", vendor.address)  # a look-alike: typed with a capital I, "vitaIik.eth" reads as vitalik
+    spoof = run.json("propose", "transfer", "vitaIik.eth", "1 TUSD")
+    assert spoof["title"].endswith(f"{vendor.address} (vitaiik.eth via ENS)"), spoof["title"]
+    assert "vitaIik" not in treasury.store.get_proposal(spoof["id"]).description  # the name resolved, not the one typed
 
     ens("carol.eth", accounts[7].address)
     assert treasury.resolve_address("carol.eth", "owner") == accounts[7].address

@@ -18,6 +18,7 @@ from test_cli import Cli, policy_for, snapshot
 from test_remote_cli import no_laptop_store, team  # noqa: F401 - team: the server fixture
 from test_store import SAFE, TO, propose
 
+from treasury.errors import InvalidInput
 from treasury.store import InvalidTransition, Store, TamperedRecord, UnknownProposal
 from treasury.store.schema import Base
 
@@ -48,6 +49,20 @@ def test_drafts_are_kept_promoted_and_dropped_with_their_audit_entries(store: St
     entries = store.audit_entries()
     assert [e.action for e in entries] == ["draft.added", "draft.added", "proposal.added", "draft.promoted", "draft.dropped"]
     assert entries[3].proposal_id == proposal.id and entries[0].payload["draft_id"] == kept.id
+    assert store.verify_audit_log()
+
+
+def test_a_dropped_proposal_records_an_execution_that_used_its_nonce_only(store: Store):
+    """Cancelled locally, run anyway by whoever held its signatures: the chain's fact is kept."""
+    h32 = "0x" + "ab" * 32
+    dropped = propose(store, 1)
+    store.set_status(dropped.id, "cancelled", "alice", "dropped: wrong amount")
+    with pytest.raises(InvalidTransition):  # a reverted call leaves the nonce unused: nothing ran
+        store.record_execution(dropped.id, tx_hash=h32, block_number=3, gas_used=1, success=False, executor=TO,
+                               actor="bob", nonce_consumed=False)
+    store.record_execution(dropped.id, tx_hash=h32, block_number=3, gas_used=1, success=True, executor=TO, actor="bob")
+    assert store.get_proposal(dropped.id).status == "executed" and len(store.executions(dropped.id)) == 1
+    assert store.audit_entries(dropped.id)[-1].payload["status_from"] == "cancelled"
     assert store.verify_audit_log()
 
 
@@ -142,6 +157,17 @@ def execute(treasury, record, accounts) -> None:
     treasury.execute(record.id, accounts[9], skip_rehearsal=True)
 
 
+def execute_outside_the_store(treasury, record, sender):
+    """execTransaction with the proposal's stored signatures straight through ape: the store is not told."""
+    from treasury.chain.safe import safe_instance
+
+    signatures = b"".join(s.signature for s in treasury.store.signatures(record.id))  # sorted by owner
+    safe = safe_instance(treasury.safe, treasury.version)
+    return safe.execTransaction(record.to, record.value, record.data, record.operation, record.safe_tx_gas,
+                                record.base_gas, record.gas_price, record.gas_token, record.refund_receiver,
+                                signatures, sender=sender)
+
+
 def test_a_denied_proposal_is_refused_with_exit_3_and_nothing_stored(setup, accounts):
     treasury, token, vendor, run = setup
     before = snapshot(treasury)
@@ -163,9 +189,9 @@ def test_force_keeps_a_draft_that_is_listed_and_proposed_once_allowed(setup, acc
     did = kept["draft"]["id"]
     assert kept["draft"]["title"] == "invoice 7" and kept["draft"]["reason"] == kept["verdict"]["reason"]
     assert [p.status for p in treasury.proposals()] == ["executed", "executed"]  # no proposal, no nonce
-    listed = run.json("list", chain=False)
-    assert [(d["id"], d["kind"]) for d in listed if d.get("kind") == "draft"] == [(did, "draft")]
-    assert [d["id"] for d in run.json("list", "--status", "draft", chain=False)] == [did]
+    listed = run.json("list", chain=False)  # --json: the proposals only, no draft among them
+    assert [p["status"] for p in listed] == ["executed", "executed"] and all("kind" not in p for p in listed)
+    assert [(d["id"], d["kind"]) for d in run.json("list", "--status", "draft", chain=False)] == [(did, "draft")]
     text = run.ok("list", chain=False).stdout
     assert "drafts" in text and did in text and "invoice 7" in text
     forced_text = run.ok("propose", "transfer", vendor.address, "3000 TUSD", "--force").stdout
@@ -184,7 +210,8 @@ def test_force_keeps_a_draft_that_is_listed_and_proposed_once_allowed(setup, acc
     assert (promoted.status, promoted.proposal_id) == ("promoted", proposed["id"])
     again = run("propose", "draft", did)
     assert again.exit_code == 1 and "promoted" in again.stderr
-    assert did not in [d["id"] for d in run.json("list", chain=False)]
+    assert [p["id"] for p in run.json("list", chain=False)][-1] == proposed["id"]
+    assert did not in [d["id"] for d in run.json("list", "--status", "draft", chain=False)]  # the 3000 TUSD draft stays
     assert treasury.store.verify_audit_log()
 
 
@@ -197,39 +224,135 @@ def test_drop_frees_a_pending_nonce_and_drops_drafts(setup, accounts):
     dropped = run.ok("drop", first["id"], "--reason", "sent twice").stdout
     assert "dropped locally" in dropped and "no transaction" in dropped
     assert second["id"] in dropped and f"nonce {base}" in dropped  # the later proposal waits on the freed nonce
+    assert "held elsewhere stay valid" in dropped and f"treasury reject {first['id']}" in " ".join(dropped.split())
     assert treasury.get(first["id"]).status == "cancelled"
     last = treasury.store.audit_entries(first["id"])[-1]
     assert last.payload["status_to"] == "cancelled" and "sent twice" in last.payload["note"]
     assert run.json("propose", "transfer", vendor.address, "3 TUSD")["nonce"] == base  # the freed nonce is reused
 
     kept = run.json("propose", "transfer", accounts[6].address, "1 TUSD", "--force")["draft"]["id"]
-    assert run.json("drop", kept) == {"kind": "draft", "id": kept, "nonce": None, "freed": False, "waiting": []}
+    signed = run.json("propose", "transfer", accounts[6].address, "2 TUSD", "--force", "--account", "TEST::0")["draft"]
+    assert signed["proposer"] == accounts[0].address  # the proposing account, as for a proposal
+    assert treasury.store.get_draft(kept).proposer == treasury.actor
+    run.ok("drop", signed["id"])
+    assert run.json("drop", kept) == {"kind": "draft", "id": kept, "nonce": None, "freed": False, "waiting": [],
+                                      "warning": None}
     assert treasury.store.get_draft(kept).status == "dropped" and run.json("list", "--status", "draft", chain=False) == []
     unknown = run("drop", "00" * 8)
     assert unknown.exit_code == 1 and unknown.stderr.startswith("Error: no draft")
     assert treasury.store.verify_audit_log()
 
 
-def test_drop_is_refused_once_executed_nonce_used_or_queued(setup, accounts):
+def one_line(result, exit_code: int = 1) -> str:
+    assert result.exit_code == exit_code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_drop_is_refused_once_executed_rejected_or_queued(setup, accounts):
     treasury, token, vendor, run = setup
     paid = treasury.propose_transfer(vendor.address, "1 TUSD")
     execute(treasury, paid, accounts)
-    refused = run("drop", paid.id)
-    assert refused.exit_code == 1 and "is executed" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert one_line(run("drop", paid.id)) == (f"Error: proposal {paid.id} is executed; only a pending or scheduled "
+                                               "proposal can be dropped")
 
+    # Its nonce used by its rejection: the CLI reconciles first, so it is superseded, not "nonce already used".
     doubled = treasury.propose_transfer(vendor.address, "2 TUSD")
-    rejection = treasury.reject(doubled.id)  # same nonce; executing it uses the nonce
+    rejection = treasury.reject(doubled.id)
     execute(treasury, rejection, accounts)
-    used = run("drop", doubled.id)
-    assert used.exit_code == 1 and treasury.get(doubled.id).status != "cancelled"
+    assert one_line(run("drop", doubled.id)) == (f"Error: proposal {doubled.id} is superseded; only a pending or "
+                                                  "scheduled proposal can be dropped")
 
     delayed = run.json("propose", "transfer", vendor.address, "6000 TUSD")
     assert delayed["verdict"]["outcome"] == "needs-delay"
     run.ok("schedule", delayed["id"], "--signer", "TEST::0", "--signer", "TEST::1", "--account", "TEST::9")
     before = snapshot(treasury)
-    queued = run("drop", delayed["id"])
-    assert queued.exit_code == 1 and "treasury cancel" in queued.stderr
+    queued = one_line(run("drop", delayed["id"]))
+    assert "live guard queue entry" in queued and "treasury cancel" in queued
     assert snapshot(treasury) == before and treasury.get(delayed["id"]).status == "scheduled"
+
+
+def test_drop_of_a_proposal_whose_nonce_was_used_since_the_last_reconcile_is_refused(setup, accounts):
+    """The "nonce already used" branch: reachable from the library, whose Treasury reconciles once per
+    connection (the CLI reconciles at every start, so the proposal is settled before the check)."""
+    treasury, token, vendor, run = setup
+    pending = treasury.propose_transfer(vendor.address, "1 TUSD")
+    assert not treasury.is_live  # connected, so reconciled once: drop will not reconcile again
+    for owner in accounts[:2]:
+        treasury.sign(pending.id, owner)
+    execute_outside_the_store(treasury, pending, accounts[9])  # the nonce moves; the store does not know
+    before = snapshot(treasury)
+    with pytest.raises(InvalidInput) as refused:
+        treasury.drop(pending.id, force=True)
+    assert str(refused.value) == (f"proposal {pending.id} has nonce {pending.nonce}, already used on chain (the Safe is "
+                                  f"at {pending.nonce + 1}): there is nothing to drop")
+    assert snapshot(treasury) == before
+
+
+def test_drop_is_refused_with_a_stored_signature_unless_forced(setup, accounts):
+    treasury, token, vendor, run = setup
+    signed = treasury.propose_transfer(vendor.address, "1 TUSD")
+    treasury.sign(signed.id, accounts[0])
+    before = snapshot(treasury)
+    refused = one_line(run("drop", signed.id))
+    assert refused.startswith(f"Error: proposal {signed.id} has 1 SafeTx signature(s) stored")
+    assert f"treasury reject {signed.id}" in refused and "--force" in refused
+    assert snapshot(treasury) == before and treasury.get(signed.id).status == "pending"
+
+    forced = run.json("drop", signed.id, "--force", "--reason", "wrong amount")
+    assert (forced["kind"], forced["id"], forced["nonce"], forced["freed"]) == ("proposal", signed.id, signed.nonce, True)
+    assert forced["warning"] == (f"signatures of proposal {signed.id} held elsewhere stay valid until nonce "
+                                 f"{signed.nonce} is used: `treasury reject {signed.id}` spends it")
+    assert treasury.get(signed.id).status == "cancelled"
+
+
+def test_a_dropped_proposal_executed_with_its_signatures_is_recorded_by_reconcile(setup, accounts, chain):
+    treasury, token, vendor, run = setup
+    dropped = treasury.propose_transfer(vendor.address, "1 TUSD")
+    for owner in accounts[:2]:
+        treasury.sign(dropped.id, owner)
+    run.ok("drop", dropped.id, "--force")
+    successor = run.json("propose", "transfer", vendor.address, "3 TUSD")
+    assert successor["nonce"] == dropped.nonce  # the freed nonce handed on
+
+    chain.pending_timestamp = chain.pending_timestamp + 60  # a pinned block time
+    receipt = execute_outside_the_store(treasury, dropped, accounts[9])  # by whoever held the signatures
+    reconciled = run.json("reconcile")
+    outcomes = {r["proposal_id"]: r["outcome"] for r in reconciled}
+    assert outcomes == {dropped.id: "executed", successor["id"]: "superseded"}
+    record = treasury.get(dropped.id)
+    assert record.status == "executed"
+    (execution,) = treasury.store.executions(dropped.id)
+    assert (execution.tx_hash, execution.success, execution.block_number) == (receipt.txn_hash, True, receipt.block_number)
+    assert treasury.get(successor["id"]).status == "superseded"
+    assert run.json("reconcile") == []  # settled: nothing more to learn
+    assert treasury.store.verify_audit_log()
+
+
+def test_drop_is_refused_when_the_guard_queues_the_intent_without_this_store(setup, accounts, tmp_path):
+    import yaml
+
+    from treasury.treasury import Treasury
+
+    treasury, token, vendor, run = setup
+    config = yaml.safe_load((tmp_path / "ape-config.yaml").read_text())
+    config["treasury"]["store"] = str(tmp_path / "elsewhere" / "store.db")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "ape-config.yaml").write_text(yaml.safe_dump(config))
+    elsewhere = Treasury.load(treasury.name, tmp_path / "elsewhere" / "ape-config.yaml")
+    try:
+        theirs = elsewhere.propose_transfer(vendor.address, "6000 TUSD")
+        elsewhere.schedule(theirs.id, accounts[9], accounts[:2])
+    finally:
+        elsewhere.store.close()
+    ours = run.json("propose", "transfer", vendor.address, "6000 TUSD")  # the same intent, unknown to the guard's queue here
+    assert ours["verdict"]["outcome"] == "needs-delay" and treasury.store.schedule_entries(ours["id"]) == []
+    before = snapshot(treasury)
+    refused = one_line(run("drop", ours["id"]))
+    assert refused.startswith(f"Error: proposal {ours['id']}'s intent waits in the guard's queue as entry ")
+    assert "treasury cancel" in refused
+    assert snapshot(treasury) == before and treasury.get(ours["id"]).status == "pending"
 
 
 def test_drafts_and_drop_are_refused_against_a_server(team, accounts):  # noqa: F811 - the imported fixture

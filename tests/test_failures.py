@@ -11,6 +11,7 @@
 - Every command and option explains itself in --help.
 """
 
+import os
 import socket
 import subprocess
 import sys
@@ -72,17 +73,44 @@ def test_a_local_network_with_no_node_starts_no_anvil(setup, closed_port, tmp_pa
     project = tmp_path / "project"
     project.mkdir()
     node = f"http://127.0.0.1:{closed_port}"
+    # ape-foundry runs the `anvil` it finds on PATH: put first on PATH one that only records that it
+    # was run (a real anvil could not bind the held port, so "nobody listens there" would prove nothing)
+    bin_dir, ran = tmp_path / "bin", tmp_path / "anvil-ran"
+    bin_dir.mkdir()
+    fake = bin_dir / "anvil"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" >> '{ran}'\nexit 1\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     for host in (node, "auto"):
         config = {"name": "no-node", "plugins": [{"name": "foundry"}], "foundry": {"host": host}, "treasury": section}
         (project / "ape-config.yaml").write_text(yaml.safe_dump(config))
-        done = subprocess.run([TREASURY_CLI, "info", "--network", "ethereum:local:foundry"], cwd=project,
+        done = subprocess.run([TREASURY_CLI, "info", "--network", "ethereum:local:foundry"], cwd=project, env=env,
                               capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
         lines = done.stderr.strip().splitlines()
         assert done.returncode == 1 and len(lines) == 1 and lines[0].startswith("Error:"), done.stderr
         assert "never starts a node" in lines[0] and (node in lines[0] if host == node else "auto" in lines[0])
-    with socket.socket() as probe:  # still nobody listening there: no anvil was started in its place
-        probe.settimeout(2)
-        assert probe.connect_ex(("127.0.0.1", closed_port)) != 0
+    assert not ran.exists(), ran.read_text()  # no anvil was run in its place (not even asked its version)
+
+
+@pytest.mark.parametrize("kind", ["401", "400"])
+def test_a_node_that_refuses_the_bare_probe_is_still_a_node(setup, chain, kind):
+    """The probe sends none of ape's configured request headers: a node wanting an Authorization
+    header refuses it (401), yet it answered. ape (with the headers) connects and the command runs."""
+    _treasury, _vendor, run = setup
+    with FaultProxy(chain.provider.uri) as proxy:
+        proxy.inject(kind, method="eth_chainId")  # the probe only: ape's own requests are answered
+        result = run.ok("info", "--json", "--network", proxy.url, chain=False)
+    assert proxy.methods[0] == "eth_chainId" and proxy.methods[1] != "eth_chainId"  # refused once, not retried
+    assert result.stdout.strip().startswith("{")
+
+
+def test_a_node_that_refuses_everything_is_not_reported_as_silent(setup, chain):
+    _treasury, _vendor, run = setup
+    with FaultProxy(chain.provider.uri) as proxy:
+        proxy.inject("401", times=1000)  # a wrong API key: every request refused
+        result = run("info", "--network", proxy.url, chain=False)
+    assert result.exit_code != 0
+    assert "no node answers" not in result.stderr and "connection refused" not in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("kind", ["503", "500", "429", "drop"])

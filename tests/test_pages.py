@@ -212,7 +212,8 @@ def test_read_token_guards_pages(ops):
 
 
 def test_countdown_words():
-    assert countdown(1_000 + 86_400 + 23 * 3_600 + 59, 1_000) == "due in 1 d 23 h"
+    assert countdown(1_000 + 86_400 + 23 * 3_600 + 59, 1_000) == "due in 2 d"  # rounded up: never sooner than it is
+    assert countdown(1_000 + 86_400 + 23 * 3_600, 1_000) == "due in 1 d 23 h"
     assert countdown(1_000 + 3 * 3_600 + 5 * 60, 1_000) == "due in 3 h 5 min"
     assert countdown(1_000 + 30, 1_000) == "due in 30 s"
     assert countdown(1_000, 1_000) == "due now"

@@ -218,6 +218,13 @@ def test_tx_builder_chain_id_mismatch_tampering_and_disagreement_are_refused(set
     _one_error_line(run("propose", "batch", tmp_path / "chain1.json", "--yes"), "is for chain 1",
                     f"on chain {chain.chain_id}", "nothing proposed")
 
+    other_safe = json.loads(json.dumps(original))
+    other_safe["meta"]["createdFromSafeAddress"] = vendor.address  # made (and checksummed) for another Safe
+    other_safe["meta"]["checksum"] = checksum(other_safe)
+    (tmp_path / "other-safe.json").write_text(json.dumps(other_safe))
+    _one_error_line(run("propose", "batch", tmp_path / "other-safe.json", "--yes"),
+                    f"made for Safe {vendor.address}", f"this treasury's Safe is {treasury.safe}", "nothing proposed")
+
     tampered = json.loads(json.dumps(original))
     tampered["transactions"][0]["to"] = staff.address  # redirected by hand, checksum left as it was
     (tmp_path / "tampered.json").write_text(json.dumps(tampered))

@@ -675,7 +675,7 @@ class DifferentialMachine(RuleBasedStateMachine):
                    f"\n  state    {before}")
         assert (verdict.outcome, verdict.error) == (predicted.outcome, predicted.error), "verdicts differ" + context
         if predicted.error:
-            assert predicted.reason in verdict.reason, "error fields differ" + context
+            assert predicted.detail in verdict.detail, "error fields differ" + context
         SEEN[f"{predicted.outcome} {predicted.error}".strip()] += 1
         SEEN[proposal.label.split(" (")[0].split("[")[0]] += 1
         if proposal.operation > 1:

@@ -112,7 +112,7 @@ def test_native_value_to_a_recipient_is_allowed_and_charged():
 
 def test_native_value_to_a_stranger_is_denied_with_the_guard_words():
     verdict = check("RecipientNotAllowed", STRANGER, 1)
-    assert f"RecipientNotAllowed(recipient={STRANGER.lower()})" in verdict.reason
+    assert f"RecipientNotAllowed(recipient={STRANGER.lower()})" in verdict.detail
     assert STRANGER in verdict.reason and "native value" in verdict.reason
 
 
@@ -135,7 +135,7 @@ def test_one_to_three_bytes_of_calldata_are_malformed(size):
 
 def test_selectors_not_allowlisted():
     verdict = check("CallNotAllowed", TOKEN, 0, selector("mint(address,uint256)") + bytes(64))
-    assert "selector=0x40c10f19" in verdict.reason
+    assert "selector=0x40c10f19" in verdict.detail
     check("CallNotAllowed", TOKEN2, 0, approve(R1, 1))  # ERC-20 selectors are per token
     check("CallNotAllowed", R2, 0, CUSTOM)
 
@@ -164,7 +164,7 @@ def test_erc20_calldata_is_decoded_strictly(data):
 
 def test_a_token_without_cap_has_no_budget():
     verdict = check("CapNotSet", UNCAPPED, 0, transfer(R1, 1))
-    assert f"CapNotSet(token={UNCAPPED.lower()})" in verdict.reason
+    assert f"CapNotSet(token={UNCAPPED.lower()})" in verdict.detail
     check("", UNCAPPED, 0, transfer(R1, 0))  # nothing to charge
 
 
@@ -172,7 +172,7 @@ def test_per_transaction_limit():
     check("", TOKEN2, 0, transfer(R1, 5000))
     verdict = check("ExceedsPerTxLimit", TOKEN, 0, transfer(R1, 6001))
     assert f"6001 base units of {TOKEN} requested, limit 6000 base units of {TOKEN}" in verdict.reason
-    assert f"ExceedsPerTxLimit(token={TOKEN.lower()}, total=6001, limit=6000)" in verdict.reason
+    assert f"ExceedsPerTxLimit(token={TOKEN.lower()}, total=6001, limit=6000)" in verdict.detail
     check("ExceedsPerTxLimit", R1, 601)
 
 
@@ -203,7 +203,7 @@ def test_a_scheduled_entry_runs_from_eta_until_before_expiry():
     data = transfer(R1, 3001)
     eta, expiry = NOW + 100, NOW + 100 + WINDOW
     pending = {intent_id(TOKEN, 0, data, 0): (7, eta, expiry)}
-    assert check("NotYetDue", TOKEN, 0, data, at=state(pending=pending)).reason.endswith(f"NotYetDue(entryId=7, eta={eta})]")
+    assert check("NotYetDue", TOKEN, 0, data, at=state(pending=pending)).detail == f"NotYetDue(entryId=7, eta={eta})"
     assert "consumes scheduled entry 7" in check("", TOKEN, 0, data, at=state(pending=pending, now=eta)).reason
     check("", TOKEN, 0, data, at=state(pending=pending, now=expiry - 1))
     check("EntryExpired", TOKEN, 0, data, at=state(pending=pending, now=expiry))
@@ -291,18 +291,18 @@ def test_batch_totals_are_summed_per_token_in_first_seen_order():
     assert list(charges(POLICY, state(), MULTISEND, 0, batch, 1).items()) == [(TOKEN, 4000), (NATIVE, 100)]
     check("NotScheduled", MULTISEND, 0, batch, 1)  # 4000 > 3000 although each transfer is below
     two = multisend(entry(TOKEN, 0, transfer(R1, 6001)), entry(R1, 601))
-    check("ExceedsPerTxLimit", MULTISEND, 0, two, 1).reason.index(TOKEN.lower())
+    check("ExceedsPerTxLimit", MULTISEND, 0, two, 1).detail.index(TOKEN.lower())
     second = multisend(entry(TOKEN, 0, transfer(R1, 10)), entry(TOKEN2, 0, transfer(R1, 100)))
     verdict = check("ExceedsBudget", MULTISEND, 0, second, 1, at=state(budget_left={NATIVE: 0, TOKEN: 10, TOKEN2: 99}))
-    assert TOKEN2.lower() in verdict.reason
+    assert TOKEN2.lower() in verdict.detail
 
 
 def test_the_first_bad_entry_decides():
     good = entry(TOKEN, 0, transfer(R1, 1))
     verdict = check("MalformedCalldata", MULTISEND, 0, multisend(good, entry(R1, 0, b"\x01\x02")), 1)
-    assert f"to={R1.lower()}" in verdict.reason
-    assert check("InvalidBatchEntry", MULTISEND, 0, multisend(good, entry(R1, 0, b"", 1)), 1).reason.endswith(
-        f"InvalidBatchEntry(offset={len(good)})]")
+    assert f"to={R1.lower()}" in verdict.detail
+    assert check("InvalidBatchEntry", MULTISEND, 0, multisend(good, entry(R1, 0, b"", 1)), 1).detail == (
+        f"InvalidBatchEntry(offset={len(good)})")
     check("RecipientNotAllowed", MULTISEND, 0, multisend(entry(STRANGER, 1), entry(R1, 0, b"", 1)), 1)
     # Per-call rules of later entries come before caps and the queue of earlier ones.
     check("CallNotAllowed", MULTISEND, 0, multisend(entry(SAFE, 0, ADD_OWNER + bytes(64)), entry(TOKEN, 0, b"\xaa" * 4)), 1)
@@ -349,7 +349,7 @@ def test_totals_saturate_like_the_guard():
     half = entry(TOKEN, 0, transfer(R1, 2**255))
     check("RecipientNotAllowed", MULTISEND, 0, multisend(half, half, entry(STRANGER, 1)), 1)
     verdict = check("ExceedsPerTxLimit", MULTISEND, 0, multisend(half, half, half), 1)
-    assert f"total={2**256 - 1}, limit=6000" in verdict.reason
+    assert f"total={2**256 - 1}, limit=6000" in verdict.detail
     assert charges(POLICY, state(), MULTISEND, 0, multisend(half, half, half), 1) == {TOKEN: 2**256 - 1}
 
 
@@ -486,7 +486,7 @@ def test_batch_cases_match_the_deployed_guard(deployed, data, error):
     verdict = evaluate(policy, read_guard_state(guard, policy), MULTISEND, 0, data, 1)
     predicted = predict_verdict(guard, MULTISEND, 0, data, 1)
     assert (verdict.error, predicted.error) == (error, error)
-    assert predicted.reason in verdict.reason
+    assert predicted.detail in verdict.detail
 
 
 @pytest.fixture

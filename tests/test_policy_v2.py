@@ -143,7 +143,7 @@ HOOKS = [
 @pytest.mark.parametrize("data", HOOKS)
 def test_hooks_queue_functions_views_and_unknown_selectors_on_the_guard_are_refused(data):
     verdict = check("GuardCallNotAllowed", GUARD, 0, data)
-    assert f"GuardCallNotAllowed(selector=0x{data[:4].hex()})" in verdict.reason
+    assert f"GuardCallNotAllowed(selector=0x{data[:4].hex()})" in verdict.detail
     # Always: scheduled or not, top-level or in a batch.
     check("GuardCallNotAllowed", GUARD, 0, data, at=scheduled(GUARD, 0, data))
     check("GuardCallNotAllowed", MULTISEND, 0, multisend(entry(R1, 1), entry(GUARD, 0, data)), 1)
@@ -151,7 +151,8 @@ def test_hooks_queue_functions_views_and_unknown_selectors_on_the_guard_are_refu
 
 @pytest.mark.parametrize("data", [b"", b"\x01", b"\x01\x02\x03"])
 def test_guard_calls_without_a_selector_name_the_zero_selector(data):
-    assert check("GuardCallNotAllowed", GUARD, 0, data).reason.endswith("[GuardCallNotAllowed(selector=0x00000000)]")
+    verdict = check("GuardCallNotAllowed", GUARD, 0, data)
+    assert verdict.detail == "GuardCallNotAllowed(selector=0x00000000)" and verdict.reason.endswith("[GuardCallNotAllowed]")
 
 
 def test_settings_need_the_delay_but_revoke_message_runs_at_once():
@@ -172,7 +173,7 @@ def test_settings_need_the_delay_but_revoke_message_runs_at_once():
 def test_native_value_to_the_guard_is_refused_even_with_a_setting():
     revoke = abi("revokeMessage(bytes32)", b"\x01" * 32)
     verdict = check("GuardCallNotAllowed", GUARD, 1, revoke)
-    assert "GuardCallNotAllowed(selector=0xe3b2b8b3)" in verdict.reason
+    assert "GuardCallNotAllowed(selector=0xe3b2b8b3)" in verdict.detail
     check("GuardCallNotAllowed", GUARD, 5, b"")
 
 
@@ -213,7 +214,7 @@ def test_an_approval_is_charged_in_full_and_says_so():
 def test_a_new_approval_is_refused_while_an_older_one_is_unspent():
     data = abi("approve(address,uint256)", R1, 5)
     verdict = check("ApprovalOutstanding", USDC, 0, data, at=state(allowances={(USDC, R1): 3}))
-    assert f"ApprovalOutstanding(token={USDC.lower()}, spender={R1.lower()}, outstanding=3)" in verdict.reason
+    assert f"ApprovalOutstanding(token={USDC.lower()}, spender={R1.lower()}, outstanding=3)" in verdict.detail
     check("ApprovalOutstanding", USDC, 0, abi("increaseAllowance(address,uint256)", R1, 5),
           at=state(allowances={(USDC, R1): 1}))
     check("", USDC, 0, data, at=state(allowances={(USDC, R2): 3}))  # another spender's allowance does not matter
@@ -234,7 +235,7 @@ def test_allowances_are_read_lazily_only_for_the_approvals_made():
     assert asked == []
     check("", USDC, 0, abi("approve(address,uint256)", R1, 5), at=at)
     verdict = check("ApprovalOutstanding", USDC, 0, abi("approve(address,uint256)", R2, 5), at=at)
-    assert f"outstanding={2**256 - 1}" in verdict.reason
+    assert f"outstanding={2**256 - 1}" in verdict.detail
     assert asked == [(USDC, R1), (USDC, R2)]
 
 
@@ -297,7 +298,7 @@ def test_permit2_approvals_follow_the_approvals_rule():
     check("CapNotSet", PERMIT2, 0, permit(VAULT, R1, 1))  # charged to the approved token's cap
     live = state(permit2_allowances={(PERMIT2, USDC, R1): (9, NOW)})
     verdict = check("ApprovalOutstanding", PERMIT2, 0, permit(USDC, R1, 1), at=live)
-    assert f"ApprovalOutstanding(token={USDC.lower()}, spender={R1.lower()}, outstanding=9)" in verdict.reason
+    assert f"ApprovalOutstanding(token={USDC.lower()}, spender={R1.lower()}, outstanding=9)" in verdict.detail
     check("", PERMIT2, 0, permit(USDC, R1, 1), at=state(permit2_allowances={(PERMIT2, USDC, R1): (9, NOW - 1)}))
     check("", PERMIT2, 0, permit(USDC, R1, 1), at=state(permit2_allowances={(PERMIT2, USDC, R1): (0, NOW + 9)}))
     asked = []
@@ -350,7 +351,7 @@ MALFORMED = [
 @pytest.mark.parametrize("label, target, data", MALFORMED, ids=[m[0] for m in MALFORMED])
 def test_standard_token_calls_are_decoded_strictly(label, target, data):
     verdict = check("MalformedCalldata", target, 0, data)
-    assert f"MalformedCalldata(to={target.lower()})" in verdict.reason
+    assert f"MalformedCalldata(to={target.lower()})" in verdict.detail
 
 
 def test_the_allowlist_comes_before_the_decoding_and_the_decoding_before_the_recipient():
@@ -395,15 +396,15 @@ def test_argument_rules_check_recipients_and_bounds_in_order():
     check("", VAULT, 0, abi(DEPOSIT, R1, 500 * E6))
     verdict = check("ArgumentNotAllowed", VAULT, 0, abi(DEPOSIT, STRANGER, 1))
     deposit = "0x" + selector(DEPOSIT).hex()
-    assert f"ArgumentNotAllowed(target={VAULT.lower()}, selector={deposit}, index=0)" in verdict.reason
+    assert f"ArgumentNotAllowed(target={VAULT.lower()}, selector={deposit}, index=0)" in verdict.detail
     assert f"{STRANGER} is not an allowlisted recipient" in verdict.reason
     verdict = check("ArgumentNotAllowed", VAULT, 0, abi(DEPOSIT, R1, 500 * E6 + 1))
-    assert "index=1" in verdict.reason and "above the bound" in verdict.reason
+    assert "index=1" in verdict.detail and "above the bound" in verdict.reason
     dirty = _set_word(abi(DEPOSIT, R1, 1), 0, int(R1, 16) | DIRTY)
     assert "not a clean address" in check("ArgumentNotAllowed", VAULT, 0, dirty).reason
     # Storage order, not word order: withdraw's first rule is on word 1.
-    assert "index=1" in check("ArgumentNotAllowed", VAULT, 0, abi(WITHDRAW, 11, STRANGER)).reason
-    assert "index=0" in check("ArgumentNotAllowed", VAULT, 0, abi(WITHDRAW, 11, R1)).reason
+    assert "index=1" in check("ArgumentNotAllowed", VAULT, 0, abi(WITHDRAW, 11, STRANGER)).detail
+    assert "index=0" in check("ArgumentNotAllowed", VAULT, 0, abi(WITHDRAW, 11, R1)).detail
     check("", VAULT, 0, abi(WITHDRAW, 10, R2) + b"extra bytes are not the rule's business")
     check("", VAULT, 0, selector("harvest()") + b"anything")  # no rules: the allowlist alone
 
@@ -449,9 +450,10 @@ def test_a_tier_refuses_too_few_signatures_with_the_largest_requirement():
     usdc = entry(USDC, 0, abi("transfer(address,uint256)", R1, 5001 * E6))
     batch = multisend(usdc, entry(R2, 301))
     verdict = check("NotEnoughSignatures", MULTISEND, 0, batch, 1, at=state(signatures=3, safe_threshold=2))
-    assert verdict.reason.endswith("the Safe's threshold is 2; the proposal has 3 [NotEnoughSignatures(required=4)]")
+    assert verdict.reason.endswith("the Safe's threshold is 2; the proposal has 3 [NotEnoughSignatures]")
+    assert verdict.detail == "NotEnoughSignatures(required=4)"
     check("", MULTISEND, 0, batch, 1, at=state(signatures=4))
-    assert check("NotEnoughSignatures", R2, 301, at=state(signatures=2)).reason.endswith("(required=3)]")
+    assert check("NotEnoughSignatures", R2, 301, at=state(signatures=2)).detail.endswith("(required=3)")
     check("", R2, 300, at=state(signatures=0))
 
 

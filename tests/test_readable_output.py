@@ -33,16 +33,34 @@ def flat(text: str) -> str:
 
 
 def test_durations_times_and_waits():
-    assert wording.duration(86_400 + 23 * 3_600 + 59) == "1 d 23 h"  # truncated, never rounded up
+    assert wording.duration(86_400 + 23 * 3_600 + 59) == "1 d 23 h"  # truncated, unless told to round up
     assert [wording.duration(s) for s in (0, 30, 60, 3_600, 3 * 3_600 + 5 * 60, 2 * 86_400)] == [
         "0 s", "30 s", "1 min", "1 h", "3 h 5 min", "2 d"]
     assert wording.duration(86_401, exact=True) == "1 d 1 s" and wording.duration(86_401) == "1 d"
     at = 1_796_306_700  # 2026-12-03 14:05 UTC
     assert wording.when(at) == "2026-12-03 14:05 UTC"
-    assert wording.due(at - 171_000, at) == "due in 1 d 23 h, at 2026-12-03 14:05 UTC"
+    assert wording.due(at - 171_000, at) == "due in 2 d, at 2026-12-03 14:05 UTC"  # 1 d 23 h 30 min: rounded up
+    assert wording.due(at - 169_200, at) == "due in 1 d 23 h, at 2026-12-03 14:05 UTC"  # exactly 1 d 23 h
+    assert wording.expires(at - 171_000, at) == "expires in 1 d 23 h, at 2026-12-03 14:05 UTC"  # truncated
     assert wording.due(at + 5, at) == "due now, since 2026-12-03 14:05 UTC"
     assert wording.expires(at + 7_200, at) == "expired 2 h ago, at 2026-12-03 14:05 UTC"
     assert wording.when(2**70) == f"timestamp {2**70}"
+
+
+def test_a_remaining_wait_and_an_eta_are_rounded_up_never_early():
+    """"due in …, at …" must not promise a time before the guard allows it; expiry wording truncates."""
+    at = 1_796_306_700  # 2026-12-03 14:05:00 UTC
+    two_days_29_min = 2 * 86_400 + 29 * 60
+    assert wording.duration(two_days_29_min) == "2 d" and wording.duration(two_days_29_min, up=True) == "2 d 1 h"
+    assert [wording.duration(s, up=True) for s in (0, 59, 60, 61, 3_601, 86_370, 2 * 86_400)] == [
+        "0 s", "59 s", "1 min", "1 min 1 s", "1 h 1 min", "1 d", "2 d"]
+    assert wording.when(at + 59) == "2026-12-03 14:05 UTC"  # an instant past: seconds dropped
+    assert wording.eta(at + 59) == wording.eta(at + 1) == "2026-12-03 14:06 UTC"  # 14:05:59 is not "14:05"
+    assert wording.eta(at) == "2026-12-03 14:05 UTC"  # a whole minute stays
+    assert wording.due(at + 59 - two_days_29_min, at + 59) == "due in 2 d 1 h, at 2026-12-03 14:06 UTC"
+    assert wording.countdown(at - 1, at) == "due in 1 s"
+    assert wording.due(at + 120, at + 59) == "due now, since 2026-12-03 14:05 UTC"
+    assert wording.expires(at + 59 - two_days_29_min, at + 59) == "expires in 2 d, at 2026-12-03 14:05 UTC"
 
 
 def test_amounts_and_people():
@@ -54,6 +72,31 @@ def test_amounts_and_people():
     assert wording.proposer(ACME.lower(), lambda a: f"acme ({a})") == f"acme ({ACME})"
     assert wording.proposer("bundle:whoever") == "bundle:whoever"
     assert wording.labelled(f"pay {ACME} now", lambda a: f"acme ({a})") == f"pay acme ({ACME}) now"
+
+
+def test_a_foreign_queue_entry_belongs_to_the_open_then_newest_proposal_of_its_intent():
+    """An entry another tool queued is matched by intent: an open proposal first, then the highest nonce."""
+    from types import SimpleNamespace
+
+    from treasury.delay_queue import queue_lines
+
+    def record(id, status, nonce):
+        return SimpleNamespace(id=id, status=status, nonce=nonce, to=ACME, value=1, data=b"", operation=0, title=id)
+
+    store = SimpleNamespace(schedule_entries=lambda _pid: [])
+    key = intent_id(ACME, 1, b"", 0)
+    entry = SimpleNamespace(entry_id=7, intent_id=key.upper().replace("0X", "0x"), status="pending",
+                            eta=1_000_100, expiry=1_700_000)
+
+    def matched(*records):
+        [line] = queue_lines([entry], 1_000_000, list(records), store)
+        return line.proposal_id
+
+    old, open_, newer = record("old", "executed", 1), record("open", "pending", 2), record("newer", "cancelled", 3)
+    assert matched(old, open_, newer) == "open"  # open first, though listed after an executed one
+    assert matched(old, newer) == "newer"  # none open: the highest nonce
+    assert matched(newer, old) == "newer"
+    assert matched(record("s", "scheduled", 4), record("p", "pending", 5)) == "p"
 
 
 def _state(**overrides):
@@ -85,8 +128,8 @@ def test_verdict_reasons_in_token_units_with_names():
     def reason(data, to=TOKEN, **state):
         return evaluate(POLICY, _state(**state), to, 0, data, book=BOOK, label=_label).reason
 
-    assert "cap of USDC exceeded: 12,000 USDC requested, 10,000 USDC left [ExceedsBudget(" in reason(
-        _transfer(ACME, 12_000 * E6))
+    assert reason(_transfer(ACME, 12_000 * E6)).endswith(
+        "cap of USDC exceeded: 12,000 USDC requested, 10,000 USDC left [ExceedsBudget]")  # no base units, no raw token
     assert "per-transaction limit of USDC exceeded: 16,000 USDC requested, limit 15,000 USDC" in reason(
         _transfer(ACME, 16_000 * E6), budget_left={TOKEN: 20_000 * E6})
     assert "6,000 USDC is above the delay threshold of 5,000 USDC" in reason(_transfer(ACME, 6_000 * E6))
@@ -108,7 +151,7 @@ def test_the_queue_words_say_when_in_durations_and_utc():
     key = intent_id(TOKEN, 0, data, 0)
     at = 1_796_306_700
     early = evaluate(POLICY, _state(now=at - 171_000, pending={key: (7, at, at + 86_400)}), TOKEN, 0, data, book=BOOK)
-    assert "entry 7 is due in 1 d 23 h, at 2026-12-03 14:05 UTC" in early.reason
+    assert "entry 7 is due in 2 d, at 2026-12-03 14:05 UTC" in early.reason  # 1 d 23 h 30 min, rounded up
     late = evaluate(POLICY, _state(now=at + 90_000, pending={key: (7, at - 86_400, at + 3_600)}), TOKEN, 0, data,
                     book=BOOK)
     assert "entry 7 expired 1 d ago, at 2026-12-03 15:05 UTC; schedule it again" in late.reason
@@ -165,6 +208,27 @@ def test_proposer_is_the_signing_account_or_a_local_user(named, owners):
     stored = treasury.store.list_proposals()[-1]
     assert not stored.proposer.startswith("0x")
     assert f"local user {stored.proposer}" in flat(run.ok("show", stored.id, chain=False).stdout)
+
+
+def test_an_address_shaped_user_name_never_passes_for_an_account(named, owners, monkeypatch):
+    """USER=0x<alice's address> without --account: the proposer and the log's actor are that local
+    user, never "alice (0x…)"."""
+    treasury, token, vendor, run = named
+    alice = owners[0].address
+    for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):  # getpass.getuser's order
+        monkeypatch.setenv(variable, alice)
+    proposed = run.ok("propose", "transfer", "acme", "1 TUSD")
+    said = flat(proposed.stdout)
+    assert f"proposer: local user {alice}" in said and "alice (" not in said, said
+    stored = treasury.store.list_proposals()[-1]
+    assert stored.proposer == f"local user {alice}"
+    shown = flat(run.ok("show", stored.id, chain=False).stdout)
+    assert re.search(rf"proposer\W+local user {alice}", shown) and "alice (" not in shown, shown
+    log = flat(run.ok("log", "--proposal", stored.id, chain=False).stdout)
+    assert "local user" in log and "alice (" not in log, log  # (the table wraps the actor column)
+    assert {e["actor"] for e in run.json("log", "--proposal", stored.id, chain=False)["log"]} == {f"local user {alice}"}
+    assert wording.proposer(f"local user {alice}", lambda a: f"alice ({a})") == f"local user {alice}"
+    assert wording.local_actor("bob") == "bob"
 
 
 def test_show_names_addresses_and_json_has_the_execution(named, owners):

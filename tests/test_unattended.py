@@ -83,6 +83,19 @@ def test_sign_yes_with_apes_passphrase_variable_runs_with_stdin_closed(setup, ke
     secrets_absent(result, alice)
 
 
+def test_propose_with_a_keystore_and_apes_passphrase_variable_runs_with_stdin_closed(setup, keystore, monkeypatch):
+    """Locally the proposer signs too (its signature is stored as the first one): unlocked up front."""
+    treasury, vendor, run = setup
+    alice = keystore(1)
+    monkeypatch.setenv(variable(alice), PASSPHRASE)
+    result = run.ok("propose", "transfer", vendor.address, "10 TUSD", "--account", alice.alias, "--json")
+    [stored] = treasury.store.list_proposals()
+    assert stored.proposer == alice.address
+    assert [s.owner for s in treasury.store.signatures(stored.id, "safe_tx")] == [alice.address]
+    assert "Sign:" not in result.stdout + result.stderr and "Leave" not in result.stdout + result.stderr
+    secrets_absent(result, alice)
+
+
 def test_sign_yes_with_a_passphrase_file(setup, keystore, tmp_path):
     treasury, vendor, run = setup
     alice = keystore(1)

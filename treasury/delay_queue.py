@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from treasury.wording import due, expires, when
+from treasury.wording import due, eta, expires, when
 
 if TYPE_CHECKING:
     from treasury.store import ProposalRecord
@@ -61,14 +61,21 @@ def queue_lines(entries: Iterable[Any], now: int, proposals: Iterable[ProposalRe
     if wanted:
         for record in records:
             key = intent_id(record.to, record.value, bytes(record.data), record.operation)
-            if key in wanted:
-                by_intent.setdefault(key, record)
+            if key in wanted and (key not in by_intent or _rank(record) > _rank(by_intent[key])):
+                by_intent[key] = record
     lines = []
     for e in entries:
         match = by_entry.get(e.entry_id) or by_intent.get(e.intent_id.lower())
         pending = e.status == "pending"
         lines.append(QueueLine(
             e.entry_id, e.intent_id, e.status, e.eta, e.expiry, match.id if match else None,
-            match.title if match else "", due(now, e.eta) if pending else when(e.eta),
+            match.title if match else "", due(now, e.eta) if pending else eta(e.eta),
             expires(now, e.expiry) if pending else when(e.expiry)))
     return lines
+
+
+def _rank(record: ProposalRecord) -> tuple[bool, int]:
+    """Which of the proposals of one intent an entry another tool queued belongs to: an open one
+    (pending or scheduled: what can still run) before any other, then the newest (highest nonce),
+    never merely the first listed (possibly an old executed one)."""
+    return record.status in ("pending", "scheduled"), record.nonce

@@ -46,6 +46,7 @@ from treasury.store import (
     new_signature,
 )
 from treasury.types import OPEN_STATUS_VALUES, ProposalStatus, SignatureKind
+from treasury.wording import local_actor
 
 if TYPE_CHECKING:
     from ape.api import AccountAPI
@@ -97,6 +98,7 @@ class Dropped:
     nonce: int | None  # the proposal's; None for a draft
     freed: bool  # the nonce is free again (no other open proposal holds it)
     waiting: tuple[str, ...]  # open proposals with a higher nonce: they wait until that nonce is used
+    warning: str | None = None  # a proposal's: signatures held elsewhere still run it until its nonce is used
 
 
 @dataclass(frozen=True)
@@ -189,7 +191,7 @@ class Treasury:
         self.name = name
         self.entry = entry
         self.store = store
-        self.actor = actor or getpass.getuser()
+        self.actor = local_actor(actor or getpass.getuser())
         self.book: TokenBook = entry.token_book()
         self.policy: Policy = entry.to_policy()
         self._reconciled: Any = None  # the provider last reconciled with: once per connection
@@ -421,7 +423,8 @@ class Treasury:
         draft = self.store.add_draft(
             chain_id=self.chain_id, safe=self.safe, to=intent.to, value=intent.value, data=intent.data,
             operation=intent.operation, title=title or intent.summary[:200], description=intent.summary,
-            proposer=self.actor, actor=self.actor, reason=verdict.reason[:2000],
+            proposer=self.proposer.address if self.proposer is not None else self.actor, actor=self.actor,
+            reason=verdict.reason[:2000],
         )
         raise Drafted(verdict, draft)
 
@@ -458,13 +461,16 @@ class Treasury:
         intent = Intent(record.to, record.value, record.data, record.operation, record.description)
         return self.propose(intent, record.title, if_denied="refuse", from_draft=record.id)
 
-    def drop(self, item_id: str, reason: str = "") -> Dropped:
+    def drop(self, item_id: str, reason: str = "", force: bool = False) -> Dropped:
         """Drop a proposal locally (no chain transaction) while its nonce is unused, or drop a draft.
 
         A pending proposal, or a scheduled one with no live guard queue entry, is marked cancelled
         with `reason` in the audit log. Refused when its nonce was used on chain, it executed, it
-        has a queued guard entry (`cancel` it on chain) or an execution is in flight: the owners
-        could otherwise still run a proposal the store calls cancelled.
+        has a queued guard entry (in the store or on the guard: `cancel` it on chain), an execution
+        is in flight, or (unless `force`) the store holds a SafeTx signature of it: the owners
+        could otherwise still run a proposal the store calls cancelled. Whoever holds signatures
+        can run it anyway until its nonce is used (`Dropped.warning` says so; `reject` spends the
+        nonce); reconciling records such an execution.
         """
         self._require_local("drafts and dropped proposals")
         try:
@@ -473,13 +479,15 @@ class Treasury:
             return self._drop_draft(item_id, reason)
         self._connected()  # reconciles first: an execution the store missed shows as executed
         record = self.get(record.id)
-        self._check_droppable(record)
+        self._check_droppable(record, force)
         note = reason or "dropped locally"
         self.store.set_status(record.id, "cancelled", self.actor, f"dropped: {note}")
         still = [r for r in self.proposals() if r.status in OPEN]
         freed = all(r.nonce != record.nonce for r in still)
         waiting = tuple(r.id for r in still if r.nonce > record.nonce) if freed else ()
-        return Dropped("proposal", record.id, record.nonce, freed, waiting)
+        warning = (f"signatures of proposal {record.id} held elsewhere stay valid until nonce {record.nonce} is used: "
+                   f"`treasury reject {record.id}` spends it")
+        return Dropped("proposal", record.id, record.nonce, freed, waiting, warning)
 
     def _drop_draft(self, draft_id: str, reason: str) -> Dropped:
         record = self.draft(draft_id)
@@ -488,7 +496,7 @@ class Treasury:
         self.store.drop_draft(record.id, self.actor, reason or "dropped")
         return Dropped("draft", record.id, None, False, ())
 
-    def _check_droppable(self, record: ProposalRecord) -> None:
+    def _check_droppable(self, record: ProposalRecord, force: bool = False) -> None:
         """One line saying why a proposal cannot be dropped locally, if it cannot."""
         if record.status not in OPEN:
             raise InvalidInput(f"proposal {record.id} is {record.status}; only a pending or scheduled proposal can be dropped")
@@ -499,8 +507,35 @@ class Treasury:
         if any(e.status == "queued" for e in self.store.schedule_entries(record.id)):
             raise InvalidInput(f"proposal {record.id} has a live guard queue entry: cancel it on chain with "
                                f"`treasury cancel {record.id} --drop`")
+        entry_id = self._live_guard_entry(record)
+        if entry_id is not None:
+            raise InvalidInput(f"proposal {record.id}'s intent waits in the guard's queue as entry {entry_id} "
+                               "(scheduled outside this store): cancel it on chain first (`treasury cancel`)")
         if self.store.broadcasts(record.id, status="sent"):
             raise InvalidInput(f"proposal {record.id} has an execution in flight: wait for it (`treasury reconcile`)")
+        signed = len(self.store.signatures(record.id))
+        if signed and not force:
+            raise InvalidInput(f"proposal {record.id} has {signed} SafeTx signature(s) stored: whoever holds them can still "
+                               f"execute it until nonce {record.nonce} is used; `treasury reject {record.id}` spends it "
+                               "(or drop with --force)")
+
+    def _live_guard_entry(self, record: ProposalRecord) -> int | None:
+        """The guard's pending, unexpired queue entry for the proposal's intent, if any (asked on chain:
+        an entry scheduled from another store or straight through the guard counts too)."""
+        from ape import chain
+
+        from treasury.chain.guard import ENTRY_STATUS
+
+        guard = self.guard()
+        if guard is None:
+            return None
+        intent = bytes(guard.intentId(record.to, record.value, record.data, record.operation))
+        entry_id = int(guard.pendingEntryOf(intent))
+        if entry_id == 0:
+            return None
+        _, _, expiry, status = guard.getEntry(entry_id)
+        live = ENTRY_STATUS[int(status)] == "pending" and chain.pending_timestamp < int(expiry)
+        return entry_id if live else None
 
     def _propose_signed(self, safe_tx: SafeTx, fields: dict[str, Any]) -> ProposalRecord:
         """Propose with the proposer's signature of the safeTxHash: to a server in one request (its
@@ -523,13 +558,16 @@ class Treasury:
 
     def _ens_noted(self, intent: Intent, *typed: object) -> Intent:
         """The intent with the ENS names it was resolved from in its summary ("... (vitalik.eth via
-        ENS)"): the stored title and description show signers the name the proposer typed beside the
-        address it pointed to when proposed (a name can be re-pointed later; the address is what is signed)."""
+        ENS)"): the stored title and description show signers the name that was resolved beside the
+        address it pointed to when proposed (a name can be re-pointed later; the address is what is
+        signed). The name is shown ENSIP-15-normalized, as resolved, not as typed: "vitaIik.eth" (a
+        capital I) would read as vitalik, its normal form "vitaiik.eth" does not."""
         from dataclasses import replace
 
         from treasury.addressbook import looks_like_ens
+        from treasury.chain.ens import normalize_ens
 
-        names = [t.strip() for t in typed if isinstance(t, str) and looks_like_ens(t.strip())
+        names = [normalize_ens(t.strip()) for t in typed if isinstance(t, str) and looks_like_ens(t.strip())
                  and self.addresses.lookup(t.strip()) is None]
         return replace(intent, summary=f"{intent.summary} ({', '.join(names)} via ENS)") if names else intent
 

@@ -8,7 +8,7 @@ figure is easy to misread by a factor of a million. So the policy engine, `treas
 
     duration(171_000)             "1 d 23 h"
     when(1_796_306_700)           "2026-12-03 14:05 UTC"
-    due(now, eta)                 "due in 1 d 23 h, at 2026-12-03 14:05 UTC"
+    due(now, eta)                 "due in 1 d 23 h, at 2026-12-03 14:05 UTC" (both rounded up)
     amount(book, usdc, 12 * 10**9) "12,000 USDC"  (unknown token: "12000 base units of 0x…")
 
 Times are UTC: a team spread over time zones must read one instant, and "14:05 UTC" cannot be
@@ -34,6 +34,8 @@ Labeller = Callable[[str], str]
 
 _UNITS = (("d", 86_400), ("h", 3_600), ("min", 60), ("s", 1))
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}(?![0-9a-fA-F])")
+_ONLY_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+_LOCAL_USER = "local user "
 
 
 def plain(address: str) -> str:
@@ -44,14 +46,20 @@ def plain(address: str) -> str:
 # --- time ---------------------------------------------------------------------------------------
 
 
-def duration(seconds: int, *, exact: bool = False) -> str:
+def duration(seconds: int, *, exact: bool = False, up: bool = False) -> str:
     """A span in its two largest units: '1 d 23 h', '3 h 5 min', '2 d', '30 s' (zero units dropped).
 
-    A countdown needs no more than two units: the rest is truncated, never rounded up, so "due in
-    1 d 23 h" never promises a time before the truth. `exact=True` keeps every non-zero unit, for
-    configured figures (a delay, a cap's period) that must be shown as they are: '1 d 1 s'.
+    A span needs no more than two units: the rest is truncated, so "expired 2 d ago" or "expires in
+    2 d" never says later than the truth. `up=True` rounds the rest up to the next whole unit shown
+    instead, for a remaining wait: 2 d 0 h 29 min is "2 d 1 h", so "due in …" never promises a time
+    before the guard allows it. `exact=True` keeps every non-zero unit, for configured figures (a
+    delay, a cap's period) that must be shown as they are: '1 d 1 s'.
     """
     seconds = max(0, int(seconds))
+    if up and not exact:
+        first = next((size for _, size in _UNITS if seconds >= size), 1)
+        step = next((size for _, size in _UNITS if size < first), 1)  # the second unit shown
+        seconds = -(-seconds // step) * step  # at most the next whole first unit: still two units
     days, rest = divmod(seconds, 86_400)
     hours, rest = divmod(rest, 3_600)
     minutes, rest = divmod(rest, 60)
@@ -61,24 +69,34 @@ def duration(seconds: int, *, exact: bool = False) -> str:
     return " ".join(f"{count} {unit}" for count, unit in shown)
 
 
-def when(timestamp: int) -> str:
-    """A block timestamp as a UTC minute: '2026-12-03 14:05 UTC'."""
+def when(timestamp: int, *, up: bool = False) -> str:
+    """A block timestamp as a UTC minute: '2026-12-03 14:05 UTC', its seconds dropped. `up=True`
+    rounds a timestamp with seconds up to the next minute instead (14:05:59 is '14:06', 14:05:00
+    stays '14:05'): an eta shown must never be before the instant the guard allows."""
     try:
-        return datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d %H:%M UTC")
+        stamp = int(timestamp)
+        return datetime.fromtimestamp(-(-stamp // 60) * 60 if up else stamp, UTC).strftime("%Y-%m-%d %H:%M UTC")
     except (OverflowError, OSError, ValueError):
         return f"timestamp {int(timestamp)}"
 
 
+def eta(timestamp: int) -> str:
+    """When a delayed transaction may run, as a UTC minute never before it: `when(timestamp, up=True)`."""
+    return when(timestamp, up=True)
+
+
 def countdown(now: int, eta: int) -> str:
-    """'due in 1 d 23 h' from the chain's clock `now`, or 'due now' once `eta` is reached."""
-    return "due now" if eta <= now else f"due in {duration(eta - now)}"
+    """'due in 1 d 23 h' from the chain's clock `now` (rounded up: never sooner than the truth), or
+    'due now' once `eta` is reached."""
+    return "due now" if eta <= now else f"due in {duration(eta - now, up=True)}"
 
 
 def due(now: int, eta: int) -> str:
-    """When a delayed transaction may run: 'due in 1 d 23 h, at 2026-12-03 14:05 UTC' ('due now, since …')."""
+    """When a delayed transaction may run: 'due in 1 d 23 h, at 2026-12-03 14:05 UTC' ('due now,
+    since …'). The wait and the time are rounded up, so neither is earlier than the guard allows."""
     if eta <= now:
         return f"due now, since {when(eta)}"
-    return f"{countdown(now, eta)}, at {when(eta)}"
+    return f"{countdown(now, eta)}, at {when(eta, up=True)}"
 
 
 def expires(now: int, expiry: int) -> str:
@@ -149,14 +167,28 @@ def labelled(text: str, label: Labeller | None) -> str:
     return _ADDRESS.sub(one, text)
 
 
+def local_actor(name: str) -> str:
+    """The audit actor (and unsigned proposer) for an OS user name: as it is, except that a name
+    shaped like an address (USER=0x…, which anyone can set) is stored as "local user 0x…", so it
+    can never pass for an account: only a proposer's signature (--account) stores a bare address."""
+    return f"{_LOCAL_USER}{name.strip()}" if _ONLY_ADDRESS.fullmatch(name.strip()) else name
+
+
+def actor(stored: str, label: Labeller | None = None) -> str:
+    """An audit log actor with the address book's names beside its addresses, except a local
+    user's name, which is shown as typed: "local user 0x…" is a name, not an account."""
+    return stored if stored.startswith(_LOCAL_USER) else labelled(stored, label)
+
+
 def proposer(stored: str, label: Labeller | None = None) -> str:
-    """Who proposed, as stored: an account's address is shown with its name; a bundle's claim
-    stays marked as a claim; anything else is the OS user of the machine that proposed, said so,
-    so nobody mistakes it for an owner."""
+    """Who proposed, as stored: an account's address (a proposer that signed, --account) is shown
+    with its name; a bundle's claim stays marked as a claim; anything else is the OS user of the
+    machine that proposed, said so, so nobody mistakes it for an owner (an address-shaped user
+    name is stored as "local user 0x…" by `local_actor`, and never labelled)."""
     text = stored.strip()
-    if text.startswith("bundle:"):
+    if text.startswith(("bundle:", _LOCAL_USER)):
         return text
-    if re.fullmatch(r"0x[0-9a-fA-F]{40}", text):
+    if _ONLY_ADDRESS.fullmatch(text):
         from treasury.addresses import to_checksum
 
         return (label or plain)(to_checksum(text))

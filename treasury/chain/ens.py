@@ -45,12 +45,20 @@ def resolve_ens(provider: Any, name: str, what: str = "address") -> str:
 
 def namehash(name: str, what: str = "address") -> bytes:
     """EIP-137 namehash of the ENSIP-15-normalized `name`; an invalid name is one line."""
+    from ens.utils import normal_name_to_hash  # type: ignore[import-untyped]
+
+    return bytes(normal_name_to_hash(normalize_ens(name, what)))
+
+
+def normalize_ens(name: str, what: str = "address") -> str:
+    """The ENSIP-15-normalized `name`, the name that is resolved: 'Vitalik.ETH' -> 'vitalik.eth',
+    'vitaIik.eth' (capital I) -> 'vitaiik.eth'. What signers are shown; an invalid name is one line."""
     from ens.exceptions import ENSException  # type: ignore[import-untyped]
-    from ens.utils import normal_name_to_hash, normalize_name  # type: ignore[import-untyped]
+    from ens.utils import normalize_name
 
     _lists_to_nfc()
     try:
-        return bytes(normal_name_to_hash(normalize_name(name)))
+        return str(normalize_name(name))
     except (ENSException, ValueError) as error:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise InvalidInput(f"{what} {name!r} is not a valid ENS name: {first}") from None

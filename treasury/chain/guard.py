@@ -136,7 +136,7 @@ def predict_verdict(
     except (ContractCustomError, ContractLogicError) as error:
         revert_data = error.data if isinstance(error.data, str) else ""
         name, reason = decode_guard_error(revert_data)
-        return Verdict.refused(name, reason)
+        return Verdict.refused(name, reason, detail=reason)
     return Verdict("allow")
 
 

@@ -435,6 +435,11 @@ def check_node(provider: Any, policy: RetryPolicy | None = None) -> None:
     eth_chainId here first, through a hardened client, fixes both: transient failures are retried
     like every later call, and a node that stays silent is one line naming it (scheme, host and
     port only: never an API key in a path or a password in the URL).
+
+    Only silence (no answer, or transient faults through every retry) is "no node". This probe is a
+    bare HTTPProvider without ape's configured request headers, so a node that wants an
+    Authorization header refuses it (401/403): any HTTP answer, refusal or JSON-RPC error, means a
+    node is there, and ape (which sends the headers) connects and reports for itself.
     """
     url = node_url(provider)
     if url is None:
@@ -451,5 +456,7 @@ def check_node(provider: Any, policy: RetryPolicy | None = None) -> None:
         _ = web3.eth.chain_id  # the cheapest question every node answers
     except RPCUnavailable as failure:
         raise NodeNotFound(network, failure) from None
+    except Exception:  # noqa: BLE001 - any answer (401/403 without ape's configured headers, a JSON-RPC error) is a node
+        return  # a node is there: ape connects with its own settings and reports what it hears
     finally:
         logger.setLevel(level)

@@ -172,9 +172,10 @@ def open_treasury(name: str | None, config_path: Path | None) -> Treasury:
     if ctx is not None and ctx.meta.get(PROPOSER):
         from treasury.signatures.accounts import unlock
 
-        proposer = account(ctx.meta[PROPOSER])
-        # Against a server the proposer signs: one passphrase prompt at most (or ape's variable), no "Sign:".
-        treasury.proposer = unlock(proposer) if getattr(treasury.store, "is_remote", False) else proposer
+        # The proposer signs (to a server, and locally as the first signature): unlocked once here, like
+        # sign/execute do, so ape's own prompts ("Sign:", its passphrase, "Leave unlocked?") never appear:
+        # ape's passphrase variable runs it unattended, else one passphrase prompt of ours at most.
+        treasury.proposer = unlock(account(ctx.meta[PROPOSER]))
     return treasury
 
 
@@ -298,7 +299,7 @@ def verdict_dict(verdict: Any) -> dict[str, Any] | None:
     if verdict is None:
         return None
     return {"outcome": verdict.outcome, "reason": verdict.reason, "error": verdict.error,
-            "warnings": list(getattr(verdict, "warnings", ())), "notes": list(getattr(verdict, "notes", ()))}
+            "detail": getattr(verdict, "detail", ""), "warnings": list(getattr(verdict, "warnings", ())), "notes": list(getattr(verdict, "notes", ()))}
 
 
 NO_VERDICT = "pass --network to evaluate the policy verdict"

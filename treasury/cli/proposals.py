@@ -290,20 +290,24 @@ for _command in (propose_transfer, propose_call, propose_batch, propose_add_owne
 @server_options
 @click.argument("item_id", metavar="ID")
 @click.option("--reason", default="", help="why, for the audit log")
-def drop(name, config_path, as_json, verbose, item_id, reason):
+@click.option("--force", is_flag=True, help="drop a proposal even though the store holds SafeTx signatures of it")
+def drop(name, config_path, as_json, verbose, item_id, reason, force):
     """Drop the pending proposal or the draft ID locally: no chain transaction.
 
     A proposal whose nonce the chain has not used is marked cancelled (audited, with --reason) and
     its nonce is free for the next proposal. Refused when the nonce was used, the proposal executed,
-    or it has a live guard queue entry (then: `treasury cancel ID --drop`). To make sure a proposal
-    someone may have signed can never run, spend its nonce with `treasury reject ID` instead.
+    or it has a live guard queue entry (then: `treasury cancel ID --drop`), and, unless --force, when
+    the store holds SafeTx signatures of it. Signatures held elsewhere still run it until its nonce
+    is used: to make sure it can never run, spend its nonce with `treasury reject ID` instead.
     """
     treasury = open_treasury(name, config_path)
-    dropped = treasury.drop(item_id, reason)
+    dropped = treasury.drop(item_id, reason, force=force)
     if as_json:
         emit_json({"kind": dropped.kind, "id": dropped.id, "nonce": dropped.nonce, "freed": dropped.freed,
-                   "waiting": list(dropped.waiting)})
+                   "waiting": list(dropped.waiting), "warning": dropped.warning})
         return
+    from rich.markup import escape
+
     out = console()
     if dropped.kind == "draft":
         out.print(f"draft {dropped.id} dropped")
@@ -316,6 +320,7 @@ def drop(name, config_path, as_json, verbose, item_id, reason):
                   f"{', '.join(dropped.waiting)} wait until nonce {dropped.nonce} is used")
     else:
         out.print(f"  nonce {dropped.nonce} is free again: the next proposal takes it")
+    out.print(f"  [yellow]{escape(dropped.warning or '')}[/]")
 
 
 # list, show and export (store-only commands) are in treasury.cli.records.

@@ -39,13 +39,16 @@ STATUSES = ("pending", "scheduled", "executed", "failed", "rejected", "supersede
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="at most this many")
 def list_proposals(name, config_path, as_json, verbose, status, limit):
     """List the treasury's proposals by nonce, then its open drafts (denied proposals kept with
-    `propose --force`, no nonce). Reads the store only: no chain, no network."""
+    `propose --force`, no nonce). Reads the store only: no chain, no network.
+
+    --json: the proposals only, or with --status draft the drafts only (each with "kind": "draft").
+    """
     records = open_records(name, config_path)
     found = [] if status == "draft" else records.proposals(status=status, limit=limit)
-    drafts = open_drafts(records) if status in (None, "draft") else []
-    if as_json:
-        emit_json([proposal_dict(r) for r in found] + [draft_dict(d) for d in drafts])
+    if as_json:  # one kind of record per array: scripts reading proposals never meet a draft
+        emit_json([draft_dict(d) for d in open_drafts(records)] if status == "draft" else [proposal_dict(r) for r in found])
         return
+    drafts = open_drafts(records) if status in (None, "draft") else []
     title = f"{records.name}: Safe {records.safe} on chain {records.chain_id}" + (f" ({status})" if status else "")
     if status != "draft":
         print_records(found, title)
@@ -353,7 +356,7 @@ def _print_log(entries: list, report: Any, label: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from treasury.wording import labelled
+    from treasury.wording import actor, labelled
 
     table = Table(title="Audit log", title_justify="left")
     for column in ("seq", "at", "actor", "action", "proposal", "details"):
@@ -362,7 +365,7 @@ def _print_log(entries: list, report: Any, label: Any) -> None:
         details = ", ".join(f"{k}={v}" for k, v in sorted(e.payload.items()) if k not in ("data", "content_hash"))
         details = labelled(details, label)  # before clipping: an address cut in half would get no name
         details = details if len(details) <= 200 else details[:200] + "…"
-        table.add_row(str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"), escape(labelled(e.actor, label)), e.action,
+        table.add_row(str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"), escape(actor(e.actor, label)), e.action,
                       e.proposal_id or "", escape(details))
     console().print(table)
     if report.ok:

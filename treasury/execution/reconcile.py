@@ -127,20 +127,35 @@ def record_receipt(treasury: Ledger, record: ProposalRecord, receipt: dict, exec
     return Reconciled(record.id, outcome, f"transaction {tx_hash} in block {int(receipt['blockNumber'])}")
 
 
+SETTLED = ("executed", "failed", "rejected", "superseded")  # a proposal at the nonce that says what used it
+
+
 def _settle_consumed_nonces(treasury: Ledger, proposals: list[ProposalRecord], chain_nonce: int) -> list[Reconciled]:
-    """Open proposals below the Safe's nonce can never run: find out whether each ran or lost its nonce."""
+    """Open proposals below the Safe's nonce can never run: find out whether each ran or lost its nonce.
+
+    A cancelled proposal (`treasury drop`: no chain transaction) can still have run, by whoever held
+    its signatures: while no stored proposal at its nonce says what used the nonce, it is matched
+    against the outcome logs like an open one (the recent ones, and those already fetched for its
+    nonce) and recorded when it ran. It is never marked superseded: cancelled is final.
+    """
     found: list[Reconciled] = []
     consumers: dict[int, list[dict]] = {}
-    candidates = [p for p in proposals if p.status in OPEN and p.nonce < chain_nonce]
+    settled = {p.nonce for p in proposals if p.status in SETTLED}
+    candidates = [p for p in proposals if p.nonce < chain_nonce and
+                  (p.status in OPEN or (p.status == "cancelled" and p.nonce not in settled))]
     recent = _recent_outcome_logs(treasury) if candidates else []
     recent_hashes = {_hex(outcome_hash(log)) for log in recent}
     # Per nonce, the proposals that ran come first: their log then names what used the nonce for
     # the others, with no search through historical state (which a pruned node may not have).
-    stale = sorted(candidates, key=lambda p: (p.nonce, p.safe_tx_hash.lower() not in recent_hashes))
+    # Cancelled ones last: they only read the logs the others fetched.
+    stale = sorted(candidates, key=lambda p: (p.nonce, p.safe_tx_hash.lower() not in recent_hashes, p.status == "cancelled"))
     for record in stale:
         mine = [log for log in recent if _hex(outcome_hash(log)) == record.safe_tx_hash.lower()]
         if mine:
             consumers.setdefault(record.nonce, mine[:1])
+        elif record.status == "cancelled":
+            logs = consumers.get(record.nonce, [])
+            mine = [log for log in logs if _hex(outcome_hash(log)) == record.safe_tx_hash.lower()]
         else:
             if record.nonce not in consumers:
                 consumers[record.nonce] = _outcome_logs_for_nonce(treasury, record.nonce, chain_nonce)
@@ -149,6 +164,8 @@ def _settle_consumed_nonces(treasury: Ledger, proposals: list[ProposalRecord], c
         if mine:
             receipt = dict(_web3().eth.get_transaction_receipt(mine[0]["transactionHash"]))
             found.append(record_receipt(treasury, record, receipt, receipt["from"]))
+            continue
+        if record.status == "cancelled":
             continue
         note = _superseded_note(record.nonce, consumers.get(record.nonce, []))
         treasury.store.set_status(record.id, "superseded", actor=treasury.actor, note=note)

@@ -183,7 +183,9 @@ class PolicyViolation(Exception):
 
     @property
     def reason(self) -> str:
-        return f"{self.sentence} [{self.guard_style}]"
+        """The sentence and the error's name, as explain_revert words a guard revert; the raw fields
+        (base units, token addresses) are in `guard_style`, a verdict's `detail`."""
+        return f"{self.sentence} [{self.error}]"
 
 
 def intent_id(to: str, value: int, data: bytes, operation: int) -> str:
@@ -201,7 +203,7 @@ def evaluate(
     token units through `book` (a token it lacks: "N base units of 0x…"), addresses through
     `label` (the address book's "acme (0x…)"; default: the plain address), waits as durations
     and UTC times. Notes state the approvals rule and the tier; warnings what the guard cannot
-    hold (an enabled module). The bracketed guard error keeps the raw fields, as the guard says them."""
+    hold (an enabled module). The verdict's `detail` keeps the guard error's raw fields, as the guard says them."""
     to, data = parse_address(to, "to"), _as_bytes(data)
     _check_ranges(value, operation, gas_price)
     check = _Check(policy, state, book, label)
@@ -209,7 +211,7 @@ def evaluate(
         entry = check.run(to, value, data, operation, gas_price)
     except PolicyViolation as violation:
         return Verdict.refused(violation.error, violation.reason, warnings=tuple(check.warnings),
-                               notes=tuple(check.notes))
+                               notes=tuple(check.notes), detail=violation.guard_style)
     return Verdict("allow", check.allowed_reason(entry), warnings=tuple(check.warnings), notes=tuple(check.notes))
 
 

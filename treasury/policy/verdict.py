@@ -23,12 +23,16 @@ class Verdict:
     error: str = ""  # the guard's custom error name, if it refused
     warnings: tuple[str, ...] = ()  # what the guard cannot hold (e.g. an enabled module bypasses it)
     notes: tuple[str, ...] = ()  # rules worth stating on this transaction (approvals charged in full, a tier)
+    # The guard's error with its raw fields ("ExceedsBudget(token=0x…, total=…, left=…)"), for tools and for
+    # comparing with what the guard itself reverts with; `reason` is for people (token units, names).
+    detail: str = ""
 
     @property
     def allowed(self) -> bool:
         return self.outcome == "allow"
 
     @classmethod
-    def refused(cls, error: str, reason: str, *, warnings: tuple[str, ...] = (), notes: tuple[str, ...] = ()) -> Verdict:
+    def refused(cls, error: str, reason: str, *, warnings: tuple[str, ...] = (), notes: tuple[str, ...] = (),
+                detail: str = "") -> Verdict:
         """The verdict for a guard error: needs-delay for the queue's errors, deny for the rest."""
-        return cls("needs-delay" if error in DELAY_ERRORS else "deny", reason, error, warnings, notes)
+        return cls("needs-delay" if error in DELAY_ERRORS else "deny", reason, error, warnings, notes, detail)

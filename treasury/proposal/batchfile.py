@@ -163,7 +163,7 @@ def plan_batch(source: BatchSource, safe: str, book: TokenBook, *, chain_id: int
     from treasury.proposal import build
 
     if source.builder is not None:
-        calls = builder_intents(source.builder, book, chain_id, source.path)
+        calls = builder_intents(source.builder, book, chain_id, source.path, safe=safe)
         intent = calls[0] if len(calls) == 1 else build.batch(calls, version)
         return PlannedBatch(tuple(calls), intent, source.builder.name)
     calls = batch_intents(safe, book, source.items, resolve, source=source.path)
@@ -171,13 +171,17 @@ def plan_batch(source: BatchSource, safe: str, book: TokenBook, *, chain_id: int
     return PlannedBatch(tuple(calls), build.batch(calls, version), title)
 
 
-def builder_intents(builder: BuilderFile, book: TokenBook, chain_id: int, path: str) -> list:
-    """`Intent`s of a Transaction Builder file's calls, refused when it was made for another chain."""
+def builder_intents(builder: BuilderFile, book: TokenBook, chain_id: int, path: str, *, safe: str | None = None) -> list:
+    """`Intent`s of a Transaction Builder file's calls, refused when it was made for another chain
+    or (its meta.createdFromSafeAddress, when present) for another Safe than `safe`."""
     from treasury.proposal.build import Intent
 
     if builder.chain_id != chain_id:
         raise InvalidInput(f"Transaction Builder file {path} is for chain {builder.chain_id}, "
                            f"but this treasury is on chain {chain_id}: nothing proposed")
+    if safe is not None and builder.safe is not None and builder.safe.lower() != safe.lower():
+        raise InvalidInput(f"Transaction Builder file {path} was made for Safe {builder.safe}, "
+                           f"but this treasury's Safe is {safe}: nothing proposed")
     return [Intent(call.to, call.value, call.data, 0, _describe(book, call)) for call in builder.calls]
 
 

@@ -972,7 +972,7 @@ class Store:
         actor: str,
         nonce_consumed: bool = True,
     ) -> ExecutionRecord:
-        """Record a mined execTransaction for an open proposal and update its status accordingly.
+        """Record a mined execTransaction for an open (or cancelled) proposal and update its status accordingly.
 
         success -> `executed`. A failure that consumed the Safe nonce (ExecutionFailure event) ->
         `failed`, final. A failure that did not (the whole call reverted, nonce unspent) is recorded
@@ -1000,7 +1000,10 @@ class Store:
             proposal = _load_proposal(s, pid)
             proposal_record(proposal)
             new_status = "executed" if success else ("failed" if nonce_consumed else proposal.status)
-            if proposal.status not in OPEN_STATUSES:
+            # A cancelled (dropped locally) proposal can still be run by whoever holds its signatures:
+            # the chain's record of it that used the nonce is kept, not lost.
+            ran_anyway = proposal.status == "cancelled" and nonce_consumed
+            if proposal.status not in OPEN_STATUSES and not ran_anyway:
                 raise InvalidTransition(f"proposal {pid} is already {proposal.status}; no execution can be recorded")
             clash = s.execute(
                 select(ExecutionRow.id).where(ExecutionRow.proposal_id == pid, ExecutionRow.tx_hash == fields["tx_hash"])

@@ -264,7 +264,7 @@ def safe_page(treasury: Treasury) -> SafePage:
                               wording.amount(treasury.book, cap.token, cap.amount),
                               wording.duration(cap.period, exact=True), percent))
     lines = delay_queue.queue_lines(status.entries, now, treasury.proposals(), treasury.store, status.guard)
-    queue = [QueueRow(line.entry_id, line.intent_id, line.proposal_id, wording.when(line.eta), wording.when(line.expiry),
+    queue = [QueueRow(line.entry_id, line.intent_id, line.proposal_id, wording.eta(line.eta), wording.when(line.expiry),
                       line.status, countdown(line.eta, now) if line.status == "pending" else line.status, line.title)
              for line in lines]
     counts: dict[str, int] = {}
@@ -332,9 +332,9 @@ def next_steps(treasury: Treasury, record: ProposalRecord, verdict: Any, needs: 
     if record.status == "scheduled" and queued:
         entry = queued[-1]
         if now < entry.eta:
-            steps.append(f"Wait until {wording.when(entry.eta)} ({countdown(entry.eta, now)}): queue entry {entry.entry_id} "
+            steps.append(f"Wait until {wording.eta(entry.eta)} ({countdown(entry.eta, now)}): queue entry {entry.entry_id} "
                          f"can be cancelled until then by {' or by '.join(_cancel_by(treasury))}.")
-        steps.append(f"Execute from {wording.when(entry.eta)} until {wording.when(entry.expiry)}: "
+        steps.append(f"Execute from {wording.eta(entry.eta)} until {wording.when(entry.expiry)}: "
                      f"`treasury execute {record.id}`.")
     elif verdict.allowed and not safe_tx.missing:
         if record.nonce > chain_nonce:
