@@ -162,6 +162,16 @@ class Demo:
         (self.workdir / "ape-config.yaml").write_text(
             "# Written by scripts/demo_cli.py: a 2-of-3 Safe whose guard enforces the policy below.\n" + yaml.safe_dump(config, sort_keys=False))
 
+    def fund(self, safe: str) -> str:
+        """A test USDC minted to the Safe (`treasury dev-token`, before any treasury is configured) and
+        10 ETH by plain JSON-RPC; the token's address."""
+        (self.workdir / "ape-config.yaml").write_text(
+            "name: treasury-demo\nethereum: {default_network: local, local: {default_provider: foundry}}\n")
+        minted = self.treasury("dev-token", "USDC", "--decimals", "6", "--mint", "1,000,000", "--to", safe,
+                               "--account", "TEST::0", as_json=True)
+        self.node.send(DEPLOYER, safe, value=10 * ETHER)
+        return minted["address"]
+
     def write_payroll(self) -> Path:
         """This month's payroll as the ops person keeps it: a spreadsheet saved as CSV, names from the book."""
         path = self.workdir / "payroll.csv"
@@ -181,12 +191,7 @@ class Demo:
         safe = next(line.split()[-1] for line in created.stdout.splitlines() if line.startswith("predicted address:"))
 
         self.step("3. Fund it: a test token minted to the Safe (treasury dev-token), and ETH by plain JSON-RPC")
-        (self.workdir / "ape-config.yaml").write_text(
-            "name: treasury-demo\nethereum: {default_network: local, local: {default_provider: foundry}}\n")
-        minted = self.treasury("dev-token", "USDC", "--decimals", "6", "--mint", "1,000,000", "--to", safe,
-                               "--account", "TEST::0", as_json=True)
-        token = minted["address"]
-        self.node.send(DEPLOYER, safe, value=10 * ETHER)
+        token = self.fund(safe)
         self.note(f"test token USDC (6 decimals) at {token}; Safe {safe} holds 1,000,000 USDC and 10 ETH")
 
         self.step("4. The treasury config (an address book, a policy), then TreasuryGuard deployed from it and installed")

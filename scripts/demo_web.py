@@ -37,14 +37,11 @@ from demo_cli import (
     BOB,
     BOLD,
     CAROL,
-    DEPLOYER,
     DIM,
-    ETHER,
     GREEN,
     NETWORK,
     RED,
     RESET,
-    USDC,
     VENDOR,
     Demo,
     DemoFailed,
@@ -131,9 +128,7 @@ class WebDemo(Demo):
         created = self.treasury("create-safe", "--owner", ALICE, "--owner", BOB, "--owner", CAROL, "--threshold", "2",
                                 "--account", "TEST::0", "--manifest-dir", "deployments", show=False)
         safe = next(line.split()[-1] for line in created.stdout.splitlines() if line.startswith("predicted address:"))
-        token = self.deploy_token()
-        self.mint(token, safe, 1_000_000 * USDC)
-        self.node.send(DEPLOYER, safe, value=10 * ETHER)
+        token = self.fund(safe)
         self.note(f"Safe {safe} holds 1,000,000 USDC (a test token at {token}) and 10 ETH")
 
         self.step("2. TreasuryGuard deployed from the policy in the config, and installed")
