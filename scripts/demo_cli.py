@@ -253,6 +253,10 @@ class Demo:
         if delayed["verdict"]["outcome"] != "needs-delay":
             raise DemoFailed(f"proposal {delayed['id']}: verdict {delayed['verdict']['outcome']}, expected needs-delay")
         self.treasury("list", chain=False)
+        self.step("   ... a second pair of eyes before anyone signs: what is unusual about each proposal (the rules;"
+                  " with an API key a language model adds an advisory summary, left out here)")
+        for p in (allowed, payroll, delayed):
+            self.treasury("review", p["id"], "--no-model")
 
         self.step("8. Bob signs the invoices and the payroll (he sees the decoded intent and the hashes); Alice signed as proposer")
         self.treasury("sign", payroll["id"], "--account", "TEST::2", "--yes")

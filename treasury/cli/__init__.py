@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("treasury.cli.records:list_proposals", "List a treasury's proposals (no chain needed)"),
     "show": ("treasury.cli.records:show", "Show a proposal: decoded intent, hashes, signatures (--network: the verdict)"),
     "sign": ("treasury.cli.proposals:sign", "Sign a proposal with an ape account, after checking what it does"),
+    "review": ("treasury.cli.review:review", "Review a proposal before signing: unusual recipients, amounts, calls (exit 0)"),
     "export": ("treasury.cli.records:export", "Write a proposal and its signatures to a bundle file"),
     "import": ("treasury.cli.records:import_bundle", "Take in a bundle file: its proposal and signatures (no chain needed)"),
     "schedule": ("treasury.cli.proposals:schedule", "Queue a proposal the policy holds for the delay"),

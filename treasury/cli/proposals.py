@@ -337,15 +337,18 @@ def drop(name, config_path, as_json, verbose, item_id, reason, force):
 @click.option("--cancel", "for_cancel", is_flag=True,
               help="sign the cancellation of the proposal's queued guard entry instead (a minority of owners cancels)")
 @click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation (for scripts)")
+@click.option("--review-model", is_flag=True,
+              help="also ask the language model (ANTHROPIC_API_KEY / OPENAI_API_KEY) for an advisory summary")
 @passphrase_option
-def sign(name, config_path, as_json, verbose, proposal_id, alias, kind, for_cancel, yes, passphrase_file):
+def sign(name, config_path, as_json, verbose, proposal_id, alias, kind, for_cancel, yes, review_model, passphrase_file):
     """Sign PROPOSAL_ID as the owner ALIAS, after showing what it does and what the policy says.
 
     One confirmation signs everything the proposal needs from this owner: the SafeTx and, when the
     policy says it must first wait in the guard's delay queue, the guard's schedule hash too (so
     `treasury schedule` needs no owner present later). With --cancel, a signature cancelling the
     proposal's queued guard entry. Each signature is verified against the Safe's current owners
-    before it is stored.
+    before it is stored. Just above the confirmation: the review's findings (`treasury review`;
+    rules only, no model unless --review-model).
     """
     from treasury.treasury import SCHEDULE_ERRORS
 
@@ -370,9 +373,15 @@ def sign(name, config_path, as_json, verbose, proposal_id, alias, kind, for_canc
         return
     if view.verdict.outcome == "deny":
         click.secho(f"the policy denies this proposal: {view.verdict.reason}", fg="red", err=True)
+    from treasury.cli.review import print_review, review_blocks_default, review_dict, review_for_signer
+
+    reviewed, unavailable = review_for_signer(treasury, pid, use_model=review_model)
+    if not as_json:
+        print_review(reviewed, unavailable)
     delayed = treasury.entry.guard and view.verdict.error in SCHEDULE_ERRORS
     what = " (the SafeTx and the guard's schedule hash)" if delayed else ""
-    confirm(f"Sign proposal {pid} as {signer.address}{what}?", yes, default=view.verdict.outcome != "deny")
+    default = view.verdict.outcome != "deny" and not review_blocks_default(reviewed)  # danger or failed: No
+    confirm(f"Sign proposal {pid} as {signer.address}{what}?", yes, default=default)
     unlocked([signer], passphrase_file, yes)  # at most one passphrase prompt, and no "Sign:" per signature
     done = treasury.sign_all(pid, signer, kind)
     signers = [s.owner for s in treasury.store.signatures(pid)]
@@ -380,7 +389,7 @@ def sign(name, config_path, as_json, verbose, proposal_id, alias, kind, for_canc
     if as_json:
         emit_json({**proposal_dict(view.record), "signer": signer.address, "kind": kind, "signers": signers,
                    "threshold": view.threshold, "signed": [_signed_dict(r) for r in done.records], "already": list(done.already),
-                   "needs": [_need_dict(n) for n in needs]})
+                   "needs": [_need_dict(n) for n in needs], **review_dict(reviewed, unavailable)})
         return
     out = console()
     if done.safe_tx is not None:

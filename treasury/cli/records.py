@@ -91,25 +91,35 @@ def _print_drafts(drafts: list[Any]) -> None:
 @optional_network("connect (as ape's --network) to add the live policy verdict and the Safe's threshold")
 def show(name, config_path, as_json, verbose, proposal_id, network):
     """Show PROPOSAL_ID: the decoded intent, the signatures, and the domain, message and safeTxHash
-    hashes to compare with a hardware wallet's screen. With --network, the policy verdict too."""
+    hashes to compare with a hardware wallet's screen. With --network, the policy verdict and the
+    review's findings too (rules only: `treasury review ID` asks the model and keeps the review)."""
     if network is not None:
         from treasury.cli.chain import connected
 
         with connected(network, as_json):
             treasury = open_treasury(name, config_path)
-            _show(treasury, treasury.view(proposal_id), as_json)
+            _show(treasury, treasury.view(proposal_id), as_json, reviewed=True)
         return
     records = open_records(name, config_path)
     _show(records, records.view(proposal_id), as_json)
 
 
-def _show(treasury: Any, view: Any, as_json: bool) -> None:
+def _show(treasury: Any, view: Any, as_json: bool, reviewed: bool = False) -> None:
+    """The view and its signature sets; connected (`reviewed`), the review's findings too (rules only, not stored)."""
     sets = signature_sets(treasury, view.record)
+    review: dict[str, Any] = {}
+    if reviewed:
+        from treasury.cli.review import print_review, review_dict, review_for_signer
+
+        done, unavailable = review_for_signer(treasury, view.record.id)
+        review = review_dict(done, unavailable)
     if as_json:
-        emit_json({**view_dict(view, treasury), "signature_sets": sets})
+        emit_json({**view_dict(view, treasury), "signature_sets": sets, **review})
     else:
         print_view(treasury, view)
         _print_sets(sets, labeller(treasury))
+        if reviewed:
+            print_review(done, unavailable)
 
 
 def _over(purpose: str, signature: Any) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -1306,6 +1306,26 @@ class Store:
 
         return self._read(read)
 
+    # ---- risk reviews (an audit entry only: no table, no schema change) --------------------------
+
+    def add_review(self, proposal_id: str, review_json: Mapping[str, Any], actor: str) -> int:
+        """Keep a risk review of a proposal as its "proposal.reviewed" audit entry; returns the entry's seq.
+
+        A review is what a signer was told at one moment (the rules' findings, a model's advisory
+        summary or why there is none); it changes no data, so the hash-chained log is its only home
+        and `treasury log --proposal ID` lists it in order with the signatures it preceded.
+        """
+        pid = valid.proposal_id(proposal_id)
+        payload = _review_payload(review_json)
+        actor = valid.label(actor, "actor")
+
+        def write(tx: _Tx) -> int:
+            proposal_record(_load_proposal(tx.session, pid))  # an unknown or tampered proposal is refused
+            tx.audit(actor, "proposal.reviewed", pid, payload)
+            return tx.head.seq
+
+        return self._write(write)
+
     # ---- audit log -----------------------------------------------------------------------------
 
     def audit_entries(self, proposal_id: str | None = None, limit: int | None = None) -> list[AuditEntry]:
@@ -1348,6 +1368,24 @@ class Store:
         note, a signature's verifier, a delegate's label and expiry) equals what the log last recorded.
         """
         return self._read(verify)
+
+
+MAX_REVIEW = 200_000  # characters of a stored review's JSON (a large batch has many findings)
+
+
+def _review_payload(review: Mapping[str, Any]) -> dict[str, Any]:
+    """A review as its audit payload: a JSON object with a findings list and a known worst severity, bounded."""
+    if not isinstance(review, Mapping) or not isinstance(review.get("findings"), list):
+        raise InvalidInput("a review must be a JSON object with a findings list")
+    if review.get("worst") not in (None, "info", "warning", "danger"):
+        raise InvalidInput(f"a review's worst severity must be info, warning or danger, got {review.get('worst')!r}")
+    try:
+        text = canonical(dict(review))
+    except (TypeError, ValueError):
+        raise InvalidInput("a review must be plain JSON data (text, numbers, lists, objects)") from None
+    if len(text) > MAX_REVIEW:
+        raise InvalidInput(f"the review is {len(text)} characters of JSON; the limit is {MAX_REVIEW}")
+    return dict(review)
 
 
 def _delegation(fields: dict[str, Any]) -> list[Any]:

@@ -1,9 +1,10 @@
 """What the signing pages show, as plain data built from the library (no FastAPI, no HTML here).
 
 Three pages: a Safe (`safe_page`), its proposals by status (`list_page`), one proposal with what a
-signer needs (`proposal_page`). Every builder reads the chain through ape: the caller holds the
-chain lock around it (treasury.server.pages.routes). Amounts are in token units, addresses carry the
-name the treasury knows them by, and every string is data: the templates escape it all.
+signer needs (`proposal_page`), the review rules' findings included (`review_section`). Every builder
+reads the chain through ape: the caller holds the chain lock around it (treasury.server.pages.routes).
+Amounts are in token units, addresses carry the name the treasury knows them by, and every string is
+data: the templates escape it all.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from treasury.errors import TreasuryError
 from treasury.types import DELEGATE_CALL, OPEN_STATUS_VALUES
 
 if TYPE_CHECKING:
+    from treasury.review.findings import Finding
     from treasury.store import ProposalRecord
     from treasury.treasury import Treasury
 
@@ -80,6 +82,32 @@ class CallRow:
         """The highlights in words (never colour alone)."""
         return tuple(words for words, on in (("DELEGATECALL", self.delegatecall), ("Safe administration", self.admin),
                                              ("target not on the allowlist", self.off_allowlist)) if on)
+
+
+@dataclass(frozen=True)
+class ReviewSection:
+    """The review rules' findings on an open proposal, most serious first (treasury.review.rules).
+
+    Rules only: the server never calls a language model (that needs a key and sends the proposal out;
+    `treasury review` does it on a signer's own machine). `error` is why the rules could not run: the
+    rest of the page stands without them, and `findings` holds the "review-failed" danger finding.
+    """
+
+    findings: tuple[Finding, ...] = ()
+    error: str = ""
+
+    @property
+    def worst(self) -> str:
+        """"danger", "warning", "info", or "" when the rules found nothing (a CSS class and words)."""
+        from treasury.review.findings import SEVERITIES
+
+        return max((f.severity for f in self.findings), key=SEVERITIES.index, default="")
+
+    @property
+    def summary(self) -> str:
+        """"1 danger, 2 warning" (most serious first), in words beside the colours."""
+        counts = {s: sum(f.severity == s for f in self.findings) for s in ("danger", "warning", "info")}
+        return ", ".join(f"{n} {s}" for s, n in counts.items() if n)
 
 
 @dataclass(frozen=True)
@@ -172,6 +200,7 @@ class ProposalPage:
     next_steps: tuple[str, ...]
     signing: Any = None  # treasury.server.pages.signing.SigningData (None: nothing to sign)
     signing_error: str = ""  # why there is nothing to sign in the browser, when it should be
+    review: ReviewSection | None = None  # the rules' findings (None: the proposal is no longer open)
 
 
 # --- building them --------------------------------------------------------------------------------------
@@ -347,8 +376,27 @@ def next_steps(treasury: Treasury, record: ProposalRecord, verdict: Any, needs: 
     return tuple(steps)
 
 
+def review_section(treasury: Treasury, proposal_id: str) -> ReviewSection:
+    """The review rules over the proposal's facts (store history, book, chain code and balances).
+
+    Read only: nothing is stored (a page view is not a review a signer asked for; `treasury review`
+    stores those) and no model is asked. A failure becomes a "review-failed" danger finding (which
+    step failed, never the error's text: it may be an attacker's revert message), so the signing
+    panel warns too; it never hides the verdict, the hashes or the signing panel.
+    """
+    from treasury.review.facts import gather_facts
+    from treasury.review.rules import failed_review_finding, review_rules
+
+    try:
+        return ReviewSection(tuple(review_rules(gather_facts(treasury, proposal_id))))
+    except Exception as error:  # noqa: BLE001 - advisory: a chain or decode failure must not hide the page
+        failed = failed_review_finding(error)
+        return ReviewSection((failed,), error=failed.reason)
+
+
 def proposal_page(treasury: Treasury, record: ProposalRecord) -> ProposalPage:
-    """One proposal: decoded calls, verdict in words, highlights, the three hashes, signatures, next steps."""
+    """One proposal: decoded calls, verdict in words, the review's findings, highlights, the three hashes,
+    signatures, next steps."""
     view = treasury.view(record.id)  # reconciles first, so the status shown is the chain's
     record = view.record
     decoded, verdict = view.decoded, view.verdict
@@ -367,6 +415,7 @@ def proposal_page(treasury: Treasury, record: ProposalRecord) -> ProposalPage:
         except TreasuryError as error:  # e.g. a guard that hashes otherwise: say so, offer nothing to sign
             signing_error = str(error)
     value = wording.amount(treasury.book, ZERO, record.value) if record.value else "0"
+    review = review_section(treasury, record.id) if record.status in OPEN_STATUS_VALUES else None
     return ProposalPage(
         name=treasury.name, safe=treasury.safe, chain_id=treasury.chain_id, id=record.id, title=record.title,
         description=record.description, status=record.status, open=record.status in OPEN_STATUS_VALUES, nonce=record.nonce,
@@ -378,5 +427,5 @@ def proposal_page(treasury: Treasury, record: ProposalRecord) -> ProposalPage:
         domain_hash=decoded.domain_hash, message_hash=decoded.message_hash, safe_tx_hash=decoded.safe_tx_hash,
         owners=owners, threshold=view.threshold, signatures=needs, signed=safe_tx.signers, missing=safe_tx.missing,
         next_steps=next_steps(treasury, record, verdict, needs, chain_nonce, now), signing=signing,
-        signing_error=signing_error,
+        signing_error=signing_error, review=review,
     )
