@@ -312,18 +312,22 @@ def test_a_poisoned_look_alike_through_a_real_treasury(reviewed):
     assert review.findings[0].reason.startswith(f"{poison} looks like acme ({acme.address})")
 
 
-def test_draining_approvals_and_administration_through_a_real_treasury(reviewed, accounts, chain):
+def test_draining_approvals_and_administration_through_a_real_treasury(reviewed, accounts, chain, project):
     treasury, token, acme = reviewed
     drain = treasury.propose_transfer(acme.address, "999,000 TUSD", title="pay acme")
     assert ("drains-balance", "warning") in found(gather_facts(treasury, drain.id))
-    spender = treasury.entry.guard  # a contract this Safe never sent a transaction to, deployed moments ago
+    # The clock is pinned here, whatever earlier tests did to the shared chain: one block at `before`, then
+    # a spender contract deployed 7 days and a minute later, so the 7-day cut-off is that block (still in
+    # the node's recent state), where the spender had no code.
+    chain.mine()
+    before = chain.blocks.head.timestamp
+    chain.pending_timestamp = before + 7 * 86_400 + 60
+    spender = accounts[8].deploy(project.TestToken, "Spender", "SP", 18).address
     approve = treasury.propose_call(token.address, "approve(address,uint256)", [spender, MAX], title="allow")
     got = dict(found(gather_facts(treasury, approve.id)))
     assert got["unbounded-approval"] == "danger"
-    # The test chain's clock is pinned (tests/conftest.py): block 1 is at CHAIN_EPOCH, years after the
-    # genesis block, so the 7-day cut-off is the genesis block, where the guard had no code.
     assert got["contract-recipient"] == "danger"
-    chain.pending_timestamp += 8 * 86_400  # 8 days on: the guard is no longer "created recently"
+    chain.pending_timestamp = chain.blocks.head.timestamp + 8 * 86_400  # 8 days on: no longer "created recently"
     chain.mine()
     assert dict(found(gather_facts(treasury, approve.id)))["contract-recipient"] == "warning"
     owner = treasury.propose_add_owner(accounts[7].address, 2, title="add an owner")
