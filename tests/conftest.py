@@ -116,6 +116,40 @@ def make_safe(safe_infrastructure, safe_deployer, chain):
     return make
 
 
+CEREMONY_NAMES = ("alice", "bob", "carol", "dave")  # accounts 0-3; "vault" is the contract owner
+
+
+@pytest.fixture
+def ceremony(safe_infrastructure, safe_deployer, accounts, chain, tmp_path):
+    """A guarded 3-of-5 treasury ("ops") for the key ceremonies: four key owners (accounts 0-3, named
+    alice, bob, carol, dave in the address book) and one contract owner, "vault": a 1-of-1 Safe of
+    accounts[6] with the canonical CompatibilityFallbackHandler, so it answers EIP-1271 checks.
+
+    Yields a namespace: treasury, token, eoas (the four accounts), vault (its address), vault_signer
+    (accounts[6]), funder (accounts[8], an outsider named "treasurer" in the book, allowed as a recipient).
+    """
+    from types import SimpleNamespace
+
+    from treasury.chain.artifacts import safe_contract
+    from treasury.testing.fixtures import make_test_treasury
+
+    eoas, vault_signer, funder = list(accounts[:4]), accounts[6], accounts[8]
+    handler = safe_contract("1.4.1", "compatibility_fallback_handler").canonical_address
+    vault = create_safe(safe_spec(owners=[vault_signer.address], threshold=1, version="1.4.1", salt_nonce=15_500,
+                                  fallback_handler=handler), safe_deployer, provider=chain.provider)
+    names = {name: account.address for name, account in zip(CEREMONY_NAMES, eoas)} | {"vault": vault.address}
+    # The guard is installed by the first three owners (key owners): the contract owner comes last.
+    owners = [*eoas, SimpleNamespace(address=vault.address)]
+    treasury, token = make_test_treasury(
+        tmp_path / "ceremony", owners, safe_deployer, threshold=3, salt_nonce=15_501, named_owners=names,
+        vendors={"treasurer": funder.address},
+        policy={"recipients": ["treasurer"], "caps": [{"token": "ETH", "amount": "1", "period": "1d"},
+                                                      {"token": "TUSD", "amount": "1000", "period": "1d"}]})
+    yield SimpleNamespace(treasury=treasury, token=token, eoas=eoas, vault=vault.address, vault_signer=vault_signer,
+                          funder=funder)
+    treasury.store.close()
+
+
 @pytest.fixture
 def make_treasury(safe_infrastructure, owners, safe_deployer, tmp_path):
     """A configured Treasury in tmp_path (config and store): see treasury.testing.fixtures.make_test_treasury."""
