@@ -297,6 +297,21 @@ class Demo:
         if len(rows) != 1 + 6:  # the header, 1.5 ETH, invoice 1001, three payroll rows, invoice 1002
             raise DemoFailed(f"history has {len(rows) - 1} rows, expected 6:\n{history.stdout}")
 
+        self.step("16. Key ceremonies: a recovery drill (each owner signs a challenge; nothing is sent on chain)")
+        drill = self.treasury("drill", "start", "--expires", "2d", as_json=True)["id"]
+        for alias in ("TEST::1", "TEST::2", "TEST::3"):
+            self.treasury("drill", "sign", drill, "--account", alias)
+        status = self.treasury("drill", "status", drill, as_json=True)
+        self.treasury("drill", "status", drill)
+        proved = [owner for owner, proof in status["proofs"].items() if proof]
+        if len(proved) != 3:
+            raise DemoFailed(f"{len(proved)} owners proved control in the drill, expected 3: {status}")
+        self.step("   ... and the setup sheet a successor can recover from (Markdown and PDF, no secrets), checked against the chain")
+        self.treasury("setup-sheet", "-o", "setup-sheet.md", "--pdf", "setup-sheet.pdf")
+        self.treasury("setup-sheet", "--check", "setup-sheet.md")
+        sheet = (self.workdir / "setup-sheet.md").read_text().splitlines()
+        print("\n".join(sheet[:22]) + f"\n   ... ({len(sheet)} lines; the PDF has the same, and both go with the demo's folder)")
+
 
 def main() -> int:
     started = time.monotonic()

@@ -137,7 +137,7 @@ def ceremony(safe_infrastructure, safe_deployer, accounts, chain, tmp_path):
     handler = safe_contract("1.4.1", "compatibility_fallback_handler").canonical_address
     vault = create_safe(safe_spec(owners=[vault_signer.address], threshold=1, version="1.4.1", salt_nonce=15_500,
                                   fallback_handler=handler), safe_deployer, provider=chain.provider)
-    names = {name: account.address for name, account in zip(CEREMONY_NAMES, eoas)} | {"vault": vault.address}
+    names = {name: account.address for name, account in zip(CEREMONY_NAMES, eoas, strict=True)} | {"vault": vault.address}
     # The guard is installed by the first three owners (key owners): the contract owner comes last.
     owners = [*eoas, SimpleNamespace(address=vault.address)]
     treasury, token = make_test_treasury(

@@ -84,12 +84,13 @@ def test_migration_from_v4_adds_drafts_and_is_audited(db: StoreDB):
     with db.open() as store:
         first = propose(store, 1)
         audit = store.audit_entries()
-    db.execute("DROP TABLE drafts", "UPDATE store_meta SET value = '4' WHERE key = 'schema_version'")
+    db.execute("DROP TABLE owner_proofs", "DROP TABLE drills", "DROP TABLE drafts", "UPDATE store_meta SET value = '4' WHERE key = 'schema_version'")
     assert "drafts" not in db.tables()
     with db.open() as store:
-        assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("5",)]
+        assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("6",)]
         entries = store.audit_entries()
-        assert entries[:-1] == audit and (entries[-1].action, entries[-1].payload) == ("store.migrated", {"from": 4, "to": 5})
+        assert entries[:-2] == audit and [(e.action, e.payload) for e in entries[-2:]] == [
+            ("store.migrated", {"from": 4, "to": 5}), ("store.migrated", {"from": 5, "to": 6})]
         assert store.get_proposal(first.id) == first
         draft(store)
         assert store.verify_audit_log()
@@ -97,7 +98,7 @@ def test_migration_from_v4_adds_drafts_and_is_audited(db: StoreDB):
     Store.open(fresh.url).close()
     assert db.schema("drafts") == fresh.schema("drafts")
     with db.open() as again:
-        assert [e.action for e in again.audit_entries()].count("store.migrated") == 1
+        assert [e.action for e in again.audit_entries()].count("store.migrated") == 2
 
 
 def _changed(value: Any) -> Any:

@@ -74,7 +74,7 @@ def test_open_configures_sqlite_for_concurrency_and_durability(sqlite_db: StoreD
     con = sqlite3.connect(sqlite_db.url)
     try:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persisted in the file
-        assert con.execute("SELECT value FROM store_meta WHERE key = 'schema_version'").fetchone()[0] == "5"
+        assert con.execute("SELECT value FROM store_meta WHERE key = 'schema_version'").fetchone()[0] == "6"
         indexes = {row[1] for row in con.execute("PRAGMA index_list(proposals)")}
         assert "ix_proposals_listing" in indexes
         columns = [row[2] for row in con.execute("PRAGMA index_info(ix_proposals_listing)")]
@@ -94,7 +94,7 @@ def test_open_configures_postgresql_for_concurrency(postgres_db: StoreDB):
 
         assert store._read(shown) == ["repeatable read", "on", "2500ms"]
         assert store._transaction(shown, write=True) == ["read committed", "off", "2500ms"]
-    assert postgres_db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("5",)]
+    assert postgres_db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("6",)]
     collations = dict(postgres_db.query(
         "SELECT column_name, collation_name FROM information_schema.columns"
         " WHERE table_schema = current_schema() AND table_name = 'proposals'"))

@@ -44,7 +44,8 @@ V1_TABLES = ("store_meta", "audit_head", "proposals", "signatures", "schedule_en
 
 def downgrade_to_v1(db: StoreDB) -> None:
     """Turn a store into what ape-treasury with SCHEMA_VERSION 1 left behind."""
-    db.execute("DROP TABLE drafts",  # version 5's
+    db.execute("DROP TABLE owner_proofs", "DROP TABLE drills",  # version 6's
+               "DROP TABLE drafts",  # version 5's
                "DROP TABLE message_signatures", "DROP TABLE messages", "DROP TABLE delegate_proofs",
                "DROP TABLE delegates",  # version 4's
                "DROP TABLE broadcasts", "DROP TABLE rehearsals", "UPDATE store_meta SET value = '1' WHERE key = 'schema_version'")
@@ -80,10 +81,10 @@ def rehearse(store: Store, proposal, **overrides) -> RehearsalRecord:
 
 
 def test_fresh_store_is_version_2_with_both_new_tables(store: Store, db: StoreDB):
-    assert SCHEMA_VERSION == 5  # versions 3 (signature purposes), 4 and 5 are test_store_signatures.py's, test_store_v4.py's, test_drafts.py's
-    assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("5",)]
+    assert SCHEMA_VERSION == 6  # versions 3 (signature purposes), 4, 5 and 6 are test_store_signatures.py's, test_store_v4.py's, test_drafts.py's, test_drill.py's
+    assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("6",)]
     assert db.tables() == set(V1_TABLES) | {"broadcasts", "rehearsals", "delegates", "delegate_proofs", "messages", "message_signatures",
-                                            "drafts"}
+                                            "drafts", "drills", "owner_proofs"}
     assert any("ix_broadcasts_proposal_status" in repr(entry) for entry in db.schema("broadcasts"))
     assert store.audit_entries() == []  # nothing to migrate, nothing logged
 
@@ -117,20 +118,20 @@ def v1_store(db: StoreDB) -> dict:
 
 def test_migration_from_v1_keeps_everything_and_is_audited(db: StoreDB, v1_store: dict):
     with Store.open(db.url) as store:
-        assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("5",)]
+        assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("6",)]
         # Not one version-1 row changed, and the audit log only grew by the migration entry.
         for table, rows in v1_store["rows"].items():
             if table != "audit_log":
                 assert db.query(f"SELECT * FROM {table} ORDER BY 1") == rows, table
         entries = store.audit_entries()
-        assert entries[:-4] == v1_store["audit"]  # then 1 -> 2 and (in the same transaction) 2 -> 3 -> 4 -> 5
-        migrated = entries[-4]
+        assert entries[:-5] == v1_store["audit"]  # then 1 -> 2 and (in the same transaction) 2 -> 3 -> 4 -> 5 -> 6
+        migrated = entries[-5]
         assert (migrated.seq, migrated.action, migrated.proposal_id) == (len(v1_store["audit"]) + 1, "store.migrated", None)
-        assert migrated.payload == {"from": 1, "to": 2} and [e.payload for e in entries[-3:]] == [
-            {"from": 2, "to": 3}, {"from": 3, "to": 4}, {"from": 4, "to": 5}]
+        assert migrated.payload == {"from": 1, "to": 2} and [e.payload for e in entries[-4:]] == [
+            {"from": 2, "to": 3}, {"from": 3, "to": 4}, {"from": 4, "to": 5}, {"from": 5, "to": 6}]
         assert migrated.prev_hash == v1_store["audit"][-1].entry_hash
         report = store.verify_audit_log()
-        assert report and report.entries == len(v1_store["audit"]) + 4
+        assert report and report.entries == len(v1_store["audit"]) + 5
         first, second = v1_store["proposals"]
         assert [store.get_proposal(first.id), store.get_proposal(second.id)] == v1_store["proposals"]
         assert store.signatures(first.id) + store.signatures(second.id) == v1_store["signatures"]
@@ -146,7 +147,7 @@ def test_migration_from_v1_keeps_everything_and_is_audited(db: StoreDB, v1_store
     Store.open(fresh.url).close()
     assert db.schema("broadcasts", "rehearsals", "signatures") == fresh.schema("broadcasts", "rehearsals", "signatures")
     with Store.open(db.url) as again:  # migrated once: reopening logs nothing more
-        assert [e.action for e in again.audit_entries()].count("store.migrated") == 4
+        assert [e.action for e in again.audit_entries()].count("store.migrated") == 5
 
 
 def test_failed_migration_leaves_the_store_at_version_1(db: StoreDB, v1_store: dict, monkeypatch):
@@ -185,11 +186,11 @@ def test_processes_opening_a_v1_store_at_once_migrate_it_once(db: StoreDB, v1_st
         ids.add(json.loads(out.strip().splitlines()[-1])["id"])
     with Store.open(db.url) as store:
         entries = store.audit_entries()
-        assert [e.action for e in entries].count("store.migrated") == 4  # 1 -> 2 -> 3 -> 4 -> 5, once
+        assert [e.action for e in entries].count("store.migrated") == 5  # 1 -> 2 -> 3 -> 4 -> 5 -> 6, once
         assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
         assert ids <= {p.id for p in store.list_proposals()} and len(ids) == 4
         assert store.verify_audit_log()
-    assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("5",)]
+    assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("6",)]
 
 
 def test_a_new_schema_version_is_one_registered_function(db: StoreDB, monkeypatch):
@@ -198,27 +199,27 @@ def test_a_new_schema_version_is_one_registered_function(db: StoreDB, monkeypatc
         propose(store)
     monkeypatch.setattr(migrations, "MIGRATIONS", dict(migrations.MIGRATIONS))
     for module in (migrations, store_module):
-        monkeypatch.setattr(module, "SCHEMA_VERSION", 6)
+        monkeypatch.setattr(module, "SCHEMA_VERSION", 7)
 
-    @migrations.migration(5)
+    @migrations.migration(6)
     def add_notes(tx) -> None:
         tx.session.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
 
-    with pytest.raises(RuntimeError, match="two migrations from schema version 5"):
-        migrations.migration(5)(add_notes)
+    with pytest.raises(RuntimeError, match="two migrations from schema version 6"):
+        migrations.migration(6)(add_notes)
     with Store.open(db.url) as store:
         last = store.audit_entries()[-1]
-        assert (last.action, last.payload) == ("store.migrated", {"from": 5, "to": 6})
+        assert (last.action, last.payload) == ("store.migrated", {"from": 6, "to": 7})
         assert store.verify_audit_log()
     assert "notes" in db.tables()
-    assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("6",)]
+    assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("7",)]
 
 
 @pytest.mark.parametrize(
     "version, error, message",
     [
-        pytest.param("6", SchemaTooNew, "schema version 6, newer than this ape-treasury understands \\(5\\)", id="v6"),
-        pytest.param("0", TreasuryError, "schema version 0; no migration to 5 exists", id="v0"),
+        pytest.param("7", SchemaTooNew, "schema version 7, newer than this ape-treasury understands \\(6\\)", id="v7"),
+        pytest.param("0", TreasuryError, "schema version 0; no migration to 6 exists", id="v0"),
     ],
 )
 def test_unknown_schema_versions_refused_and_file_untouched(db: StoreDB, version: str, error, message):

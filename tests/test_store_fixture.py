@@ -35,10 +35,11 @@ from treasury.store.schema import AuditHeadRow, AuditRow, Base
 
 DATA = Path(__file__).with_name("data")
 FIXTURE = DATA / "store-v2.sqlite"
-# The entities of schema versions 4 (delegates, messages) and 5 (drafts) postdate the fixture:
-# tests/test_store_v4.py and tests/test_drafts.py run these same checks over stores that hold them.
+# The entities of schema versions 4 (delegates, messages), 5 (drafts) and 6 (drills) postdate the fixture:
+# tests/test_store_v4.py, tests/test_drafts.py and tests/test_drill.py run these same checks over stores that hold them.
 FIXTURE_ENTITIES = [entity for entity in ENTITIES
-                    if entity.name not in ("delegate", "delegate proof", "message", "message signature", "draft")]
+                    if entity.name not in ("delegate", "delegate proof", "message", "message signature", "draft", "drill",
+                                           "owner proof")]
 HASHED_TABLES = [entity.row.__tablename__ for entity in FIXTURE_ENTITIES]
 # Columns whose change no check can or needs to see: a signature's row id means nothing (a
 # signature is known by its proposal and owner, and its hash never covered the id).
@@ -80,11 +81,12 @@ def stored_hashes(path: Path) -> dict[str, list[tuple[Any, str]]]:
 def test_the_old_store_opens_and_verifies(copy: Path):
     with Store.open(copy) as store:
         report = store.verify_audit_log()
-        assert report and report.entries == 31  # the committed 28 and today's migrations from 2 to 3 to 4 to 5
+        assert report and report.entries == 32  # the committed 28 and today's migrations from 2 to 3 to 4 to 5 to 6
         entries = store.audit_entries()
         actions = [entry.action for entry in entries]
-        assert [i for i, action in enumerate(actions) if action == "store.migrated"] == [16, 28, 29, 30]
-        assert [e.payload for e in entries[-3:]] == [{"from": 2, "to": 3}, {"from": 3, "to": 4}, {"from": 4, "to": 5}]
+        assert [i for i, action in enumerate(actions) if action == "store.migrated"] == [16, 28, 29, 30, 31]
+        assert [e.payload for e in entries[-4:]] == [{"from": 2, "to": 3}, {"from": 3, "to": 4}, {"from": 4, "to": 5},
+                                                      {"from": 5, "to": 6}]
         proposals = store.list_proposals()
         assert sorted(p.status for p in proposals) == ["cancelled", "executed", "executed", "superseded"]
         by_title = {p.title: p for p in proposals}
@@ -132,12 +134,12 @@ def test_todays_code_writes_the_same_hashes(tmp_path: Path):
     _generator().build(fresh)
     replayed, committed = stored_hashes(fresh), stored_hashes(FIXTURE)
     assert {t: h for t, h in replayed.items() if t != "audit_log"} == {t: h for t, h in committed.items() if t != "audit_log"}
-    # Today's store migrates the replay's version-1 file to version 5, three more `store.migrated`
-    # entries (2 to 3, 3 to 4, 4 to 5) in the same transaction; every other entry says exactly what it said.
+    # Today's store migrates the replay's version-1 file to version 6, four more `store.migrated`
+    # entries (2 to 3, 3 to 4, 4 to 5, 5 to 6) in the same transaction; every other entry says exactly what it said.
     entries = [tuple(r)[1:6] for r in rows_of(fresh, "audit_log")]
-    extra = [(entries[16][0], "ape-treasury", "store.migrated", None, f'{{"from":{n},"to":{n + 1}}}') for n in (2, 3, 4)]
-    assert entries[17:20] == extra
-    assert entries[:17] + entries[20:] == [tuple(r)[1:6] for r in rows_of(FIXTURE, "audit_log")]
+    extra = [(entries[16][0], "ape-treasury", "store.migrated", None, f'{{"from":{n},"to":{n + 1}}}') for n in (2, 3, 4, 5)]
+    assert entries[17:21] == extra
+    assert entries[:17] + entries[21:] == [tuple(r)[1:6] for r in rows_of(FIXTURE, "audit_log")]
     assert [tuple(r) for r in rows_of(fresh, "audit_log")][:17] == [tuple(r) for r in rows_of(FIXTURE, "audit_log")][:17]
 
 

@@ -175,12 +175,12 @@ def test_migration_from_v2_keeps_every_signature_and_is_audited(db: StoreDB):
     downgrade_to_v2(db)
     rows = db.query(f"SELECT {V2_COLUMNS} FROM signatures ORDER BY id")
     with Store.open(db.url) as store:
-        assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("5",)]
+        assert db.query("SELECT value FROM store_meta WHERE key = 'schema_version'") == [("6",)]
         assert db.query(f"SELECT {V2_COLUMNS} FROM signatures ORDER BY id") == rows  # ids, bytes, hashes unchanged
         assert db.query("SELECT DISTINCT purpose, signed_hash, intent_nonce, entry_id FROM signatures") == [("safe_tx", None, None, None)]
         entries = store.audit_entries()
-        assert entries[:-3] == audit and [e.payload for e in entries[-3:]] == [{"from": 2, "to": 3}, {"from": 3, "to": 4},
-                                                                                {"from": 4, "to": 5}]
+        assert entries[:-4] == audit and [e.payload for e in entries[-4:]] == [{"from": 2, "to": 3}, {"from": 3, "to": 4},
+                                                                                {"from": 4, "to": 5}, {"from": 5, "to": 6}]
         assert store.signatures(first.id) + store.signatures(second.id) == held
         # New rows continue after the old ids (PostgreSQL's sequence was moved on) and verify.
         added = schedule_sig(store, first.id, OWNERS[0])

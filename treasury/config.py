@@ -35,6 +35,7 @@ what the Safe is, what it holds and what it may do.
             window: 7d
             cancel_threshold: 1               # owners (each once per intent) that cancel a queue entry
             guardians: ["0x...", alice]       # may cancel each queue intent once, nothing else
+            liveness: 90d                     # off-chain only: warn when an owner's last proof of control is older
 
 Loading validates everything at once, with the limits TreasuryGuard enforces (amounts up to
 2**104 - 1, periods of 1 minute to a year, delay and window of 1 hour to 30 days), so even a command
@@ -81,6 +82,7 @@ _DURATION = re.compile(r"^\s*(\d{1,12})\s*([smhdw]?)\s*$")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 Count = Annotated[int, Field(strict=True)]  # a YAML integer: not "6", not 6.0, not true
+MIN_LIVENESS, MAX_LIVENESS = 86_400, 10 * 365 * 86_400  # an owner liveness period: a day to ten years
 
 
 def parse_duration(value: object) -> int:
@@ -180,6 +182,22 @@ class PolicyConfig(_Section):
     allow_refunds: Annotated[bool, Field(strict=True)] = False
     cancel_threshold: Count = Field(default=1, ge=1, le=255)  # owners (each once per intent) that cancel an entry
     guardians: list[str] = Field(default_factory=list)  # may cancel each queue intent once, nothing else
+    # Owner liveness (treasury.ceremony.liveness): how recent an owner's last proof of control must be.
+    # Off-chain only: the guard never sees it, so to_policy() leaves it out and the guard encoding is unchanged.
+    liveness: Duration | None = None
+
+    @field_validator("liveness")
+    @classmethod
+    def _liveness(cls, value: Duration | None) -> Duration | None:
+        if value is not None:
+            seconds = _checked(parse_duration, value)
+            if not MIN_LIVENESS <= seconds <= MAX_LIVENESS:
+                raise ValueError(f"liveness {value!r} must be between 1 day and 10 years")
+        return value
+
+    def liveness_period(self) -> int | None:
+        """The configured liveness period in seconds (None: not set; the liveness report then uses 90 days)."""
+        return None if self.liveness is None else parse_duration(self.liveness)
 
     def to_policy(self, book: TokenBook, addresses: AddressBook | None = None) -> Policy:
         """The policy in base units, every symbol resolved through the token book and every name

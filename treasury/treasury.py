@@ -797,6 +797,31 @@ class Treasury:
             stored_schedule = self._store_guard_signature(record, message, schedule_signature)
         return Signed(record.id, stored_safe_tx, stored_schedule, tuple(already), message)
 
+    def sign_as_contract_owner(self, proposal_id: str, owner_safe: str, inner_signers: Sequence[AccountAPI],
+                               kind: SignatureKind = "eip712") -> SignatureRecord:
+        """Sign the proposal's SafeTx as the contract owner `owner_safe` (an address or book name: a
+        Safe that owns this one), through its own owners `inner_signers`; verified, then stored.
+
+        So a contract owner's key is exercised like any other owner's: each inner signer signs the
+        owner Safe's SafeMessage, the result is put to its EIP-1271 check and to the outer Safe's
+        verification before anything is stored. Only the SafeTx: a contract owner's schedule or
+        cancel signature comes from a bundle. Refused (DuplicateSignature) when it already signed.
+        """
+        from treasury.signatures.signing import sign_as_contract_owner
+        from treasury.store import DuplicateSignature
+
+        record = self._open(proposal_id)
+        owner = self.resolve_address(owner_safe, "owner Safe")
+        owners = self.owners()
+        if owner not in owners:
+            raise InvalidInput(f"{self.addresses.label(owner)} is not an owner of Safe {self.safe}")
+        if any(s.owner == owner and s.verified_by == "chain" for s in self.store.signatures(record.id)):
+            raise DuplicateSignature(f"owner {owner} has already signed the SafeTx of proposal {record.id}")
+        safe_tx = self.safe_tx(record)
+        signature = sign_as_contract_owner(owner, inner_signers, safe_tx, kind=kind)
+        verify(signature, safe_tx, owners)
+        return self.store.add_signature(record.id, owner, "contract", bytes(signature.export_signature()), actor=self.actor)
+
     def _store_signature(self, record: ProposalRecord, safe_tx: SafeTx, signature: SafeSignature,
                          kind: SignatureKind) -> SignatureRecord:
         verify(signature, safe_tx, self.owners())
@@ -861,10 +886,11 @@ class Treasury:
         signature = sign_guard_message(account, message, self.version, kind)
         return verify_guard_signature(signature, message, owners, self.version)
 
-    def _store_guard_signature(self, record: ProposalRecord, message: GuardMessage, signature: SafeSignature) -> SignatureRecord:
+    def _store_guard_signature(self, record: ProposalRecord, message: GuardMessage, signature: SafeSignature,
+                               actor: str | None = None) -> SignatureRecord:
         """Store a schedule or cancel signature the caller has just verified over `message`."""
         return self.store.add_signature(
-            record.id, signature.owner, kind_of(signature), bytes(signature.export_signature()), actor=self.actor,
+            record.id, signature.owner, kind_of(signature), bytes(signature.export_signature()), actor=actor or self.actor,
             purpose=message.purpose, signed_hash=message.hash, intent_nonce=message.intent_nonce, entry_id=message.entry_id,
         )
 
@@ -1074,15 +1100,16 @@ class Treasury:
             )
         have = {s.owner for s in self.store.signatures(record.id) if s.verified_by == "chain"}  # a bundle's row is replaced
         added = 0
+        actor = f"{self.actor} (bundle)"[:200]  # marked as imported: owner liveness does not date a key's control by it
         for signature in imported:
             if signature.owner not in have:
                 self.store.add_signature(record.id, signature.owner, kind_of(signature), bytes(signature.export_signature()),
-                                         actor=self.actor)  # verified just above, against the chain's owners
+                                         actor=actor)  # verified just above, against the chain's owners
                 added += 1
         for message, checked in guard_verified:
             if not any(s.owner == checked.owner and s.verified_by == "chain"
                        for s in self.store.signatures(record.id, message.purpose, message.hash)):
-                self._store_guard_signature(record, message, checked)
+                self._store_guard_signature(record, message, checked, actor)
                 added += 1
         return record, added
 

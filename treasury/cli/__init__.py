@@ -40,6 +40,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("treasury.cli.serve:serve", "Serve the Safe Transaction Service API over the store"),
     "history": ("treasury.cli.history:history", "Executed transactions for accounting: CSV or JSON, by date and token"),
     "dev-token": ("treasury.cli.devtoken:dev_token", "Deploy and mint a test ERC-20 on a development chain"),
+    "drill": ("treasury.cli.drill:drill", "Recovery drill: every owner proves control of their key (nothing sent on chain)"),
+    "setup-sheet": ("treasury.cli.setup_sheet:setup_sheet", "Write the setup record (Markdown, PDF, QR), or --check it is current"),
+    "smoke-test": ("treasury.cli.smoke_test:smoke_test", "Send a small amount in and back out, signed by every owner"),
 }
 
 # Names the ape scripts import from this module, built on first access (PEP 562).

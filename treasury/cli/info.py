@@ -14,7 +14,18 @@ from treasury.cli.common import console, emit_json, open_treasury
 ZERO = "0x" + "0" * 40
 
 
-def status_dict(treasury: Any, status: Any, queue: list | None = None) -> dict:
+def liveness_of(treasury: Any, status: Any) -> tuple[Any, str]:
+    """The owners' liveness report (treasury.ceremony.liveness), or why there is none (one line)."""
+    from treasury.ceremony.liveness import treasury_liveness
+    from treasury.errors import TreasuryError
+
+    try:
+        return treasury_liveness(treasury, status.owners, status.threshold), ""
+    except TreasuryError as error:  # e.g. against a server: its Safe page shows liveness instead
+        return None, str(error)
+
+
+def status_dict(treasury: Any, status: Any, queue: list | None = None, liveness: Any = None, why: str = "") -> dict:
     """`treasury info --json`: amounts in base units (exact, as decimal strings); the queue's entries
     with their proposal (id, title) and waits in words when `queue` (delay_queue.QueueLine) is given;
     `names` maps every address shown that the address book names."""
@@ -34,6 +45,7 @@ def status_dict(treasury: Any, status: Any, queue: list | None = None) -> dict:
         "fallback_handler": status.fallback_handler.as_dict() if status.fallback_handler else None,
         "module_guard": status.module_guard,
         "warnings": status.warnings(),
+        "liveness": liveness.as_dict() if liveness is not None else {"unavailable": why},
     }
 
 
@@ -68,8 +80,10 @@ def _guard_line(status: Any, label: Any) -> str:
 def info(name, config_path, as_json, verbose):
     """The Safe (version, owners, threshold, nonce, modules), its guard and fallback handler, its
     balances of ETH and of every token in the book, the budget left per capped token and the guard's
-    delay queue (each entry's proposal and when it may run). Warns about modules that bypass the guard
-    and about a fallback handler that signs arbitrary messages as a guarded Safe."""
+    delay queue (each entry's proposal and when it may run), and each owner's last proof of control
+    (drill, signature or execution) with the M-of-N combinations it leaves live. Warns about modules
+    that bypass the guard, a fallback handler that signs arbitrary messages as a guarded Safe, and
+    owners whose proof of control lapses (the policy's `liveness` period, 90 days by default)."""
     from rich.markup import escape
     from rich.table import Table
 
@@ -78,8 +92,9 @@ def info(name, config_path, as_json, verbose):
     treasury = open_treasury(name, config_path)
     status = treasury.status()
     queue = queue_of(treasury, status) if status.guard else []
+    liveness, why = liveness_of(treasury, status)
     if as_json:
-        emit_json(status_dict(treasury, status, queue))
+        emit_json(status_dict(treasury, status, queue, liveness, why))
         return
 
     def label(address: str) -> str:
@@ -106,6 +121,28 @@ def info(name, config_path, as_json, verbose):
         out.print(f"[bold red]warning[/] {escape(warning)}")
     if status.guard:
         _print_queue(queue)
+    _print_liveness(liveness, why, label)
+
+
+def _print_liveness(report: Any, why: str, label: Any) -> None:
+    """Each owner's last proof of control, what it leaves of the threshold, and lapse warnings."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = console()
+    if report is None:
+        out.print(f"owner liveness: {escape(why)}")
+        return
+    table = Table(title="Owner liveness (last proof of control)", title_justify="left")
+    table.add_column("owner", overflow="fold")
+    table.add_column("last proof", overflow="fold")
+    for owner in report.owners:
+        table.add_row(label(owner), escape(report.owner_line(owner)))
+    out.print(table)
+    for line in report.lines()[:2]:
+        out.print(escape(line))
+    for warning in report.warnings():
+        out.print(f"[bold red]warning[/] {escape(warning)}")
 
 
 def _print_queue(queue: list) -> None:

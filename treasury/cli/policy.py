@@ -27,6 +27,8 @@ def _amount(treasury, address: str, units: int | None) -> str | None:
 
 
 def policy_dict(treasury) -> dict:
+    from treasury.ceremony.liveness import DEFAULT_PERIOD
+
     p = treasury.policy
     return {
         "treasury": treasury.name,
@@ -44,6 +46,8 @@ def policy_dict(treasury) -> dict:
         "delay": p.delay,
         "window": p.window,
         "allow_refunds": p.allow_refunds,
+        # Off-chain only: owner liveness warnings (treasury.ceremony.liveness); never part of the guard's settings.
+        "liveness": {"period": treasury.entry.policy.liveness_period(), "default": DEFAULT_PERIOD, "on_chain": False},
     }
 
 
@@ -52,6 +56,7 @@ def show(name, config_path, as_json, verbose):
     """Print the policy of the treasury's config, amounts in token units. No chain needed."""
     from rich.table import Table
 
+    from treasury.ceremony.liveness import DEFAULT_PERIOD
     from treasury.wording import duration
 
     treasury = open_treasury(name, config_path)
@@ -80,6 +85,9 @@ def show(name, config_path, as_json, verbose):
         out.print("Guardians (may cancel a queued intent once): " + ", ".join(map(treasury.addresses.label, p.guardians)))
     out.print(f"Delay {duration(p.delay, exact=True)}, window {duration(p.window, exact=True)}, "
               f"gas refunds {'allowed' if p.allow_refunds else 'refused'}")
+    period = treasury.entry.policy.liveness_period()
+    out.print(f"Owner liveness: {duration(period or DEFAULT_PERIOD, exact=True)}{'' if period else ' (the default)'}, "
+              "off-chain only: `treasury info` and the server warn before a proof of control lapses; the guard never sees it")
 
 
 @chain_command("check")

@@ -22,7 +22,7 @@ from web3.exceptions import ProviderConnectionError
 
 from treasury.chain.rpc import RPCRefused, RPCUnavailable
 from treasury.errors import InvalidInput
-from treasury.server import delegates, extension, messages, transactions
+from treasury.server import delegates, drills, extension, messages, transactions
 from treasury.server.auth import HttpsOnly, require_reader
 from treasury.server.context import NotASafe, ServerContext, client_host, get_context
 from treasury.server.errors import ApiError, internal_error, invalid_input, not_found, path_address, unprocessable
@@ -38,7 +38,7 @@ def create_app(context: ServerContext) -> FastAPI:
     app = FastAPI(title="treasury serve", docs_url=None, redoc_url=None, openapi_url=None,
                   dependencies=[Depends(require_reader)])
     app.state.context = context
-    for router in (core, transactions.router, delegates.router, messages.router, extension.router):
+    for router in (core, transactions.router, delegates.router, messages.router, extension.router, drills.router):
         app.include_router(router)
     pages.install(app)  # the HTML pages and /static (treasury.server.pages.routes)
     for kind, handler in _HANDLERS.items():

@@ -139,7 +139,9 @@ class OwnerSafeMessage:
     typed_data: dict  # the SafeMessage EIP-712 typed data whose hash is `hash`
 
 
-def _owner_safe_message(owner_safe: str, chain_id: int, message: bytes) -> OwnerSafeMessage:
+def owner_safe_message(owner_safe: str, chain_id: int, message: bytes) -> OwnerSafeMessage:
+    """The SafeMessage (owner Safe's domain) over `message`: what its owners sign so that its
+    isValidSignature vouches for `message` (a Safe transaction's, or a drill challenge's digest)."""
     domain_separator = keccak(abi_encode(["bytes32", "uint256", "address"], [_DOMAIN_TYPEHASH, chain_id, owner_safe]))
     struct_hash = keccak(abi_encode(["bytes32", "bytes32"], [_SAFE_MSG_TYPEHASH, keccak(message)]))
     digest = keccak(b"\x19\x01" + domain_separator + struct_hash)
@@ -158,6 +160,9 @@ def _owner_safe_message(owner_safe: str, chain_id: int, message: bytes) -> Owner
     return OwnerSafeMessage(owner_safe, chain_id, bytes(message), digest, typed_data)
 
 
+_owner_safe_message = owner_safe_message  # the earlier private name
+
+
 def contract_owner_message(owner_safe: str, safe_tx: SafeTx) -> OwnerSafeMessage:
     """The SafeMessage the owners of `owner_safe` sign for `safe_tx` of the outer Safe.
 
@@ -170,7 +175,7 @@ def contract_owner_message(owner_safe: str, safe_tx: SafeTx) -> OwnerSafeMessage
         message = bytes(safe_tx.safe_tx_hash)
     else:
         message = bytes(safe_tx.safe_tx_hash_preimage)
-    return _owner_safe_message(owner_safe, safe_tx.chain_id, message)
+    return owner_safe_message(owner_safe, safe_tx.chain_id, message)
 
 
 def sign_owner_message(account: AccountAPI, message: OwnerSafeMessage, kind: SignatureKind = "eip712") -> SafeSignature:

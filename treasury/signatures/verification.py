@@ -225,10 +225,27 @@ def check_eip1271(owner: str, safe_hash: bytes, preimage: bytes, contract_sig: b
         raise InvalidSignature(
             f"EIP-1271 owner {owner} rejected the signature: {entrypoint} reverted with {_explain_gs(_revert_reason(error))}"
         ) from None
-    if result[:4] != magic:
+    if not eip1271_accepted(result, magic):
         raise InvalidSignature(
-            f"EIP-1271 owner {owner} rejected the signature: {entrypoint} returned {hex_of(result[:4]) if result else 'nothing'}, not {hex_of(magic)}"
+            f"EIP-1271 owner {owner} rejected the signature: {entrypoint} returned {shown_answer(result)}, not {hex_of(magic)}"
         )
+
+
+EIP1271_MAGIC = _BYTES32_MAGIC  # isValidSignature(bytes32,bytes)'s "yes"
+
+
+def eip1271_accepted(result: bytes, magic: bytes = _BYTES32_MAGIC) -> bool:
+    """Whether an isValidSignature answer is exactly `magic` ABI-encoded as bytes4: one 32-byte word, the
+    magic then 28 zero bytes. Only the first four bytes is not enough: a contract whose fallback echoes
+    its calldata answers with the call's own selector first (and the legacy call's next 28 bytes are zeros)."""
+    return len(result) == 32 and result == magic + bytes(28)
+
+
+def shown_answer(result: bytes) -> str:
+    """An isValidSignature answer as one short piece of text for an error line."""
+    if not result:
+        return "nothing"
+    return hex_of(result[:4]) if len(result) == 32 else f"{len(result)} bytes starting {hex_of(result[:4])}"
 
 
 def verify_against(

@@ -1,5 +1,5 @@
 """The proposal store: proposals, signatures, time-lock entries, broadcasts, fork rehearsals,
-executions, delegates, signed messages and a hash-chained audit log, on SQLite (embedded default)
+executions, delegates, signed messages, recovery drills and a hash-chained audit log, on SQLite (embedded default)
 or PostgreSQL.
 
     from treasury.store import Store
@@ -34,9 +34,11 @@ from treasury.store.records import (
     BroadcastRecord,
     DelegateRecord,
     DraftRecord,
+    DrillRecord,
     ExecutionRecord,
     MessageRecord,
     MessageSignatureRecord,
+    OwnerProofRecord,
     ProposalRecord,
     RehearsalRecord,
     ScheduleEntryRecord,
@@ -60,6 +62,7 @@ __all__ = [
     "BroadcastRecord",
     "DelegateRecord",
     "DraftRecord",
+    "DrillRecord",
     "DuplicateProposal",
     "DuplicateSignature",
     "ExecutionRecord",
@@ -67,6 +70,7 @@ __all__ = [
     "MessageRecord",
     "MessageSignatureRecord",
     "NewSignature",
+    "OwnerProofRecord",
     "ProposalRecord",
     "RehearsalRecord",
     "ScheduleEntryRecord",

@@ -36,9 +36,11 @@ from treasury.store.schema import (
     DelegateProofRow,
     DelegateRow,
     DraftRow,
+    DrillRow,
     ExecutionRow,
     MessageRow,
     MessageSignatureRow,
+    OwnerProofRow,
     ProposalRow,
     RehearsalRow,
     ScheduleRow,
@@ -426,10 +428,47 @@ DRAFT = Entity(
     logged_state=_draft_state,
 )
 
+def _drill_state(action: str, pid: str | None, payload: dict[str, Any]) -> tuple[Key, tuple[Any, ...]] | None:
+    """`drill.started` opens a drill, `drill.closed` closes it; both name it in the payload (`drill_id`)."""
+    if "drill_status_to" not in payload:
+        return None
+    return str(payload.get("drill_id", "")), (payload["drill_status_to"],)
+
+
+DRILL = Entity(
+    name="drill",
+    row=DrillRow,
+    tag="drill/v1",  # the challenge as issued and whose device it asks for; open/closed moves on
+    fields=_fields(
+        as_is("id"), as_decimal("chain_id"), as_is("safe"), as_is("nonce"), as_is("challenge"), as_is("require_device"),
+        as_decimal("created_at"), as_decimal("expires_at"), as_is("recorded_at"),
+    ),
+    created_by="drill.started",
+    logged_key=lambda pid, payload: str(payload.get("drill_id", "")),
+    row_key=lambda row: row.id,
+    describe=lambda did: f"drill {did}",
+    state=("status",),
+    logged_state=_drill_state,
+)
+
+OWNER_PROOF = Entity(
+    name="owner proof",
+    row=OwnerProofRow,
+    tag="owner-proof/v1",
+    fields=_fields(
+        as_is("id"), as_is("drill_id"), as_is("owner"), as_is("via"), as_hex("signature"), as_decimal("proved_at"),
+        as_is("recorded_at"),
+    ),
+    created_by="drill.proved",
+    logged_key=_by_id("owner_proof_id"),
+    row_key=lambda row: row.id,
+    describe=lambda oid: f"owner proof {oid}",
+)
+
 # In the order verify_audit_log checks them (and reports the first problem of).
 ENTITIES: tuple[Entity, ...] = (
     PROPOSAL, SIGNATURE, SCHEDULE_ENTRY, EXECUTION, BROADCAST, REHEARSAL, DELEGATE, DELEGATE_PROOF, MESSAGE,
-    MESSAGE_SIGNATURE, DRAFT,
+    MESSAGE_SIGNATURE, DRAFT, DRILL, OWNER_PROOF,
 )
 _ENTITY_OF_ROW: dict[type[Any], Entity] = {entity.row: entity for entity in ENTITIES}
 

@@ -47,6 +47,11 @@ DraftStatus = Literal["draft", "promoted", "dropped"]
 DRAFT_STATUSES: tuple[DraftStatus, ...] = get_args(DraftStatus)
 DRAFT_TRANSITIONS: dict[str, frozenset[str]] = {"draft": frozenset({"promoted", "dropped"})}
 
+# A recovery drill (schema version 6) is "open" while owners may prove control with it; "closed" is final.
+DrillStatus = Literal["open", "closed"]
+DRILL_STATUSES: tuple[DrillStatus, ...] = get_args(DrillStatus)
+DRILL_TRANSITIONS: dict[str, frozenset[str]] = {"open": frozenset({"closed"})}
+
 SCHEDULE_STATUSES = SCHEDULE_STATUS_VALUES
 SCHEDULE_TRANSITIONS: dict[str, frozenset[str]] = {"queued": frozenset({"executed", "cancelled", "expired"})}
 

@@ -14,14 +14,16 @@ from typing import TYPE_CHECKING, Any, cast
 from treasury.errors import InvalidInput
 from treasury.files import load_json
 from treasury.store.errors import TamperedRecord
-from treasury.store.integrity import DRAFT, PROPOSAL, SIGNATURE, check
+from treasury.store.integrity import DRAFT, DRILL, OWNER_PROOF, PROPOSAL, SIGNATURE, check
 from treasury.store.lifecycle import (
     BROADCAST_STATUSES,
     DRAFT_STATUSES,
+    DRILL_STATUSES,
     PROPOSAL_STATUSES,
     SIGNATURE_PURPOSES,
     VERIFIERS,
     DraftStatus,
+    DrillStatus,
     SignaturePurpose,
     Verifier,
 )
@@ -30,9 +32,11 @@ from treasury.store.schema import (
     BroadcastRow,
     DelegateRow,
     DraftRow,
+    DrillRow,
     ExecutionRow,
     MessageRow,
     MessageSignatureRow,
+    OwnerProofRow,
     ProposalRow,
     RehearsalRow,
     ScheduleRow,
@@ -93,6 +97,44 @@ class DraftRecord:
     proposal_id: str | None
     note: str
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DrillRecord:
+    """A recovery drill (schema version 6): the challenge every owner signs to prove control of its key.
+
+    `challenge`: the EIP-712 typed data as issued (eth_signTypedData_v4 shape); `nonce` its fresh
+    bytes32 (0x-hex); `require_device`: owners who must sign through a hardware wallet. Times are
+    unix seconds. `status` "open" until "closed".
+    """
+
+    id: str
+    chain_id: int
+    safe: str
+    nonce: str
+    challenge: dict[str, Any] = field(repr=False)
+    require_device: tuple[str, ...]
+    created_at: int
+    expires_at: int
+    status: DrillStatus
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerProofRecord:
+    """One owner's verified signature of a drill's challenge: its proof of control at `proved_at` (unix s).
+
+    `via`: how it signed (keyfile, test, hardware, browser, contract, ...); `signature` 0x-hex (for a
+    contract owner: what its isValidSignature accepted).
+    """
+
+    id: int
+    drill_id: str
+    chain_id: int
+    safe: str
+    owner: str
+    via: str
+    signature: str
+    proved_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,6 +482,42 @@ def draft_record(row: DraftRow | Row[Any]) -> DraftRecord:
         proposal_id=row.proposal_id,
         note=row.note,
         created_at=datetime.fromisoformat(row.created_at),
+    )
+
+
+def drill_record(row: DrillRow | Row[Any]) -> DrillRecord:
+    """From an ORM row or a plain row of the table, checked against its content hash."""
+    DRILL.check(row)
+    _known_status(row, DRILL_STATUSES, f"drill {row.id}")
+    challenge = stored_json(row.challenge, f"drill {row.id}'s challenge")
+    devices = stored_json(row.require_device, f"drill {row.id}'s device list")
+    if not isinstance(challenge, dict) or not isinstance(devices, list):
+        raise TamperedRecord(f"drill {row.id} holds JSON the store did not write: the row was edited outside the store")
+    return DrillRecord(
+        id=row.id,
+        chain_id=row.chain_id,
+        safe=row.safe,
+        nonce=row.nonce,
+        challenge=challenge,
+        require_device=tuple(str(d) for d in devices),
+        created_at=int(row.created_at),
+        expires_at=int(row.expires_at),
+        status=cast(DrillStatus, row.status),
+    )
+
+
+def owner_proof_record(row: OwnerProofRow | Row[Any], drill: DrillRow | Row[Any]) -> OwnerProofRecord:
+    """A proof, checked against its content hash, with its drill's chain and Safe."""
+    OWNER_PROOF.check(row)
+    return OwnerProofRecord(
+        id=row.id,
+        drill_id=row.drill_id,
+        chain_id=drill.chain_id,
+        safe=drill.safe,
+        owner=row.owner,
+        via=row.via,
+        signature="0x" + bytes(row.signature).hex(),
+        proved_at=int(row.proved_at),
     )
 
 

@@ -17,7 +17,9 @@ and a transaction that meets another writer's lock is retried until the busy tim
 
 from __future__ import annotations
 
+import json
 import random
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -53,6 +55,7 @@ from treasury.store.lifecycle import (
     BROADCAST_TRANSITIONS,
     DRAFT_STATUSES,
     DRAFT_TRANSITIONS,
+    DRILL_TRANSITIONS,
     OPEN_STATUSES,
     PROPOSAL_STATUSES,
     SCHEDULE_STATUSES,
@@ -68,9 +71,11 @@ from treasury.store.records import (
     BroadcastRecord,
     DelegateRecord,
     DraftRecord,
+    DrillRecord,
     ExecutionRecord,
     MessageRecord,
     MessageSignatureRecord,
+    OwnerProofRecord,
     ProposalRecord,
     RehearsalRecord,
     ScheduleEntryRecord,
@@ -79,9 +84,11 @@ from treasury.store.records import (
     broadcast_record,
     delegate_record,
     draft_record,
+    drill_record,
     execution_record,
     message_record,
     message_signature_record,
+    owner_proof_record,
     proposal_record,
     rehearsal_record,
     schedule_record,
@@ -95,9 +102,11 @@ from treasury.store.schema import (
     DelegateProofRow,
     DelegateRow,
     DraftRow,
+    DrillRow,
     ExecutionRow,
     MessageRow,
     MessageSignatureRow,
+    OwnerProofRow,
     ProposalRow,
     RehearsalRow,
     ScheduleRow,
@@ -108,6 +117,7 @@ from treasury.store.transaction import WriteTx as _Tx
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "Store"]
 
 DEFAULT_BUSY_TIMEOUT = 10.0  # seconds a writer waits for another writer before giving up
+SMOKE_TEST_ACTIONS = ("smoke-test.started", "smoke-test.passed", "smoke-test.failed")  # each a run (begin_smoke_test)
 
 T = TypeVar("T")
 
@@ -510,6 +520,158 @@ class Store:
         actor = valid.label(actor, "actor")
         note = valid.label(note, "note", valid.MAX_NOTE, required=False)
         return self._write(lambda tx: _move_draft(tx, did, "dropped", actor, note))
+
+    # ---- recovery drills (schema version 6) ------------------------------------------------------
+
+    def add_drill(
+        self,
+        chain_id: int,
+        safe: str,
+        nonce: str | bytes,
+        challenge: Mapping[str, Any],
+        require_device: Sequence[str],
+        created_at: int,
+        expires_at: int,
+        actor: str,
+    ) -> DrillRecord:
+        """Keep a new drill's challenge (`drill.started`), open until closed.
+
+        The caller built `challenge` (the typed data owners sign) from the other fields; the store
+        keeps it as issued, once it reads as a drill challenge whose Safe, chain, nonce and times are
+        the columns' own (pages and reports read both). A nonce names one drill in the whole store:
+        issuing it twice is refused, so a proof of one drill can never be filed under another.
+        """
+        fields: dict[str, Any] = {
+            "chain_id": valid.chain_id(chain_id),
+            "safe": parse_address(safe, "Safe"),
+            "nonce": valid.hash32(nonce, "drill nonce"),
+            "challenge": _drill_challenge_text(challenge),
+            "require_device": canonical(list(valid.addresses(list(require_device), "require_device", "owner"))),
+            "created_at": valid.uint(created_at, "created_at", valid.INT64_MAX),
+            "expires_at": valid.uint(expires_at, "expires_at", valid.INT64_MAX),
+        }
+        if fields["expires_at"] <= fields["created_at"]:
+            raise InvalidInput(f"a drill must expire after it starts (created {created_at}, expires {expires_at})")
+        _check_drill_challenge(challenge, fields)
+        actor = valid.label(actor, "actor")
+
+        def write(tx: _Tx) -> DrillRecord:
+            s = tx.session
+            taken = s.execute(select(DrillRow.id).where(DrillRow.nonce == fields["nonce"]).limit(1)).scalar_one_or_none()
+            if taken is not None:
+                raise InvalidInput(f"drill nonce {fields['nonce']} was already issued (drill {taken}); a nonce is used once")
+            new_id = "drill-" + secrets.token_hex(6)
+            while s.get(DrillRow, new_id) is not None:
+                new_id = "drill-" + secrets.token_hex(6)
+            row = DrillRow(id=new_id, status="open", recorded_at=tx.now, content_hash="", **fields)
+            seal(row)
+            s.add(row)
+            s.flush()
+            tx.audit(actor, "drill.started", None, {
+                "drill_id": row.id, "content_hash": row.content_hash, "chain_id": str(row.chain_id), "safe": row.safe,
+                "nonce": row.nonce, "expires_at": str(row.expires_at), "require_device": _json_list(row.require_device),
+                "drill_status_to": "open",
+            })
+            return drill_record(row)
+
+        return self._write(write)
+
+    def get_drill(self, drill_id: str) -> DrillRecord:
+        """The drill with this id; raises UnknownProposal (one line), or TamperedRecord if it was edited."""
+        did = _drill_id(drill_id)
+        return self._read(lambda s: drill_record(_load_drill(s, did)))
+
+    def drills(self, chain_id: int, safe: str) -> list[DrillRecord]:
+        """A Safe's drills, newest first; each integrity-checked."""
+        chain = valid.chain_id(chain_id)
+        address = parse_address(safe, "Safe")
+        rows = DrillRow.__table__.c
+        query = (select(DrillRow.__table__).where(rows.chain_id == chain, rows.safe == address)
+                 .order_by(rows.created_at.desc(), rows.recorded_at.desc(), rows.id))
+
+        def read(s: Session) -> list[DrillRecord]:
+            return [drill_record(row) for row in s.connection().execute(query)]
+
+        return self._read(read)
+
+    def close_drill(self, drill_id: str, actor: str) -> DrillRecord:
+        """Close an open drill (`drill.closed`, final): it takes no more proofs."""
+        did = _drill_id(drill_id)
+        actor = valid.label(actor, "actor")
+
+        def write(tx: _Tx) -> DrillRecord:
+            row = _load_drill(tx.session, did)
+            drill_record(row)  # never build on a tampered row
+            if "closed" not in DRILL_TRANSITIONS.get(row.status, frozenset()):
+                raise InvalidTransition(f"drill {did} is {row.status}, which is final")
+            row.status = "closed"
+            tx.session.flush()
+            tx.audit(actor, "drill.closed", None, {"drill_id": did, "drill_status_from": "open", "drill_status_to": "closed"})
+            return drill_record(row)
+
+        return self._write(write)
+
+    def add_owner_proof(self, drill_id: str, owner: str, via: str, signature: bytes | str, proved_at: int,
+                        actor: str) -> OwnerProofRecord:
+        """Keep one owner's proof of control for an open drill (`drill.proved`).
+
+        The caller verified the signature (treasury.ceremony.drill.record_drill_proof); the store
+        checks shape only. A second proof by the same owner for the same drill raises
+        DuplicateSignature and changes nothing; so does a proof for a closed drill (InvalidTransition).
+        """
+        did = _drill_id(drill_id)
+        owner_address = parse_address(owner, "owner")
+        how = _drill_via(via)
+        raw = valid.raw_bytes(signature, "signature")
+        from treasury.ceremony.challenge import MAX_PROOF_BYTES
+
+        if not 65 <= len(raw) <= MAX_PROOF_BYTES:
+            raise InvalidInput(f"a drill signature is 65 to {MAX_PROOF_BYTES} bytes, got {len(raw)}")
+        when = valid.uint(proved_at, "proved_at", valid.INT64_MAX)
+        actor = valid.label(actor, "actor")
+
+        def write(tx: _Tx) -> OwnerProofRecord:
+            s = tx.session
+            drill = _load_drill(s, did)
+            drill_record(drill)
+            if drill.status != "open":
+                raise InvalidTransition(f"drill {did} is {drill.status}: it takes no more proofs")
+            taken = s.execute(select(OwnerProofRow.id).where(OwnerProofRow.drill_id == did, OwnerProofRow.owner == owner_address)
+                              ).scalar_one_or_none()
+            if taken is not None:
+                raise DuplicateSignature(f"owner {owner_address} has already proved control in drill {did}")
+            row = OwnerProofRow(drill_id=did, owner=owner_address, via=how, signature=raw, proved_at=when,
+                                recorded_at=tx.now, content_hash="")
+            s.add(row)
+            s.flush()  # assigns row.id, which the content hash covers
+            seal(row)
+            s.flush()
+            tx.audit(actor, "drill.proved", None, {
+                "owner_proof_id": row.id, "drill_id": did, "owner": owner_address, "via": how, "proved_at": str(when),
+                "content_hash": row.content_hash,
+            })
+            return owner_proof_record(row, drill)
+
+        return self._write(write)
+
+    def owner_proofs(self, chain_id: int, safe: str, drill_id: str | None = None) -> list[OwnerProofRecord]:
+        """A Safe's owner proofs (of one drill, or of all), oldest first; each integrity-checked."""
+        chain = valid.chain_id(chain_id)
+        address = parse_address(safe, "Safe")
+        did = None if drill_id is None else _drill_id(drill_id)
+
+        def read(s: Session) -> list[OwnerProofRecord]:
+            query = select(DrillRow).where(DrillRow.chain_id == chain, DrillRow.safe == address)
+            if did is not None:
+                query = query.where(DrillRow.id == did)
+            drills = {row.id: row for row in s.execute(query).scalars()}
+            if not drills:
+                return []
+            proofs = s.execute(select(OwnerProofRow).where(OwnerProofRow.drill_id.in_(list(drills)))
+                               .order_by(OwnerProofRow.proved_at, OwnerProofRow.id)).scalars()
+            return [owner_proof_record(row, drills[row.drill_id]) for row in proofs]
+
+        return self._read(read)
 
     # ---- signatures ----------------------------------------------------------------------------
 
@@ -1306,6 +1468,53 @@ class Store:
 
         return self._read(read)
 
+    # ---- smoke tests (H2: an audit entry only: no table, no schema change) -----------------------
+
+    def add_smoke_test(self, chain_id: int, safe: str, outcome: str, payload: Mapping[str, Any], actor: str,
+                       proposal_id: str | None = None) -> int:
+        """Keep a run of `treasury smoke-test` as its "smoke-test.passed" / "smoke-test.failed" audit
+        entry; returns the entry's seq. A run changes no stored data of its own (its proposal is
+        stored as any other), so the hash-chained log is its record, and what a later run on a live
+        network reads to refuse repeating it by accident."""
+        fields = {**dict(payload), "chain_id": valid.chain_id(chain_id), "safe": parse_address(safe, "Safe")}
+        action = "smoke-test." + valid.one_of(outcome, ("passed", "failed"), "smoke test outcome")
+        pid = valid.proposal_id(proposal_id) if proposal_id is not None else None
+        actor = valid.label(actor, "actor")
+
+        def write(tx: _Tx) -> int:
+            if pid is not None:
+                proposal_record(_load_proposal(tx.session, pid))  # an unknown or tampered proposal is refused
+            tx.audit(actor, action, pid, fields)
+            return tx.head.seq
+
+        return self._write(write)
+
+    def begin_smoke_test(self, chain_id: int, safe: str, payload: Mapping[str, Any], actor: str, *,
+                         again: bool = False) -> int:
+        """Start a run of `treasury smoke-test` on a live network: its "smoke-test.started" audit entry,
+        written BEFORE any money moves; returns the entry's seq. Unless `again`, an earlier run of this
+        Safe on this chain (started, passed or failed) refuses it with InvalidTransition, store
+        unchanged. The check and the write are one write transaction (the audit head is locked
+        first), so two runs at once, or a run that died after funding, can never both pass the rule."""
+        chain, address = valid.chain_id(chain_id), parse_address(safe, "Safe")
+        fields = {**dict(payload), "chain_id": chain, "safe": address}
+        actor = valid.label(actor, "actor")
+
+        def write(tx: _Tx) -> int:
+            log = AuditRow.__table__.c
+            rows = tx.session.connection().execute(
+                select(AuditRow.__table__).where(log.action.in_(SMOKE_TEST_ACTIONS)).order_by(log.seq))
+            runs = [e for e in map(audit_record, rows) if (e.payload.get("chain_id"), e.payload.get("safe")) == (chain, address)]
+            if runs and not again:
+                last = runs[-1]
+                raise InvalidTransition(f"a smoke test of Safe {address} already ran on chain {chain} "
+                                        f"({last.action.removeprefix('smoke-test.')} at {last.at.isoformat()}, "
+                                        f"audit entry {last.seq})")
+            tx.audit(actor, "smoke-test.started", None, fields)
+            return tx.head.seq
+
+        return self._write(write)
+
     # ---- risk reviews (an audit entry only: no table, no schema change) --------------------------
 
     def add_review(self, proposal_id: str, review_json: Mapping[str, Any], actor: str) -> int:
@@ -1463,6 +1672,60 @@ def _load_message(session: Session, chain_id: int, digest: str) -> MessageRow:
     ).scalar_one_or_none()
     if row is None:
         raise UnknownProposal(f"no message {digest} on chain {chain_id} in the store")
+    return row
+
+
+_DRILL_ID = re.compile(r"drill-[0-9a-f]{12}")
+
+
+def _drill_id(value: object) -> str:
+    """A drill id ("drill-" and 12 hex digits); anything else names no drill (one line)."""
+    text = value.strip().lower() if isinstance(value, str) else ""
+    if not _DRILL_ID.fullmatch(text):
+        raise UnknownProposal(f"no drill {value!r} in the store (a drill id is drill- and 12 hex digits)")
+    return text
+
+
+def _drill_via(value: object) -> str:
+    from treasury.ceremony.challenge import VIA  # one definition; loaded (with eth_abi) only when a proof is written
+
+    if not isinstance(value, str) or not VIA.fullmatch(value):
+        raise InvalidInput(f"signer kind {value!r} is not a short lowercase word (keyfile, test, hardware, browser, contract)")
+    return value
+
+
+def _drill_challenge_text(challenge: Mapping[str, Any]) -> str:
+    if not isinstance(challenge, Mapping):
+        raise InvalidInput(f"a drill challenge is the typed data as an object, got {type(challenge).__name__}")
+    try:
+        text = canonical(dict(challenge))
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(f"a drill challenge must be plain JSON: {error}") from None
+    return valid.verbatim(text, "drill challenge", valid.MAX_MESSAGE)
+
+
+def _check_drill_challenge(challenge: Mapping[str, Any], fields: Mapping[str, Any]) -> None:
+    """Refuse typed data that is no drill challenge, or one that disagrees with the drill's own columns."""
+    from treasury.ceremony.challenge import DrillChallenge  # the store keeps what the drill module issues
+
+    parsed = DrillChallenge.from_json(dict(challenge))
+    found = {"chain_id": parsed.chain_id, "safe": parsed.safe, "nonce": parsed.nonce, "created_at": parsed.issued_at,
+             "expires_at": parsed.expires_at}
+    differ = [name for name, value in found.items() if fields[name] != value]
+    if differ:
+        raise InvalidInput(f"the drill challenge disagrees with the drill's {', '.join(differ)}: it is not this drill's")
+
+
+def _json_list(text: str) -> list[Any]:
+    """The device list a drill row holds (canonical JSON written by the store)."""
+    value = json.loads(text)
+    return value if isinstance(value, list) else []
+
+
+def _load_drill(session: Session, did: str) -> DrillRow:
+    row = session.get(DrillRow, did)
+    if row is None:
+        raise UnknownProposal(f"no drill {did} in the store")
     return row
 
 

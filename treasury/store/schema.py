@@ -32,6 +32,7 @@ from treasury.store.errors import TamperedRecord
 from treasury.store.lifecycle import (
     BROADCAST_STATUSES,
     DRAFT_STATUSES,
+    DRILL_STATUSES,
     PROPOSAL_STATUSES,
     SCHEDULE_STATUSES,
     SIGNATURE_KINDS,
@@ -44,7 +45,8 @@ from treasury.store.lifecycle import (
 # 4: signatures say how they were verified (chain, bundle); delegates (and the signatures that made them); signed
 #    messages (the server)
 # 5: drafts (proposals the policy denied, kept without a nonce at the proposer's request)
-SCHEMA_VERSION = 5
+# 6: recovery drills and the owners' proofs of control (key ceremonies)
+SCHEMA_VERSION = 6
 
 UINT256_MAX = 2**256 - 1
 UINT256_DIGITS = 78  # len(str(2**256 - 1))
@@ -403,6 +405,56 @@ class DraftRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     proposal_id: Mapped[str | None] = mapped_column(ForeignKey("proposals.id"), nullable=True)
     note: Mapped[str] = mapped_column(Text)
+
+
+class DrillRow(Base):
+    """A recovery drill (schema version 6): a fresh EIP-712 challenge for every owner of a Safe to sign.
+
+    `challenge` is the typed data as canonical JSON (what owners sign, byte for byte as issued);
+    `require_device` a canonical JSON list of the owners who must sign through a hardware wallet.
+    Times are unix seconds by the wall clock of whoever issued it (the tool's or the server's), not
+    a block's. A nonce is never issued twice in a store (one drill per nonce). `status` "open" until "closed"; it moves on, so it stays out of
+    the content hash and is checked against the log.
+    """
+
+    __tablename__ = "drills"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "safe", "nonce", name="uq_drills_nonce"),
+        Index("ix_drills_safe", "chain_id", "safe", "created_at"),
+        CheckConstraint(_one_of("status", DRILL_STATUSES), name="ck_drills_status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(18), primary_key=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    safe: Mapped[str] = mapped_column(String(42))
+    nonce: Mapped[str] = mapped_column(String(66))
+    challenge: Mapped[str] = mapped_column(Text)
+    require_device: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+
+
+class OwnerProofRow(Base):
+    """One owner's verified signature of a drill's challenge (schema version 6); immutable.
+
+    `via`: how it was signed (keyfile, test, hardware, browser, contract, ...); `proved_at` unix
+    seconds. One proof per (drill, owner).
+    """
+
+    __tablename__ = "owner_proofs"
+    __table_args__ = (UniqueConstraint("drill_id", "owner", name="uq_owner_proofs_owner"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    drill_id: Mapped[str] = mapped_column(ForeignKey("drills.id"), index=True)
+    owner: Mapped[str] = mapped_column(String(42))
+    via: Mapped[str] = mapped_column(String(32))
+    signature: Mapped[bytes] = mapped_column(LargeBinary)
+    proved_at: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[str] = mapped_column(String(32))
+    content_hash: Mapped[str] = mapped_column(String(64))
 
 
 class AuditRow(Base):

@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from treasury.addresses import parse_address
 from treasury.errors import InvalidInput, TreasuryError
 from treasury.server.context import Ctx, ServerContext
-from treasury.server.pages import views
+from treasury.server.pages import drill as drill_view, views
 from treasury.store import PROPOSAL_STATUSES
 
 HERE = Path(__file__).resolve().parent
@@ -130,7 +130,7 @@ def safe(address: str, ctx: Ctx) -> Response:
     if treasury is None:
         return not_found_page("No configured treasury has this Safe on this chain.")
     with chain_lock(ctx):
-        page = views.safe_page(treasury)
+        page = views.safe_page(treasury, int(ctx.clock()))  # the server's one clock (drills use it too)
     return render("safe.html", title=f"Treasury {page.name}", page=page)
 
 
@@ -165,3 +165,29 @@ def proposal(proposal_id: str, ctx: Ctx, request: Request) -> Response:
     except TreasuryError as error:  # a tampered row, or a guard that does not answer as TreasuryGuard v2
         return render("not_found.html", 409, title="Proposal unreadable", what=str(error))
     return render("proposal.html", title=f"Proposal {page.id}", page=page, sign_script=True)
+
+
+@router.get("/drills/{drill_id}", response_class=HTMLResponse, include_in_schema=False)
+def drill(drill_id: str, ctx: Ctx) -> Response:
+    """A key-ceremony drill: who has proved control, and the challenge an owner signs with a browser wallet."""
+    try:
+        record = ctx.store.get_drill(drill_id)
+    except InvalidInput:
+        return not_found_page("There is no drill with this id.")
+    treasury = ctx.treasury_for(record.safe, actor="server:page") if record.chain_id == ctx.chain.chain_id else None
+    if treasury is None:
+        return not_found_page("There is no drill with this id.")
+    with chain_lock(ctx):
+        page = drill_view.drill_page(treasury, record, int(ctx.clock()))
+    return render("drill.html", title=f"Drill {page.id}", page=page, sign_script=True)
+
+
+@router.get("/safes/{address}/drills", response_class=HTMLResponse, include_in_schema=False)
+def drills(address: str, ctx: Ctx) -> Response:
+    """The treasury's key-ceremony drills, newest first."""
+    treasury = _treasury(ctx, address)
+    if treasury is None:
+        return not_found_page("No configured treasury has this Safe on this chain.")
+    with chain_lock(ctx):
+        page = drill_view.drills_page(treasury, int(ctx.clock()))
+    return render("drills.html", title=f"Drills of {page.name}", page=page)

@@ -120,6 +120,30 @@ class SignatureSet:
     missing: int
 
 
+@dataclass(frozen=True)
+class OwnerLiveness:
+    """One owner's last proof of control (treasury.ceremony.liveness), in words."""
+
+    owner: str
+    name: str  # the address book's name, "" when there is none
+    state: str  # "live", "lapsed" or "never-proven": one CSS class token (the words are in `last`)
+    last: str  # "live: drill 3 d ago (2026-11-28 10:00 UTC, drill drill-…)"
+
+
+@dataclass(frozen=True)
+class LivenessSection:
+    """Owner liveness on the Safe page: who proved control lately and what that leaves of the threshold.
+
+    Advisory, off chain: `error` is why it could not be built; the rest of the page stands without it.
+    """
+
+    owners: tuple[OwnerLiveness, ...] = ()
+    summary: tuple[str, ...] = ()  # "3-of-5: 4 of 10 combinations live; …", the survival line
+    warnings: tuple[str, ...] = ()  # proofs about to lapse, a threshold out of provable reach
+    period: str = ""  # the liveness period in words
+    error: str = ""
+
+
 # --- the pages ------------------------------------------------------------------------------------------
 
 
@@ -143,6 +167,7 @@ class SafePage:
     guardians: tuple[str, ...]
     counts: tuple[tuple[str, int], ...]  # proposals per status
     now: str
+    liveness: LivenessSection = LivenessSection()  # owners' last proofs of control
 
 
 @dataclass(frozen=True)
@@ -264,8 +289,30 @@ def _cancel_by(treasury: Treasury) -> tuple[str, ...]:
     return tuple(ways)
 
 
-def safe_page(treasury: Treasury) -> SafePage:
-    """The Safe now: owners, threshold, nonce, guard, modules, balances, budgets, delay queue."""
+def liveness_section(treasury: Treasury, owners: tuple[str, ...], threshold: int, now: int | None = None) -> LivenessSection:
+    """Each owner's last proof of control and the M-of-N combinations it leaves live (`now`: the store's
+    clock, which stamped the proofs, unless given). A failure is one line in the section, never the page's."""
+    from treasury.ceremony.liveness import treasury_liveness
+
+    try:
+        report = treasury_liveness(treasury, owners, threshold, now)
+    except TreasuryError as error:  # our one-line errors are meant for people
+        return LivenessSection(error=f"owner liveness unavailable: {error}")
+    except Exception as error:  # noqa: BLE001 - advisory: a store failure must not hide the Safe page (nor its text)
+        return LivenessSection(error=f"owner liveness unavailable ({type(error).__name__})")
+    rows = tuple(OwnerLiveness(o, report.names.get(o, ""), _state(report, o), report.owner_line(o)) for o in report.owners)
+    return LivenessSection(rows, tuple(report.lines()[:2]), tuple(report.warnings()), wording.duration(report.window, exact=True))
+
+
+def _state(report: Any, owner: str) -> str:
+    if report.proofs.get(owner) is None:
+        return "never-proven"  # one token: "never proven" in a class attribute would also be the class `proven`
+    return "live" if owner in report.live else "lapsed"
+
+
+def safe_page(treasury: Treasury, liveness_now: int | None = None) -> SafePage:
+    """The Safe now: owners, threshold, nonce, guard, modules, balances, budgets, delay queue, owner
+    liveness (as of `liveness_now`, default the store's clock: proofs are stamped by it, not by the chain)."""
     from treasury.chain.handler import module_warnings
 
     status = treasury.status()
@@ -305,6 +352,7 @@ def safe_page(treasury: Treasury) -> SafePage:
         warnings=tuple(status.warnings()), balances=balances, budgets=tuple(budgets), queue=tuple(reversed(queue)),
         cancel_by=_cancel_by(treasury) if status.guard else (), guardians=treasury.policy.guardians,
         counts=tuple(sorted(counts.items())), now=wording.when(now),
+        liveness=liveness_section(treasury, status.owners, status.threshold, liveness_now),
     )
 
 

@@ -260,6 +260,50 @@
     show("Your " + purpose + " signature is stored.", "ok");
   }
 
+  // A key-ceremony drill: the owner signs the drill's challenge (typed data in its own domain, never a
+  // transaction); the server verifies it against the owners on chain before keeping it as a proof.
+  const drillId = panel.dataset.drillId;
+
+  function markProven(owner, via) {
+    const rows = document.querySelectorAll("#proofs tr[data-owner]");
+    let proven = 0;
+    rows.forEach(function (row) {
+      if (row.dataset.owner.toLowerCase() === owner.toLowerCase() && row.classList.contains("unproven")) {
+        row.classList.replace("unproven", "proven");
+        const cell = row.querySelector(".proof");
+        if (cell) {
+          cell.textContent = "proved (" + via + ") just now";
+        }
+      }
+      if (row.classList.contains("proven")) {
+        proven += 1;
+      }
+    });
+    setText("proven-count", String(proven));
+  }
+
+  function deviceRequired(owner) {
+    const devices = jsonBlock("device-owners");
+    return Boolean(devices && owner && devices.data.some(function (address) {
+      return address.toLowerCase() === owner.toLowerCase();
+    }));
+  }
+
+  async function signDrill() {
+    if (deviceRequired(account)) {
+      // The server would refuse a browser proof for this owner: say what works instead of asking the wallet.
+      throw new Refusal("This drill requires " + ownerLabel(account) + " to sign with their hardware wallet: run " +
+        "`treasury drill sign " + drillId + " --account ALIAS` with the device's account. Nothing was signed.");
+    }
+    const block = jsonBlock("drill-typed-data");
+    show("Check the drill challenge in your wallet and sign it: it moves nothing.", null);
+    const signature = await signTyped(block.data);
+    show("Sending your proof to the server...", null);
+    const stored = await send("POST", "/api/treasury/v1/drills/" + drillId + "/proofs/", { signature: signature, via: "browser" });
+    markProven(stored && stored.owner ? stored.owner : account, "browser");
+    show("Your proof of control is stored for " + ownerLabel(stored && stored.owner ? stored.owner : account) + ".", "ok");
+  }
+
   const buttons = [];
 
   function whenClicked(id, action) {
@@ -304,5 +348,9 @@
   whenClicked("sign-cancel", async function () {
     await ready();
     await signGuard("cancel");
+  });
+  whenClicked("sign-drill", async function () {
+    await ready();
+    await signDrill();
   });
 })();
