@@ -16,6 +16,7 @@ from eth_utils import keccak
 from treasury.ceremony import setup_sheet
 from treasury.ceremony.setup_sheet import (
     ChainReader,
+    LogsUnavailable,
     canonical_json,
     check_sheet,
     code_since,
@@ -440,6 +441,28 @@ def test_the_creation_block_is_found_by_bisection(ceremony, chain, monkeypatch):
     assert code_since(reader, safe) == log["blockNumber"] > 0
     assert len(asked) <= math.ceil(math.log2(reader.block + 1)) + 1  # log2(head) reads, not a scan
     assert reader.code(safe, log["blockNumber"]) and not reader.code(safe, log["blockNumber"] - 1)
+
+
+def test_a_node_that_keeps_only_recent_state_still_finds_a_recent_creation(ceremony, chain, monkeypatch):
+    """A full node (or anvil late in a long session) refuses eth_getCode at old blocks: the bisection
+    reads only what is kept, and says the creation is unknowable when it lies before that."""
+    safe = ceremony.treasury.safe
+    reader = ChainReader(chain.provider, chain.blocks.head.number)
+    born = code_since(reader, safe)
+    real = ChainReader.code
+
+    def kept_from(first):
+        def code(self, address, block=None):
+            if block is not None and block < first:
+                raise ValueError("state not available")
+            return real(self, address, block)
+        return code
+
+    monkeypatch.setattr(ChainReader, "code", kept_from(born - 1))  # the block before the creation is still kept
+    assert code_since(reader, safe) == born
+    monkeypatch.setattr(ChainReader, "code", kept_from(born))  # the block before it is not: no answer
+    with pytest.raises(LogsUnavailable, match="keeps no state old enough"):
+        code_since(reader, safe)
 
 
 def test_a_node_refusing_wide_log_ranges_is_read_in_chunks_from_the_guards_creation(ceremony, chain, monkeypatch):

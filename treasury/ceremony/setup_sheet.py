@@ -409,21 +409,32 @@ def _merge(into: dict[str, set], extra: Mapping[str, set]) -> None:
 
 def code_since(reader: ChainReader, address: str) -> int:
     """The first block at which `address` has code, by bisection over eth_getCode (log2(head) reads).
-    A node without the history (not an archive node) makes this LogsUnavailable: nothing to scan from."""
+
+    A node keeps state only so far back (a full node prunes it; anvil drops old states in a long
+    session): a block it cannot read is taken as older than the creation when the answer lies in the
+    readable range, and LogsUnavailable when the block just before the answer cannot be read."""
     try:
         if not reader.code(address):
             raise LogsUnavailable(f"{address} has no code at block {reader.block}")
-        low, high = 0, reader.block  # code at `high`; none before `low`
-        while low < high:
-            middle = (low + high) // 2
-            if reader.code(address, middle):
-                high = middle
-            else:
-                low = middle + 1
     except LogsUnavailable:
         raise
     except Exception as error:  # noqa: BLE001 - the node's refusal, in one line
         raise LogsUnavailable(f"the node did not say when {address} was created: {type(error).__name__}") from None
+    low, high = 0, reader.block  # code at `high`; none (or no state) before `low`
+    unreadable_below = False  # whether block low - 1 could not be read (rather than read without code)
+    while low < high:
+        middle = (low + high) // 2
+        try:
+            has_code = bool(reader.code(address, middle))
+        except Exception:  # noqa: BLE001 - no state kept that far back: the creation is later, or unknowable
+            low, unreadable_below = middle + 1, True
+            continue
+        if has_code:
+            high = middle
+        else:
+            low, unreadable_below = middle + 1, False
+    if unreadable_below:
+        raise LogsUnavailable(f"the node keeps no state old enough to say when {address} was created")
     return low
 
 
